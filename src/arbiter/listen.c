@@ -1,0 +1,175 @@
+/* listen.c: binding --bind addresses (see listen.h). */
+#include "arbiter/listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log/log.h"
+
+int gc__address_parse(const char *text, gc__address_t *addr)
+{
+    memset(addr, 0, sizeof(*addr));
+    if (strncmp(text, "unix:", 5) == 0) {
+        if (text[5] == '\0' || strlen(text + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return -EINVAL;
+        addr->unix_path = strdup(text + 5);
+        return addr->unix_path ? 0 : -ENOMEM;
+    }
+    const char *host = text, *port = "8000";
+    size_t hlen;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (end == NULL)
+            return -EINVAL;
+        host = text + 1;
+        hlen = (size_t)(end - host);
+        if (end[1] == ':')
+            port = end + 2;
+        else if (end[1] != '\0')
+            return -EINVAL;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon != NULL && strchr(text, ':') != colon)
+            return -EINVAL; /* a bare IPv6 address must be bracketed */
+        hlen = colon ? (size_t)(colon - text) : strlen(text);
+        if (colon)
+            port = colon + 1;
+    }
+    if (hlen >= sizeof(addr->host) || strlen(port) >= sizeof(addr->port) || *port == '\0')
+        return -EINVAL;
+    for (const char *c = port; *c; c++)
+        if (*c < '0' || *c > '9')
+            return -EINVAL;
+    if (atol(port) > 65535)
+        return -EINVAL;
+    memcpy(addr->host, host, hlen);
+    addr->host[hlen] = '\0';
+    if (hlen == 0)
+        strcpy(addr->host, "0.0.0.0");
+    strcpy(addr->port, port);
+    return 0;
+}
+
+static int bind_unix(gc__listener_t *l, const char *path, int backlog)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    /* A socket file left by a crashed server would make bind fail: remove it, but
+     * never remove something that is not a socket. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    l->fd = fd;
+    return 0;
+}
+
+static int bind_inet(gc__listener_t *l, const gc__address_t *a, int backlog)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(a->host, a->port, &hints, &res);
+    if (rc != 0)
+        return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+        rc = -errno;
+        close(fd);
+        goto out;
+    }
+    /* Report the bound address (port 0 picks a free one). */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char port[8];
+    getnameinfo((struct sockaddr *)&ss, sl, l->host, sizeof(l->host), port, sizeof(port),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(l->port, sizeof(l->port), "%s", port);
+    if (ss.ss_family == AF_INET6)
+        snprintf(l->url, sizeof(l->url), "http://[%s]:%s", l->host, l->port);
+    else
+        snprintf(l->url, sizeof(l->url), "http://%s:%s", l->host, l->port);
+    l->fd = fd;
+    rc = 0;
+out:
+    freeaddrinfo(res);
+    return rc;
+}
+
+int gc__listener_open(gc__listener_t *l, const char *text, int backlog)
+{
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    gc__address_t a;
+    int rc = gc__address_parse(text, &a);
+    if (rc < 0) {
+        gc__error("Invalid address: %s", text);
+        return rc;
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (a.unix_path) {
+            rc = bind_unix(l, a.unix_path, backlog);
+        } else {
+            rc = bind_inet(l, &a, backlog);
+        }
+        if (rc != -EADDRINUSE)
+            break;
+        gc__error("Connection in use: %s", text);
+        gc__error("Retrying in 1 second.");
+        sleep(1);
+    }
+    if (rc < 0) {
+        if (rc != -EADDRINUSE)
+            gc__error("Can't bind %s: %s", text, strerror(-rc));
+        gc__error("Can't connect to %s", text);
+        free(a.unix_path);
+        return rc;
+    }
+    if (a.unix_path) {
+        l->is_unix = 1;
+        l->unix_path = a.unix_path;
+        snprintf(l->url, sizeof(l->url), "unix:%s", a.unix_path);
+        snprintf(l->host, sizeof(l->host), "%s", a.unix_path);
+    }
+    return 0;
+}
+
+void gc__listener_close(gc__listener_t *l, int unlink_path)
+{
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    if (l->unix_path && unlink_path)
+        unlink(l->unix_path);
+    free(l->unix_path);
+    l->unix_path = NULL;
+}

@@ -1,0 +1,37 @@
+/* listen.h: the listening sockets the arbiter binds and its workers accept on.
+ *
+ * Addresses follow Gunicorn's --bind forms: HOST, HOST:PORT, [IPv6]:PORT, :PORT and
+ * unix:PATH (fd://N arrives with the arbiter issue). Sockets are bound once in the
+ * arbiter, before any fork, and inherited by every worker. */
+#ifndef GC_ARBITER_LISTEN_H
+#define GC_ARBITER_LISTEN_H
+
+#include <stddef.h>
+
+typedef struct {
+    int fd;
+    int is_unix;
+    char *unix_path; /* owned; unlinked on close when the arbiter created it */
+    char host[256];  /* numeric address for SERVER_NAME */
+    char port[8];    /* for SERVER_PORT; "" for unix sockets */
+    char url[300];   /* "http://127.0.0.1:8000" or "unix:/path", for the log */
+} gc__listener_t;
+
+typedef struct {
+    char host[256];
+    char port[8];
+    char *unix_path; /* owned */
+} gc__address_t;
+
+/* Parses a --bind value. Returns 0 or -EINVAL; on success the caller frees
+ * addr->unix_path. */
+int gc__address_parse(const char *text, gc__address_t *addr);
+
+/* Binds and listens on `text`, retrying as Gunicorn does ("Connection in use", five
+ * attempts a second apart). Returns 0 or a negative errno (logged). */
+int gc__listener_open(gc__listener_t *l, const char *text, int backlog);
+
+/* Closes the socket; unlinks its file when `unlink_path` is set. */
+void gc__listener_close(gc__listener_t *l, int unlink_path);
+
+#endif

@@ -1,0 +1,382 @@
+/* parser.c: HTTP/1.x request parsing on llhttp (see parser.h).
+ *
+ * llhttp delivers a request in pieces through callbacks, and a piece may stop in the
+ * middle of a name or value when a read ends there. We append every piece to the
+ * request's `head` buffer and remember offsets, so that the request survives the
+ * caller's read buffer being reused. At the end of each message the callback pauses
+ * llhttp; the caller then handles the request and calls gc__http_parser_next, which
+ * resumes llhttp for the next pipelined request. */
+#include "http/parser.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void gc__http_limits_default(gc__http_limits_t *l)
+{
+    l->max_line = 4094;
+    l->max_fields = 100;
+    l->max_field_size = 8190;
+    l->spool_threshold = 1024 * 1024;
+}
+
+static gc__http_parser_t *parser_of(llhttp_t *ll)
+{
+    return (gc__http_parser_t *)ll->data;
+}
+
+/* Records why the request is refused; the callback then returns -1 to stop llhttp. */
+static int fail(gc__http_parser_t *p, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(gc__http_parser_t *p, int status, const char *fmt, ...)
+{
+    if (p->error_status == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->error_msg, sizeof(p->error_msg), fmt, ap);
+        va_end(ap);
+        p->error_status = status;
+    }
+    return -1;
+}
+
+static int oom(gc__http_parser_t *p)
+{
+    return fail(p, 500, "Out of memory while reading the request");
+}
+
+static int on_message_begin(llhttp_t *ll)
+{
+    parser_of(ll)->started = 1;
+    return 0;
+}
+
+static int on_method(llhttp_t *ll, const char *at, size_t len)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    gc__http_request_t *r = &p->req;
+    if (r->method_len == 0)
+        r->method_off = (uint32_t)r->head.len;
+    if (r->method_len + len > 64)
+        return fail(p, 400, "Invalid HTTP method");
+    if (gc__buf_append(&r->head, at, len) < 0)
+        return oom(p);
+    r->method_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t len)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    gc__http_request_t *r = &p->req;
+    if (r->target_len == 0)
+        r->target_off = (uint32_t)r->head.len;
+    /* The request line is "METHOD SP target SP HTTP/x.y"; Gunicorn counts it without
+     * the CRLF. The version is always 8 bytes, so we can check as the target grows. */
+    size_t line = (size_t)r->method_len + 1 + r->target_len + len + 1 + 8;
+    if (p->limits->max_line && line > p->limits->max_line)
+        return fail(p, 400, "Request Line is too large (%zu > %zu)", line, p->limits->max_line);
+    if (gc__buf_append(&r->head, at, len) < 0)
+        return oom(p);
+    r->target_len += (uint32_t)len;
+    return 0;
+}
+
+static int field_too_big(gc__http_parser_t *p, const gc__http_field_t *f)
+{
+    /* "Name: value\r\n" must fit in limit_request_field_size. */
+    return (size_t)f->name_len + 2 + f->value_len + 2 > p->limits->max_field_size;
+}
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    gc__http_request_t *r = &p->req;
+    /* A name split across two reads arrives in two calls; only start a new field
+     * after a value (or at the first field). */
+    if (p->in_value || r->nfields == 0) {
+        if (r->nfields >= p->limits->max_fields)
+            return fail(p, 431, "limit request headers fields");
+        if (r->nfields == r->fields_cap) {
+            size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
+            gc__http_field_t *f = realloc(r->fields, cap * sizeof(*f));
+            if (f == NULL)
+                return oom(p);
+            r->fields = f;
+            r->fields_cap = cap;
+        }
+        gc__http_field_t *f = &r->fields[r->nfields++];
+        f->name_off = (uint32_t)r->head.len;
+        f->name_len = 0;
+        f->value_off = (uint32_t)r->head.len;
+        f->value_len = 0;
+    }
+    p->in_value = 0;
+    gc__http_field_t *f = &r->fields[r->nfields - 1];
+    if (gc__buf_append(&r->head, at, len) < 0)
+        return oom(p);
+    f->name_len += (uint32_t)len;
+    if (field_too_big(p, f))
+        return fail(p, 431, "limit request headers fields size");
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *ll)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    gc__http_field_t *f = &p->req.fields[p->req.nfields - 1];
+    f->value_off = (uint32_t)p->req.head.len;
+    p->in_value = 1;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    gc__http_request_t *r = &p->req;
+    gc__http_field_t *f = &r->fields[r->nfields - 1];
+    if (gc__buf_append(&r->head, at, len) < 0)
+        return oom(p);
+    f->value_len += (uint32_t)len;
+    if (field_too_big(p, f))
+        return fail(p, 431, "limit request headers fields size");
+    return 0;
+}
+
+ssize_t gc__http_find_field(const gc__http_request_t *r, const char *lower)
+{
+    for (size_t i = 0; i < r->nfields; i++)
+        if (gc__view_ieq(gc__http_field_name(r, i), lower))
+            return (ssize_t)i;
+    return -1;
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    gc__http_request_t *r = &p->req;
+    /* llhttp drops leading whitespace of a value; drop the trailing one too. */
+    for (size_t i = 0; i < r->nfields; i++) {
+        gc__http_field_t *f = &r->fields[i];
+        while (f->value_len > 0) {
+            char c = r->head.data[f->value_off + f->value_len - 1];
+            if (c != ' ' && c != '\t')
+                break;
+            f->value_len--;
+        }
+    }
+    r->major = ll->http_major;
+    r->minor = ll->http_minor;
+    r->keep_alive = llhttp_should_keep_alive(ll);
+    r->chunked = (ll->flags & F_CHUNKED) != 0;
+    r->content_length = (ll->flags & F_CONTENT_LENGTH) ? (int64_t)ll->content_length : -1;
+    p->headers_done = 1;
+
+    ssize_t e = gc__http_find_field(r, "expect");
+    if (e >= 0 && (r->major > 1 || r->minor >= 1)) {
+        gc__view_t v = gc__http_field_value(r, (size_t)e);
+        if (!gc__view_ieq(v, "100-continue"))
+            return fail(p, 417, "Unable to comply with expectation: '%.*s'", (int)v.len, v.base);
+        r->expect_continue = r->chunked || r->content_length > 0;
+    }
+    return 0;
+}
+
+static int spool(gc__http_parser_t *p)
+{
+    gc__http_body_t *b = &p->req.body;
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/gunicorn-c-body-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    size_t off = 0;
+    while (off < b->mem.len) {
+        ssize_t w = write(fd, b->mem.data + off, b->mem.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+        off += (size_t)w;
+    }
+    gc__buf_free(&b->mem);
+    b->fd = fd;
+    return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    gc__http_body_t *b = &p->req.body;
+    if (b->fd < 0 && b->mem.len + len > p->limits->spool_threshold && spool(p) < 0)
+        return fail(p, 500, "Cannot spool the request body to a temporary file");
+    if (b->fd >= 0) {
+        while (len > 0) {
+            ssize_t w = pwrite(b->fd, at, len, (off_t)b->len);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return fail(p, 500, "Cannot write the request body to a temporary file");
+            at += w;
+            len -= (size_t)w;
+            b->len += (uint64_t)w;
+        }
+        return 0;
+    }
+    if (gc__buf_append(&b->mem, at, len) < 0)
+        return oom(p);
+    b->len += len;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    parser_of(ll)->state = GC_HTTP_READY;
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+
+void gc__http_parser_init(gc__http_parser_t *p, const gc__http_limits_t *limits)
+{
+    if (settings.on_message_complete == NULL) {
+        llhttp_settings_init(&settings);
+        settings.on_message_begin = on_message_begin;
+        settings.on_method = on_method;
+        settings.on_url = on_url;
+        settings.on_header_field = on_header_field;
+        settings.on_header_field_complete = on_header_field_complete;
+        settings.on_header_value = on_header_value;
+        settings.on_headers_complete = on_headers_complete;
+        settings.on_body = on_body;
+        settings.on_message_complete = on_message_complete;
+    }
+    memset(p, 0, sizeof(*p));
+    llhttp_init(&p->ll, HTTP_REQUEST, &settings);
+    p->ll.data = p;
+    p->limits = limits;
+    gc__buf_init(&p->req.head);
+    gc__buf_init(&p->req.body.mem);
+    p->req.body.fd = -1;
+    p->req.content_length = -1;
+}
+
+static void request_clear(gc__http_request_t *r)
+{
+    gc__buf_reset(&r->head);
+    r->method_off = r->method_len = 0;
+    r->target_off = r->target_len = 0;
+    r->nfields = 0;
+    r->major = r->minor = 0;
+    r->keep_alive = r->chunked = r->expect_continue = 0;
+    r->content_length = -1;
+    /* A big body's memory is given back rather than kept for the next request. */
+    if (r->body.mem.cap > 64 * 1024)
+        gc__buf_free(&r->body.mem);
+    gc__buf_reset(&r->body.mem);
+    if (r->body.fd >= 0)
+        close(r->body.fd);
+    r->body.fd = -1;
+    r->body.len = 0;
+}
+
+void gc__http_parser_free(gc__http_parser_t *p)
+{
+    request_clear(&p->req);
+    gc__buf_free(&p->req.head);
+    gc__buf_free(&p->req.body.mem);
+    free(p->req.fields);
+    p->req.fields = NULL;
+    p->req.fields_cap = 0;
+}
+
+void gc__http_parser_next(gc__http_parser_t *p)
+{
+    request_clear(&p->req);
+    p->state = GC_HTTP_NEED_MORE;
+    p->headers_done = p->in_value = p->started = 0;
+    llhttp_resume(&p->ll);
+}
+
+/* Turns an llhttp error into Gunicorn's status and message, unless a callback already
+ * chose them. */
+static void map_llhttp_error(gc__http_parser_t *p, llhttp_errno_t err)
+{
+    const char *reason = llhttp_get_error_reason(&p->ll);
+    if (reason == NULL)
+        reason = llhttp_errno_name(err);
+    switch (err) {
+    case HPE_INVALID_METHOD:
+        fail(p, 400, "Invalid HTTP method: %s", reason);
+        break;
+    case HPE_INVALID_VERSION:
+        fail(p, 400, "Invalid HTTP Version: %s", reason);
+        break;
+    case HPE_INVALID_URL:
+        fail(p, 400, "Invalid HTTP request line: %s", reason);
+        break;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        fail(p, 501, "Unsupported transfer coding: %s", reason);
+        break;
+    default:
+        fail(p, 400, "Invalid HTTP request: %s", reason);
+        break;
+    }
+}
+
+size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
+{
+    if (p->state != GC_HTTP_NEED_MORE || len == 0)
+        return 0;
+    llhttp_errno_t err = llhttp_execute(&p->ll, data, len);
+    if (err == HPE_OK)
+        return len;
+    if (err == HPE_PAUSED && p->state == GC_HTTP_READY)
+        return (size_t)(llhttp_get_error_pos(&p->ll) - data);
+    if (err == HPE_PAUSED_UPGRADE) {
+        /* An Upgrade or CONNECT request: hand over its head; the connection will not
+         * be reused for HTTP after it. */
+        p->state = GC_HTTP_READY;
+        p->req.keep_alive = 0;
+        return (size_t)(llhttp_get_error_pos(&p->ll) - data);
+    }
+    if (p->error_status == 0)
+        map_llhttp_error(p, err);
+    p->state = GC_HTTP_ERROR;
+    return len;
+}
+
+void gc__http_parser_eof(gc__http_parser_t *p)
+{
+    if (p->state != GC_HTTP_NEED_MORE || !p->started)
+        return;
+    /* A request cut short: there is nobody left to answer, but the caller logs it. */
+    fail(p, 400, "Unexpected end of request");
+    p->state = GC_HTTP_ERROR;
+}
+
+ssize_t gc__http_body_read(const gc__http_body_t *b, uint64_t off, char *dst, size_t n)
+{
+    if (off >= b->len)
+        return 0;
+    if (n > b->len - off)
+        n = (size_t)(b->len - off);
+    if (b->fd < 0) {
+        memcpy(dst, b->mem.data + off, n);
+        return (ssize_t)n;
+    }
+    for (;;) {
+        ssize_t r = pread(b->fd, dst, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r < 0 ? -errno : r;
+    }
+}

@@ -1,0 +1,121 @@
+/* parser.h: HTTP/1.x request parsing on llhttp, with Gunicorn's limits.
+ *
+ * The parser turns bytes into whole requests. It copies the request line and the
+ * header fields into the request's own `head` buffer (so the caller may reuse its read
+ * buffer at once) and collects the body, decoded from chunked framing if needed, into
+ * a gc__http_body_t that spills to an unlinked temporary file past a threshold. A
+ * request is only handed on when it is complete: slow clients never reach Python.
+ *
+ * Feeding stops at the end of each request (pipelined bytes stay with the caller), so
+ * requests on one connection are answered strictly in order.
+ *
+ * This file knows nothing about Python or sockets; it works on plain byte views and is
+ * unit-tested on its own (tests/unit/test_http_parser.c). */
+#ifndef GC_HTTP_PARSER_H
+#define GC_HTTP_PARSER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <llhttp.h>
+
+#include "common/buf.h"
+
+typedef struct {
+    size_t max_line;       /* limit_request_line: 0 means unlimited */
+    size_t max_fields;     /* limit_request_fields */
+    size_t max_field_size; /* limit_request_field_size: bytes of one "Name: value\r\n" */
+    size_t spool_threshold; /* body bytes kept in memory before spilling to a file */
+} gc__http_limits_t;
+
+/* Fills `l` with Gunicorn's defaults (4094, 100, 8190) and a 1 MiB spool threshold. */
+void gc__http_limits_default(gc__http_limits_t *l);
+
+/* A header field as offsets into gc__http_request_t.head. */
+typedef struct {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len;
+} gc__http_field_t;
+
+/* A request body: in memory until it passes the spool threshold, then in an unlinked
+ * temporary file. Read back with gc__http_body_read. */
+typedef struct {
+    gc__buf_t mem;
+    int fd; /* -1 while in memory */
+    uint64_t len;
+} gc__http_body_t;
+
+typedef struct {
+    gc__buf_t head; /* owns the bytes of method, target, names and values */
+    uint32_t method_off, method_len;
+    uint32_t target_off, target_len;
+    gc__http_field_t *fields; /* owned array */
+    size_t nfields, fields_cap;
+    int major, minor;
+    int keep_alive;         /* the client allows the connection to persist */
+    int chunked;            /* the body came with chunked framing */
+    int64_t content_length; /* -1 when absent */
+    int expect_continue;    /* "Expect: 100-continue" on HTTP/1.1 */
+    gc__http_body_t body;
+} gc__http_request_t;
+
+static inline gc__view_t gc__http_method(const gc__http_request_t *r)
+{
+    return gc__view(r->head.data + r->method_off, r->method_len);
+}
+static inline gc__view_t gc__http_target(const gc__http_request_t *r)
+{
+    return gc__view(r->head.data + r->target_off, r->target_len);
+}
+static inline gc__view_t gc__http_field_name(const gc__http_request_t *r, size_t i)
+{
+    return gc__view(r->head.data + r->fields[i].name_off, r->fields[i].name_len);
+}
+static inline gc__view_t gc__http_field_value(const gc__http_request_t *r, size_t i)
+{
+    return gc__view(r->head.data + r->fields[i].value_off, r->fields[i].value_len);
+}
+
+/* Returns the first field named `lower` (case-insensitive) or -1. */
+ssize_t gc__http_find_field(const gc__http_request_t *r, const char *lower);
+
+/* Copies up to n body bytes starting at `off` into dst. Returns the count (0 at the
+ * end) or a negative errno. */
+ssize_t gc__http_body_read(const gc__http_body_t *b, uint64_t off, char *dst, size_t n);
+
+enum gc__http_state {
+    GC_HTTP_NEED_MORE = 0, /* feed more bytes */
+    GC_HTTP_READY,         /* p->req holds a whole request */
+    GC_HTTP_ERROR,         /* p->error_status / p->error_msg say why; close afterwards */
+};
+
+typedef struct {
+    llhttp_t ll;
+    const gc__http_limits_t *limits; /* borrowed; must outlive the parser */
+    gc__http_request_t req;
+    enum gc__http_state state;
+    int headers_done;  /* the head of the current request has been parsed */
+    int in_value;      /* the last callback was part of a header value */
+    int started;       /* some byte of the current request has been seen */
+    int error_status;  /* 400, 431, 501 ... when state is GC_HTTP_ERROR */
+    char error_msg[256];
+} gc__http_parser_t;
+
+/* Prepares a parser. The limits are borrowed. */
+void gc__http_parser_init(gc__http_parser_t *p, const gc__http_limits_t *limits);
+/* Releases everything the parser owns (including a spooled body file). */
+void gc__http_parser_free(gc__http_parser_t *p);
+
+/* Feeds bytes. Returns how many were consumed; the rest (after a complete request)
+ * belong to the next request and must be fed again after gc__http_parser_next. Check
+ * p->state afterwards. */
+size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len);
+
+/* Signals end of input. A request cut off mid-way becomes an error only if it had
+ * started; an idle connection closing is not an error. */
+void gc__http_parser_eof(gc__http_parser_t *p);
+
+/* Forgets the current request and gets ready for the next one on the connection. */
+void gc__http_parser_next(gc__http_parser_t *p);
+
+#endif

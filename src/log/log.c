@@ -1,0 +1,125 @@
+/* log.c: the error log (see log.h). */
+#include "log/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static int threshold = GC_LOG_INFO;
+static int log_fd = STDERR_FILENO;
+
+static const struct {
+    const char *name;
+    const char *label;
+    int level;
+} levels[] = {
+    {"debug", "DEBUG", GC_LOG_DEBUG},       {"info", "INFO", GC_LOG_INFO},
+    {"warning", "WARNING", GC_LOG_WARNING}, {"error", "ERROR", GC_LOG_ERROR},
+    {"critical", "CRITICAL", GC_LOG_CRITICAL},
+};
+
+int gc__log_set_level_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (strcasecmp(name, levels[i].name) == 0) {
+            threshold = levels[i].level;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+void gc__log_set_level(int level)
+{
+    threshold = level;
+}
+
+int gc__log_enabled(int level)
+{
+    return level >= threshold;
+}
+
+static const char *label_of(int level)
+{
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (levels[i].level == level)
+            return levels[i].label;
+    return "INFO";
+}
+
+/* Formats "[time] [pid] [LEVEL] " into out; returns its length. */
+static size_t format_prefix(char *out, size_t cap, int level)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char when[64];
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
+    int n = snprintf(out, cap, "[%s] [%ld] [%s] ", when, (long)getpid(), label_of(level));
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(log_fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+void gc__log(int level, const char *fmt, ...)
+{
+    if (level < threshold)
+        return;
+    char line[4096];
+    size_t n = format_prefix(line, sizeof(line), level);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+    line[n++] = '\n';
+    write_all(line, n);
+}
+
+void gc__log_block(int level, const char *header, const char *text)
+{
+    if (level < threshold)
+        return;
+    char prefix[256];
+    size_t n = format_prefix(prefix, sizeof(prefix), level);
+    size_t hl = strlen(header), tl = strlen(text);
+    char stackbuf[8192];
+    size_t total = n + hl + 1 + tl + 1;
+    char *p = total <= sizeof(stackbuf) ? stackbuf : malloc(total);
+    if (p == NULL) {
+        write_all(prefix, n);
+        write_all(header, hl);
+        write_all("\n", 1);
+        write_all(text, tl);
+        return;
+    }
+    size_t off = 0;
+    memcpy(p + off, prefix, n), off += n;
+    memcpy(p + off, header, hl), off += hl;
+    p[off++] = '\n';
+    memcpy(p + off, text, tl), off += tl;
+    if (tl == 0 || text[tl - 1] != '\n')
+        p[off++] = '\n';
+    write_all(p, off);
+    if (p != stackbuf)
+        free(p);
+}

@@ -1,0 +1,37 @@
+/* log.h: the error log, in Gunicorn's line format.
+ *
+ *   [2026-11-26 03:16:08 +0000] [20440] [INFO] Starting gunicorn-c 0.1.0
+ *
+ * Each line is formatted into one buffer and written with a single write(2), so lines
+ * from the arbiter and its workers never interleave mid-line on a shared stderr. */
+#ifndef GC_LOG_LOG_H
+#define GC_LOG_LOG_H
+
+enum gc__log_level {
+    GC_LOG_DEBUG = 10,
+    GC_LOG_INFO = 20,
+    GC_LOG_WARNING = 30,
+    GC_LOG_ERROR = 40,
+    GC_LOG_CRITICAL = 50,
+};
+
+/* Sets the threshold from a Gunicorn level name (debug, info, warning, error, critical).
+ * Returns 0, or -EINVAL for an unknown name. */
+int gc__log_set_level_name(const char *name);
+void gc__log_set_level(int level);
+int gc__log_enabled(int level);
+
+/* Writes one line at `level` if it passes the threshold. */
+void gc__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes `text` (may hold several lines, e.g. a Python traceback) after a log line
+ * header at `level`, as one write. */
+void gc__log_block(int level, const char *header, const char *text);
+
+#define gc__debug(...) gc__log(GC_LOG_DEBUG, __VA_ARGS__)
+#define gc__info(...) gc__log(GC_LOG_INFO, __VA_ARGS__)
+#define gc__warning(...) gc__log(GC_LOG_WARNING, __VA_ARGS__)
+#define gc__error(...) gc__log(GC_LOG_ERROR, __VA_ARGS__)
+#define gc__critical(...) gc__log(GC_LOG_CRITICAL, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,29 @@
+/* sync.c: the sync worker class: the application runs on the worker's only thread,
+ * one request at a time, right where the request was parsed.
+ *
+ * Unlike Gunicorn's sync worker, connections are kept alive and pipelined requests are
+ * answered: while the application runs nothing else is read, but requests are read in
+ * full by the event loop beforehand, so a slow client never holds the worker. */
+#include "workers/worker.h"
+
+#include "http/sink.h"
+
+void gc__sync_run(gc__conn_t *c)
+{
+    gc__worker_t *w = c->w;
+    gc__sink_t sink;
+    /* A client that takes longer than --timeout to accept bytes loses the connection. */
+    gc__sink_init(&sink, c->fd, (int)gc__cfg_int(w->cfg, GC_S_timeout) * 1000);
+    const gc__listener_t *l = c->listener;
+    gc__wsgi_peer_t peer = {
+        .remote_addr = l->is_unix ? "" : c->remote_addr,
+        .remote_port = l->is_unix ? NULL : c->remote_port,
+        .server_name = l->host,
+        .server_port = l->port,
+        .is_unix = l->is_unix,
+    };
+    int keep = c->parser.req.keep_alive && !w->stopping;
+    enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, &sink, keep);
+    gc__conn_request_done(c, out == GC_WSGI_KEEP && keep && sink.error == 0);
+}
+

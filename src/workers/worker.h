@@ -1,0 +1,87 @@
+/* worker.h: a worker process and its client connections.
+ *
+ * Every worker class shares this machinery: a libuv loop accepts on the inherited
+ * listeners, reads and parses requests in C (whole, before any Python runs), answers
+ * malformed ones itself, and hands each complete request to the class's `run`
+ * function. The sync class runs the application right there, one request at a time;
+ * other classes will hand it to threads or greenlets. Only `run` differs. */
+#ifndef GC_WORKERS_WORKER_H
+#define GC_WORKERS_WORKER_H
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include "arbiter/listen.h"
+#include "config/config.h"
+#include "http/parser.h"
+#include "wsgi/wsgi.h"
+
+typedef struct gc__worker gc__worker_t;
+typedef struct gc__conn gc__conn_t;
+
+struct gc__conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_timer_t timer; /* idle keep-alive, or the deadline for a whole request */
+    gc__worker_t *w;
+    const gc__listener_t *listener; /* borrowed from the worker */
+    gc__http_parser_t parser;
+    gc__buf_t pending; /* bytes read past the end of the current request */
+    char remote_addr[64];
+    char remote_port[8];
+    int fd;
+    int reading;
+    int timer_for_request; /* the timer is the request deadline, not keep-alive */
+    int continue_sent;
+    int closing;
+    int open_handles; /* freed when both handles have closed */
+    gc__conn_t *prev, *next;
+};
+
+struct gc__worker {
+    uv_loop_t *loop;
+    const gc__config_t *cfg;
+    gc__listener_t *listeners; /* borrowed from the arbiter (inherited by fork) */
+    size_t nlisteners;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } *servers; /* owned, one per listener */
+    gc__http_limits_t limits;
+    gc__wsgi_state_t wsgi;
+    const char *app_uri;
+    pid_t ppid;
+    int stopping;
+    int exit_code;
+    uint64_t requests;
+    gc__conn_t *conns; /* every open connection */
+    size_t nconns;
+    uv_signal_t sig_term, sig_int, sig_quit;
+    uv_timer_t tick;     /* once a second: is the arbiter still our parent? */
+    uv_timer_t deadline; /* graceful stop: the longest we wait for requests */
+    char readbuf[64 * 1024]; /* shared by all connections: reads are copied out at once */
+    /* Runs one complete request found on conn (the class-specific part). */
+    void (*run)(gc__conn_t *conn);
+};
+
+/* Runs a worker in a freshly forked child: boots (imports the app), serves until told
+ * to stop, and exits the process. `loop` is the arbiter's loop, already prepared with
+ * uv_loop_fork and emptied of the arbiter's handles. Never returns. */
+void gc__worker_main(uv_loop_t *loop, const gc__config_t *cfg, gc__listener_t *listeners,
+                     size_t nlisteners) __attribute__((noreturn));
+
+/* Finishes a request that `run` handled: sends nothing itself; either closes the
+ * connection or goes on with the next request (pipelined bytes, then reading). */
+void gc__conn_request_done(gc__conn_t *conn, int keep);
+void gc__conn_close(gc__conn_t *conn);
+
+/* The sync class's run function. */
+void gc__sync_run(gc__conn_t *conn);
+
+#endif

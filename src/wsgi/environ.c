@@ -1,0 +1,199 @@
+/* environ.c: building the PEP 3333 environ for one request.
+ *
+ * The constant keys (wsgi.version, wsgi.errors, SERVER_SOFTWARE ...) live in a base
+ * dict made once per worker and copied per request; the per-request keys are set with
+ * interned key objects. Header names become HTTP_* keys; a name holding "_" is dropped
+ * (Gunicorn's default header_map), because "X_Foo" and "X-Foo" would otherwise reach
+ * the application as the same key and a client could spoof a proxy's header. */
+#include "wsgi/environ.h"
+
+#include "log/log.h"
+
+static int set_str(PyObject *env, PyObject *key, const char *s, Py_ssize_t len)
+{
+    PyObject *v = PyUnicode_DecodeLatin1(s, len, NULL);
+    if (v == NULL)
+        return -1;
+    int rc = PyDict_SetItem(env, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes v into out (as urllib.parse.unquote_to_bytes: bad escapes stay). */
+static int percent_decode(gc__buf_t *out, gc__view_t v)
+{
+    gc__buf_reset(out);
+    if (gc__buf_reserve(out, v.len + 1) < 0)
+        return -1;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.base[i];
+        int hi, lo;
+        if (c == '%' && i + 2 < v.len &&
+            (hi = hexval(v.base[i + 1])) >= 0 && (lo = hexval(v.base[i + 2])) >= 0) {
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        out->data[out->len++] = c;
+    }
+    return 0;
+}
+
+/* Splits a request target into path and query (the fragment is dropped). */
+static void split_target(gc__view_t t, gc__view_t *path, gc__view_t *query)
+{
+    const char *p = t.base, *end = t.base + t.len;
+    /* Absolute form (http://host/path): the path starts after the authority. */
+    if (t.len > 0 && t.base[0] != '/') {
+        const char *sep = memmem(t.base, t.len, "://", 3);
+        if (sep != NULL) {
+            const char *slash = memchr(sep + 3, '/', (size_t)(end - (sep + 3)));
+            const char *q = memchr(sep + 3, '?', (size_t)(end - (sep + 3)));
+            p = slash && (!q || slash < q) ? slash : (q ? q : end);
+        }
+    }
+    const char *hash = memchr(p, '#', (size_t)(end - p));
+    if (hash)
+        end = hash;
+    const char *qm = memchr(p, '?', (size_t)(end - p));
+    *path = gc__view(p, (size_t)((qm ? qm : end) - p));
+    *query = qm ? gc__view(qm + 1, (size_t)(end - qm - 1)) : gc__view("", 0);
+}
+
+/* Sets HTTP_* (and CONTENT_TYPE / CONTENT_LENGTH) keys from the header fields. */
+static int set_headers(gc__wsgi_state_t *st, PyObject *env, const gc__http_request_t *req,
+                       const char **host, size_t *host_len)
+{
+    char key[300];
+    for (size_t i = 0; i < req->nfields; i++) {
+        gc__view_t name = gc__http_field_name(req, i);
+        gc__view_t value = gc__http_field_value(req, i);
+        if (name.len == 0 || name.len > sizeof(key) - 6 || memchr(name.base, '_', name.len))
+            continue;
+        PyObject *k;
+        if (gc__view_ieq(name, "content-type")) {
+            k = st->keys[GC_K_CONTENT_TYPE];
+            Py_INCREF(k);
+        } else if (gc__view_ieq(name, "content-length")) {
+            k = st->keys[GC_K_CONTENT_LENGTH];
+            Py_INCREF(k);
+        } else {
+            memcpy(key, "HTTP_", 5);
+            for (size_t j = 0; j < name.len; j++) {
+                char c = name.base[j];
+                key[5 + j] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+            }
+            if (name.len == 4 && memcmp(key + 5, "HOST", 4) == 0) {
+                *host = value.base;
+                *host_len = value.len;
+            }
+            k = PyUnicode_FromStringAndSize(key, (Py_ssize_t)(5 + name.len));
+            if (k == NULL)
+                return -1;
+        }
+        PyObject *v = PyUnicode_DecodeLatin1(value.base, (Py_ssize_t)value.len, NULL);
+        if (v == NULL) {
+            Py_DECREF(k);
+            return -1;
+        }
+        /* A repeated header joins its values with "," as Gunicorn does. */
+        PyObject *old = PyDict_GetItemWithError(env, k);
+        if (old != NULL) {
+            PyObject *joined = PyUnicode_FromFormat("%U,%U", old, v);
+            Py_DECREF(v);
+            v = joined;
+        }
+        int rc = v == NULL || PyErr_Occurred() ? -1 : PyDict_SetItem(env, k, v);
+        Py_DECREF(k);
+        Py_XDECREF(v);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
+                           const gc__wsgi_peer_t *peer, PyObject *input)
+{
+    PyObject **K = st->keys;
+    PyObject *env = PyDict_Copy(st->environ_base);
+    if (env == NULL)
+        return NULL;
+    gc__view_t method = gc__http_method(req), target = gc__http_target(req);
+    gc__view_t path, query;
+    split_target(target, &path, &query);
+
+    if (set_str(env, K[GC_K_REQUEST_METHOD], method.base, (Py_ssize_t)method.len) < 0 ||
+        set_str(env, K[GC_K_RAW_URI], target.base, (Py_ssize_t)target.len) < 0 ||
+        set_str(env, K[GC_K_QUERY_STRING], query.base, (Py_ssize_t)query.len) < 0 ||
+        PyDict_SetItem(env, K[GC_K_SERVER_PROTOCOL],
+                       req->minor >= 1 ? st->http11 : st->http10) < 0 ||
+        PyDict_SetItem(env, K[GC_K_wsgi_input], input) < 0)
+        goto fail;
+
+    /* SCRIPT_NAME comes from the environment; PATH_INFO is the rest of the path,
+     * percent-decoded and seen as latin-1 (PEP 3333's "bytes in a str"). */
+    if (percent_decode(&st->scratch, path) < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t sn_len = PyUnicode_GET_LENGTH(st->script_name);
+    const char *p = st->scratch.data;
+    size_t plen = st->scratch.len;
+    if (sn_len > 0 && (size_t)sn_len <= plen &&
+        memcmp(p, PyUnicode_1BYTE_DATA(st->script_name), (size_t)sn_len) == 0) {
+        p += sn_len;
+        plen -= (size_t)sn_len;
+    }
+    if (PyDict_SetItem(env, K[GC_K_SCRIPT_NAME], st->script_name) < 0 ||
+        set_str(env, K[GC_K_PATH_INFO], p, (Py_ssize_t)plen) < 0)
+        goto fail;
+
+    const char *host = NULL;
+    size_t host_len = 0;
+    if (set_headers(st, env, req, &host, &host_len) < 0)
+        goto fail;
+
+    if (set_str(env, K[GC_K_REMOTE_ADDR], peer->remote_addr,
+                (Py_ssize_t)strlen(peer->remote_addr)) < 0)
+        goto fail;
+    if (peer->remote_port &&
+        set_str(env, K[GC_K_REMOTE_PORT], peer->remote_port,
+                (Py_ssize_t)strlen(peer->remote_port)) < 0)
+        goto fail;
+
+    if (peer->is_unix && host != NULL) {
+        /* A unix socket has no address of its own: take SERVER_NAME from Host. */
+        const char *colon = host_len && host[0] != '[' ? memchr(host, ':', host_len) : NULL;
+        if (host_len && host[0] == '[') {
+            const char *rb = memchr(host, ']', host_len);
+            colon = rb && rb + 1 < host + host_len && rb[1] == ':' ? rb + 1 : NULL;
+        }
+        size_t nlen = colon ? (size_t)(colon - host) : host_len;
+        const char *port = colon ? colon + 1 : "80";
+        size_t port_len = colon ? host_len - nlen - 1 : 2;
+        if (set_str(env, K[GC_K_SERVER_NAME], host, (Py_ssize_t)nlen) < 0 ||
+            set_str(env, K[GC_K_SERVER_PORT], port, (Py_ssize_t)port_len) < 0)
+            goto fail;
+    } else {
+        if (set_str(env, K[GC_K_SERVER_NAME], peer->server_name,
+                    (Py_ssize_t)strlen(peer->server_name)) < 0 ||
+            set_str(env, K[GC_K_SERVER_PORT], peer->server_port,
+                    (Py_ssize_t)strlen(peer->server_port)) < 0)
+            goto fail;
+    }
+    return env;
+fail:
+    Py_DECREF(env);
+    return NULL;
+}

@@ -1,0 +1,564 @@
+/* wsgi.c: calling the application and streaming its response (see wsgi.h).
+ *
+ * The response object is start_response itself (its tp_call) and carries write() as a
+ * method, so one small allocation per request serves both. Headers are validated when
+ * start_response is called, so a bad header raises inside the application, where its
+ * traceback makes sense, and becomes a 500; a CR or LF can never reach the wire.
+ *
+ * Framing is decided when the head goes out: the application's Content-Length if it
+ * gave one; else, when the whole body is already known (a one-item list, or nothing),
+ * the server adds Content-Length itself; else chunked on HTTP/1.1, or close-delimited
+ * on HTTP/1.0. */
+#include "wsgi/wsgi.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http/response.h"
+#include "log/log.h"
+#include "python/interp.h"
+#include "wsgi/environ.h"
+
+typedef struct {
+    PyObject_HEAD
+    gc__wsgi_state_t *st;
+    gc__sink_t *sink; /* borrowed; NULL once the request is over */
+    PyObject *status;  /* owned str, NULL until start_response */
+    PyObject *headers; /* owned list */
+    int code;
+    int64_t app_length; /* the application's Content-Length, or -1 */
+    int headers_sent;
+    int head_request;
+    int minor;
+    int keep_alive;
+    int chunked;
+    uint64_t body_sent;
+    int warned_no_body;
+} response_t;
+
+static PyTypeObject response_type;
+
+/* --- start_response --------------------------------------------------------------- */
+
+static int latin1_view(PyObject *s, gc__view_t *out)
+{
+    if (!PyUnicode_Check(s) || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
+        return -1;
+    *out = gc__view((const char *)PyUnicode_1BYTE_DATA(s), (size_t)PyUnicode_GET_LENGTH(s));
+    return 0;
+}
+
+/* Checks status and headers; records the status code and the Content-Length. */
+static int validate(response_t *r, PyObject *status, PyObject *headers)
+{
+    gc__view_t v;
+    if (!PyUnicode_Check(status)) {
+        PyErr_Format(PyExc_TypeError, "status must be a str, not %.100s",
+                     Py_TYPE(status)->tp_name);
+        return -1;
+    }
+    if (latin1_view(status, &v) < 0 || !gc__http_parse_status(v, &r->code)) {
+        PyErr_Format(PyExc_ValueError, "invalid status %R", status);
+        return -1;
+    }
+    if (!PyList_Check(headers)) {
+        PyErr_Format(PyExc_TypeError, "headers must be a list, not %.100s",
+                     Py_TYPE(headers)->tp_name);
+        return -1;
+    }
+    r->app_length = -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_Format(PyExc_TypeError, "header must be a (name, value) tuple, not %R", item);
+            return -1;
+        }
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        if (!PyUnicode_Check(name) || !PyUnicode_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "header name and value must be str: %R", item);
+            return -1;
+        }
+        gc__view_t nv, vv;
+        if (latin1_view(name, &nv) < 0 || !gc__http_is_token(nv)) {
+            PyErr_Format(PyExc_ValueError, "invalid header name %R", name);
+            return -1;
+        }
+        if (latin1_view(value, &vv) < 0 || !gc__http_is_field_value(vv)) {
+            PyErr_Format(PyExc_ValueError, "invalid header value %R", value);
+            return -1;
+        }
+        if (gc__view_ieq(nv, "content-length")) {
+            int64_t n = 0;
+            int ok = vv.len > 0 && vv.len <= 18;
+            for (size_t j = 0; ok && j < vv.len; j++) {
+                ok = vv.base[j] >= '0' && vv.base[j] <= '9';
+                n = n * 10 + (vv.base[j] - '0');
+            }
+            if (!ok) {
+                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", value);
+                return -1;
+            }
+            r->app_length = n;
+        }
+    }
+    return 0;
+}
+
+static PyObject *start_response(response_t *r, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
+    PyObject *status, *headers, *exc_info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status,
+                                     &headers, &exc_info))
+        return NULL;
+    if (exc_info != Py_None) {
+        if (r->headers_sent) {
+            /* PEP 3333: too late to change the response; re-raise the app's error. */
+            if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+                PyErr_SetString(PyExc_TypeError, "exc_info must be a 3-tuple");
+                return NULL;
+            }
+            PyObject *t = PyTuple_GET_ITEM(exc_info, 0), *v = PyTuple_GET_ITEM(exc_info, 1),
+                     *tb = PyTuple_GET_ITEM(exc_info, 2);
+            if (tb == Py_None)
+                tb = NULL;
+            Py_INCREF(t);
+            Py_INCREF(v);
+            Py_XINCREF(tb);
+            PyErr_Restore(t, v, tb);
+            return NULL;
+        }
+    } else if (r->status != NULL) {
+        PyErr_SetString(PyExc_AssertionError, "Response headers already set!");
+        return NULL;
+    }
+    if (validate(r, status, headers) < 0)
+        return NULL;
+    Py_INCREF(status);
+    Py_XSETREF(r->status, status);
+    Py_INCREF(headers);
+    Py_XSETREF(r->headers, headers);
+    return PyObject_GetAttrString((PyObject *)r, "write");
+}
+
+/* --- sending ---------------------------------------------------------------------- */
+
+static int body_allowed(const response_t *r)
+{
+    return !r->head_request && gc__http_status_has_body(r->code);
+}
+
+/* Appends the head to st->head. `known_length` >= 0 when the whole body is known. */
+static int build_head(response_t *r, int64_t known_length)
+{
+    gc__http_header_t stackh[32], *hs = stackh;
+    Py_ssize_t n = PyList_GET_SIZE(r->headers);
+    if (n > 32 && (hs = PyMem_Malloc((size_t)n * sizeof(*hs))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(r->headers, i);
+        gc__http_header_t h;
+        latin1_view(PyTuple_GET_ITEM(item, 0), &h.name);
+        latin1_view(PyTuple_GET_ITEM(item, 1), &h.value);
+        if (!gc__http_is_hop_by_hop(h.name))
+            hs[kept++] = h;
+    }
+    gc__http_head_t head = {
+        .minor = r->minor,
+        .headers = hs,
+        .nheaders = kept,
+        .add_length = -1,
+    };
+    latin1_view(r->status, &head.status);
+    if (r->app_length < 0 && body_allowed(r)) {
+        if (known_length >= 0)
+            head.add_length = known_length;
+        else if (r->minor >= 1)
+            r->chunked = head.chunked = 1;
+        else
+            r->keep_alive = 0; /* HTTP/1.0 without a length: the close ends the body */
+    }
+    head.connection = r->keep_alive ? GC_CONN_KEEP_ALIVE : GC_CONN_CLOSE;
+    gc__buf_reset(&r->st->head);
+    int rc = gc__http_write_head(&r->st->head, &head);
+    if (hs != stackh)
+        PyMem_Free(hs);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    r->headers_sent = 1;
+    return 0;
+}
+
+/* Sends a piece of body (and the head first, if it has not gone yet). `last` says this
+ * piece is the whole body. Returns 0, or -1 with an exception set. */
+static int send_body(response_t *r, const char *data, size_t len, int last)
+{
+    if (r->sink == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called after the response ended");
+        return -1;
+    }
+    if (r->status == NULL) {
+        PyErr_SetString(PyExc_AssertionError, "write() before start_response()");
+        return -1;
+    }
+    struct iovec iov[4];
+    int n = 0;
+    if (!r->headers_sent) {
+        if (build_head(r, last ? (int64_t)len : -1) < 0)
+            return -1;
+        iov[n++] = (struct iovec){r->st->head.data, r->st->head.len};
+    }
+    if (!body_allowed(r)) {
+        if (len > 0 && !r->warned_no_body && !r->head_request) {
+            gc__warning("WSGI app sent body bytes on a no-body response (status=%d); "
+                        "dropping them",
+                        r->code);
+            r->warned_no_body = 1;
+        }
+        len = 0;
+    }
+    if (r->app_length >= 0 && (uint64_t)len > (uint64_t)r->app_length - r->body_sent)
+        len = (size_t)((uint64_t)r->app_length - r->body_sent); /* never more than promised */
+    char prefix[24];
+    if (len > 0) {
+        if (r->chunked) {
+            iov[n++] = (struct iovec){prefix, gc__http_chunk_prefix(prefix, len)};
+            iov[n++] = (struct iovec){(void *)data, len};
+            iov[n++] = (struct iovec){"\r\n", 2};
+        } else {
+            iov[n++] = (struct iovec){(void *)data, len};
+        }
+    }
+    if (n == 0)
+        return 0;
+    int rc = gc__sink_writev(r->sink, iov, n);
+    if (rc < 0) {
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    r->body_sent += len;
+    return 0;
+}
+
+static PyObject *response_write(response_t *r, PyObject *data)
+{
+    Py_buffer view;
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "write() argument must be bytes, not %.100s",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int rc = send_body(r, view.buf, (size_t)view.len, 0);
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Ends the body: sends the head if nothing was written, and the last chunk. */
+static int finish(response_t *r)
+{
+    if (!r->headers_sent && send_body(r, "", 0, 1) < 0)
+        return -1;
+    if (r->chunked) {
+        int rc = gc__sink_write(r->sink, "0\r\n\r\n", 5);
+        if (rc < 0) {
+            errno = -rc;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    /* A body shorter than its Content-Length leaves the client waiting for bytes that
+     * will never come: closing the connection tells it the truth. */
+    if (r->app_length >= 0 && body_allowed(r) && r->body_sent < (uint64_t)r->app_length) {
+        gc__debug("Response body shorter than its Content-Length (%llu < %lld); closing",
+                  (unsigned long long)r->body_sent, (long long)r->app_length);
+        r->keep_alive = 0;
+    }
+    return 0;
+}
+
+/* Sends a FileWrapper over a real file with sendfile(2). Returns 1 if it did, 0 if the
+ * object must be iterated instead, -1 on error. */
+static int try_sendfile(response_t *r, PyObject *result)
+{
+    if (!r->st->sendfile || Py_TYPE(result) != &gc__wsgi_filewrapper_type || r->chunked)
+        return 0;
+    int fd = gc__wsgi_filewrapper_fd(result, r->st);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    off_t pos = lseek(fd, 0, SEEK_CUR);
+    if (pos < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return 0;
+    uint64_t count = st.st_size > pos ? (uint64_t)(st.st_size - pos) : 0;
+    if (r->app_length >= 0 && (uint64_t)r->app_length < count)
+        count = (uint64_t)r->app_length;
+    if (!r->headers_sent) {
+        if (build_head(r, (int64_t)count) < 0)
+            return -1;
+        if (gc__sink_write(r->sink, r->st->head.data, r->st->head.len) < 0)
+            goto io_error;
+    }
+    if (r->chunked)
+        return 0; /* headers went out earlier with chunked framing: iterate */
+    if (body_allowed(r) && count > 0) {
+        if (gc__sink_sendfile(r->sink, fd, pos, count) < 0)
+            goto io_error;
+        r->body_sent += count;
+    }
+    return 1;
+io_error:
+    errno = -r->sink->error;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* Streams the application's iterable. Returns 0, or -1 with an exception set. */
+static int send_result(response_t *r, PyObject *result)
+{
+    /* A list or tuple is walked directly; a one-item one is the whole body. */
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(result);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(result, i);
+            if (!PyBytes_Check(item)) {
+                PyErr_Format(PyExc_TypeError, "response body items must be bytes, not %.100s",
+                             Py_TYPE(item)->tp_name);
+                return -1;
+            }
+            if (r->status == NULL) {
+                PyErr_SetString(PyExc_AssertionError, "start_response() was not called");
+                return -1;
+            }
+            if (send_body(r, PyBytes_AS_STRING(item), (size_t)PyBytes_GET_SIZE(item),
+                          n == 1 && !r->headers_sent) < 0)
+                return -1;
+        }
+        return finish(r);
+    }
+    int sent = try_sendfile(r, result);
+    if (sent != 0)
+        return sent < 0 ? -1 : finish(r);
+    PyObject *it = PyObject_GetIter(result);
+    if (it == NULL)
+        return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        if (!PyBytes_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "response body items must be bytes, not %.100s",
+                         Py_TYPE(item)->tp_name);
+            Py_DECREF(item);
+            break;
+        }
+        /* Empty items are skipped, but an empty first item still lets the application
+         * call start_response late, as a generator does (PEP 3333). */
+        int rc = 0;
+        if (PyBytes_GET_SIZE(item) > 0 || r->status == NULL) {
+            if (r->status == NULL) {
+                PyErr_SetString(PyExc_AssertionError, "start_response() was not called");
+                rc = -1;
+            } else {
+                rc = send_body(r, PyBytes_AS_STRING(item), (size_t)PyBytes_GET_SIZE(item), 0);
+            }
+        }
+        Py_DECREF(item);
+        if (rc < 0)
+            break;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return -1;
+    if (r->status == NULL) {
+        PyErr_SetString(PyExc_AssertionError, "start_response() was not called");
+        return -1;
+    }
+    return finish(r);
+}
+
+/* Calls result.close() if it has one (PEP 3333: always, even after an error). */
+static int close_result(gc__wsgi_state_t *st, PyObject *result)
+{
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result) || PyBytes_CheckExact(result))
+        return 0;
+    PyObject *meth;
+    if (_PyObject_LookupAttr(result, st->keys[GC_K_close], &meth) < 0)
+        return -1;
+    if (meth == NULL)
+        return 0;
+    PyObject *r = PyObject_CallNoArgs(meth);
+    Py_DECREF(meth);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static void write_error_response(gc__sink_t *sink, int status)
+{
+    gc__buf_t out;
+    gc__buf_init(&out);
+    if (gc__http_write_error(&out, status, "") == 0)
+        gc__sink_write(sink, out.data, out.len);
+    gc__buf_free(&out);
+}
+
+enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
+                                      const gc__wsgi_peer_t *peer, gc__sink_t *sink,
+                                      int keep_alive)
+{
+    PyObject *input = NULL, *env = NULL, *result = NULL;
+    response_t *r = NULL;
+    enum gc__wsgi_outcome outcome = GC_WSGI_CLOSE;
+    int failed = 0;
+    gc__view_t method = gc__http_method(req);
+
+    input = gc__wsgi_input_new(&req->body);
+    if (input == NULL)
+        goto error;
+    env = gc__wsgi_environ(st, req, peer, input);
+    if (env == NULL)
+        goto error;
+    r = PyObject_New(response_t, &response_type);
+    if (r == NULL)
+        goto error;
+    r->st = st;
+    r->sink = sink;
+    r->status = r->headers = NULL;
+    r->code = 0;
+    r->app_length = -1;
+    r->headers_sent = r->chunked = r->warned_no_body = 0;
+    r->body_sent = 0;
+    r->minor = req->minor;
+    r->keep_alive = keep_alive;
+    r->head_request = method.len == 4 && memcmp(method.base, "HEAD", 4) == 0;
+
+    result = PyObject_CallFunctionObjArgs(st->app, env, (PyObject *)r, NULL);
+    if (result == NULL)
+        goto error;
+    failed = send_result(r, result) < 0;
+    if (close_result(st, result) < 0 && !failed)
+        failed = 1;
+    if (failed)
+        goto error;
+    outcome = r->keep_alive ? GC_WSGI_KEEP : GC_WSGI_CLOSE;
+    goto out;
+
+error:
+    /* A client that went away is not the application's fault: no traceback. */
+    if (sink->error && gc__sink_is_disconnect(sink->error)) {
+        PyErr_Clear();
+        gc__debug("Ignored client disconnection: %s", strerror(-sink->error));
+    } else {
+        gc__view_t target = gc__http_target(req);
+        char header[512];
+        snprintf(header, sizeof(header), "Error handling request %.*s %.*s", (int)method.len,
+                 method.base, (int)(target.len > 400 ? 400 : target.len), target.base);
+        gc__py_log_exception(GC_LOG_ERROR, header);
+        if ((r == NULL || !r->headers_sent) && !sink->error)
+            write_error_response(sink, 500);
+    }
+    PyErr_Clear();
+    outcome = GC_WSGI_CLOSE;
+out:
+    if (r != NULL)
+        r->sink = NULL; /* a write() kept by the app now raises instead of writing */
+    if (input != NULL)
+        gc__wsgi_input_detach(input);
+    Py_XDECREF(result);
+    Py_XDECREF((PyObject *)r);
+    Py_XDECREF(env);
+    Py_XDECREF(input);
+    return outcome;
+}
+
+static void response_dealloc(response_t *r)
+{
+    Py_CLEAR(r->status);
+    Py_CLEAR(r->headers);
+    PyObject_Free(r);
+}
+
+static PyMethodDef response_methods[] = {
+    {"write", (PyCFunction)response_write, METH_O, "write(data): send body bytes now."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject response_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gunicorn_c.StartResponse",
+    .tp_basicsize = sizeof(response_t),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "start_response(status, headers, exc_info=None) -> write",
+    .tp_call = (ternaryfunc)start_response,
+    .tp_dealloc = (destructor)response_dealloc,
+    .tp_methods = response_methods,
+};
+
+/* --- state ------------------------------------------------------------------------ */
+
+int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_options_t *opt)
+{
+    memset(st, 0, sizeof(*st));
+    gc__buf_init(&st->head);
+    gc__buf_init(&st->scratch);
+    if (gc__wsgi_types_ready() < 0 || PyType_Ready(&response_type) < 0)
+        return -1;
+    static const char *const texts[GC_K__COUNT] = {
+#define X(id, text) text,
+        GC_WSGI_KEYS(X)
+#undef X
+    };
+    for (int i = 0; i < GC_K__COUNT; i++)
+        if ((st->keys[i] = PyUnicode_InternFromString(texts[i])) == NULL)
+            return -1;
+    st->http10 = PyUnicode_InternFromString("HTTP/1.0");
+    st->http11 = PyUnicode_InternFromString("HTTP/1.1");
+    st->empty = PyUnicode_InternFromString("");
+    st->http = PyUnicode_InternFromString("http");
+    if (!st->http10 || !st->http11 || !st->empty || !st->http)
+        return -1;
+    const char *sn = getenv("SCRIPT_NAME");
+    st->script_name = PyUnicode_DecodeLatin1(sn ? sn : "", sn ? (Py_ssize_t)strlen(sn) : 0, NULL);
+    if (st->script_name == NULL)
+        return -1;
+    st->sendfile = opt->sendfile;
+
+    PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
+    st->environ_base = Py_BuildValue(
+        "{s:(ii),s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:s}", "wsgi.version", 1, 0, "wsgi.url_scheme",
+        st->http, "wsgi.errors", errors ? errors : Py_None, "wsgi.multithread",
+        opt->multithread ? Py_True : Py_False, "wsgi.multiprocess",
+        opt->multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False,
+        "wsgi.input_terminated", Py_True, "wsgi.file_wrapper",
+        (PyObject *)&gc__wsgi_filewrapper_type, "SCRIPT_NAME", st->script_name,
+        "SERVER_SOFTWARE", "gunicorn-c/" GC_VERSION);
+    if (st->environ_base == NULL)
+        return -1;
+    Py_INCREF(app);
+    st->app = app;
+    return 0;
+}
+
+void gc__wsgi_state_free(gc__wsgi_state_t *st)
+{
+    for (int i = 0; i < GC_K__COUNT; i++)
+        Py_CLEAR(st->keys[i]);
+    Py_CLEAR(st->http10);
+    Py_CLEAR(st->http11);
+    Py_CLEAR(st->empty);
+    Py_CLEAR(st->http);
+    Py_CLEAR(st->script_name);
+    Py_CLEAR(st->environ_base);
+    Py_CLEAR(st->app);
+    gc__buf_free(&st->head);
+    gc__buf_free(&st->scratch);
+}

@@ -1,0 +1,101 @@
+/* wsgi.h: the WSGI side of a request (PEP 3333), shared by every worker class.
+ *
+ * One gc__wsgi_state_t per worker holds the application, the interned environ keys and
+ * the constant part of the environ. gc__wsgi_handle turns one parsed request into an
+ * environ, calls the application, and streams its answer through a sink; the worker
+ * class only supplies the request, the peer and the sink. All functions here need the
+ * GIL. */
+#ifndef GC_WSGI_WSGI_H
+#define GC_WSGI_WSGI_H
+
+#include <Python.h>
+
+#include "common/buf.h"
+#include "http/parser.h"
+#include "http/sink.h"
+
+/* Environ keys created once and interned. */
+#define GC_WSGI_KEYS(X)                                                                        \
+    X(REQUEST_METHOD, "REQUEST_METHOD")                                                        \
+    X(SCRIPT_NAME, "SCRIPT_NAME")                                                              \
+    X(PATH_INFO, "PATH_INFO")                                                                  \
+    X(QUERY_STRING, "QUERY_STRING")                                                            \
+    X(RAW_URI, "RAW_URI")                                                                      \
+    X(SERVER_PROTOCOL, "SERVER_PROTOCOL")                                                      \
+    X(CONTENT_TYPE, "CONTENT_TYPE")                                                            \
+    X(CONTENT_LENGTH, "CONTENT_LENGTH")                                                        \
+    X(REMOTE_ADDR, "REMOTE_ADDR")                                                              \
+    X(REMOTE_PORT, "REMOTE_PORT")                                                              \
+    X(SERVER_NAME, "SERVER_NAME")                                                              \
+    X(SERVER_PORT, "SERVER_PORT")                                                              \
+    X(HTTP_HOST, "HTTP_HOST")                                                                  \
+    X(wsgi_input, "wsgi.input")                                                                \
+    X(wsgi_url_scheme, "wsgi.url_scheme")                                                      \
+    X(close, "close")                                                                          \
+    X(fileno, "fileno")                                                                        \
+    X(read, "read")
+
+enum gc__wsgi_key {
+#define X(id, text) GC_K_##id,
+    GC_WSGI_KEYS(X)
+#undef X
+        GC_K__COUNT
+};
+
+typedef struct gc__wsgi_input gc__wsgi_input_t;
+
+typedef struct {
+    PyObject *app;           /* owned */
+    PyObject *environ_base;  /* owned: the keys every environ shares */
+    PyObject *keys[GC_K__COUNT]; /* owned, interned */
+    PyObject *http10, *http11, *empty, *http; /* owned constant values */
+    PyObject *script_name;   /* owned: $SCRIPT_NAME or "" */
+    int sendfile;            /* wsgi.file_wrapper may use sendfile(2) */
+    gc__buf_t head;          /* reused buffer for response heads */
+    gc__buf_t scratch;       /* reused buffer for decoding */
+} gc__wsgi_state_t;
+
+/* Where a request came from and arrived. Strings are borrowed for the call. */
+typedef struct {
+    const char *remote_addr; /* "" for unix sockets */
+    const char *remote_port; /* NULL for unix sockets */
+    const char *server_name;
+    const char *server_port;
+    int is_unix;
+} gc__wsgi_peer_t;
+
+typedef struct {
+    int multithread;
+    int multiprocess;
+    int sendfile;
+} gc__wsgi_options_t;
+
+/* Builds the state around `app` (borrowed; a new reference is kept). Returns 0, or -1
+ * with a Python exception set. */
+int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_options_t *opt);
+void gc__wsgi_state_free(gc__wsgi_state_t *st);
+
+enum gc__wsgi_outcome {
+    GC_WSGI_KEEP = 0,  /* the response is complete and framed: the connection may go on */
+    GC_WSGI_CLOSE = 1, /* close the connection after this response */
+};
+
+/* Calls the application for `req` and writes its whole response to `sink`. Never
+ * leaves a Python exception set: application errors become a 500 (or a closed
+ * connection once headers are out) and a logged traceback. `keep_alive` says whether
+ * the server is willing to keep the connection. */
+enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
+                                      const gc__wsgi_peer_t *peer, gc__sink_t *sink,
+                                      int keep_alive);
+
+/* Types, made ready by gc__wsgi_state_init. */
+int gc__wsgi_types_ready(void);
+/* wsgi.input over a request body. Returns a new reference or NULL. The body is
+ * borrowed until gc__wsgi_input_detach, after which reads return b"". */
+PyObject *gc__wsgi_input_new(const gc__http_body_t *body);
+void gc__wsgi_input_detach(PyObject *input);
+extern PyTypeObject gc__wsgi_filewrapper_type;
+/* For a FileWrapper over a real file: its descriptor and the wrapped object. */
+int gc__wsgi_filewrapper_fd(PyObject *wrapper, gc__wsgi_state_t *st);
+
+#endif
