@@ -200,7 +200,8 @@ int gc__config_parse_args(gc__config_t *cfg, int argc, char **argv)
             printf("gunicorn-c (version %s)\n", GC_VERSION);
             return GC_PARSE_EXIT_OK;
         }
-        /* Forms: --name=value, --name value, -x value, -xvalue. */
+        /* Forms: --name=value, --name value, -x value, -xvalue, and -x=value, which
+         * argparse splits at the "=" just as it does a long option. */
         const char *value = NULL;
         size_t optlen = strlen(arg);
         if (arg[1] == '-') {
@@ -211,7 +212,7 @@ int gc__config_parse_args(gc__config_t *cfg, int argc, char **argv)
             }
         } else if (optlen > 2) {
             optlen = 2;
-            value = arg + 2;
+            value = arg[2] == '=' ? arg + 3 : arg + 2;
         }
         int id = find_option(arg, optlen);
         if (id < 0)

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http/response.h"
+
 void gc__http_limits_default(gc__http_limits_t *l)
 {
     l->max_line = 4094;
@@ -85,6 +87,16 @@ static int on_url(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+static int on_version_complete(llhttp_t *ll)
+{
+    /* llhttp also takes HTTP/0.9 and HTTP/2.0 (for the h2 preface); as in Gunicorn,
+     * only 1.x is HTTP/1 here. Answering 2.0 as 1.0 would misreport the protocol. */
+    if (ll->http_major != 1)
+        return fail(parser_of(ll), 400, "Invalid HTTP Version: HTTP/%d.%d", ll->http_major,
+                    ll->http_minor);
+    return 0;
+}
+
 static int field_too_big(gc__http_parser_t *p, const gc__http_field_t *f)
 {
     /* "Name: value\r\n" must fit in limit_request_field_size. */
@@ -95,6 +107,11 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     gc__http_parser_t *p = parser_of(ll);
     gc__http_request_t *r = &p->req;
+    /* Fields after the head are the trailer of a chunked body. Gunicorn keeps them out
+     * of the headers (and the environ), so a trailer cannot add or override a header
+     * such as Content-Length; we drop them unstored, which also bounds their memory. */
+    if (p->headers_done)
+        return 0;
     /* A name split across two reads arrives in two calls; only start a new field
      * after a value (or at the first field). */
     if (p->in_value || r->nfields == 0) {
@@ -127,6 +144,8 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *ll)
 {
     gc__http_parser_t *p = parser_of(ll);
+    if (p->headers_done)
+        return 0; /* a trailer field; see on_header_field */
     gc__http_field_t *f = &p->req.fields[p->req.nfields - 1];
     f->value_off = (uint32_t)p->req.head.len;
     p->in_value = 1;
@@ -137,6 +156,8 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     gc__http_parser_t *p = parser_of(ll);
     gc__http_request_t *r = &p->req;
+    if (p->headers_done)
+        return 0; /* a trailer value; see on_header_field */
     gc__http_field_t *f = &r->fields[r->nfields - 1];
     if (gc__buf_append(&r->head, at, len) < 0)
         return oom(p);
@@ -158,9 +179,17 @@ static int on_headers_complete(llhttp_t *ll)
 {
     gc__http_parser_t *p = parser_of(ll);
     gc__http_request_t *r = &p->req;
-    /* llhttp drops leading whitespace of a value; drop the trailing one too. */
+    /* llhttp drops leading whitespace of a value; drop the trailing one too.
+     *
+     * llhttp's loose mode (the one distributions build) lets spaces into a field name
+     * ("Bad Name", "Host :"). Gunicorn refuses such names, and a proxy in front may
+     * read them differently from us (request smuggling), so they are checked here. */
     for (size_t i = 0; i < r->nfields; i++) {
         gc__http_field_t *f = &r->fields[i];
+        gc__view_t name = gc__http_field_name(r, i);
+        if (!gc__http_is_token(name))
+            return fail(p, 400, "Invalid HTTP header name: '%.*s'",
+                        (int)(name.len > 64 ? 64 : name.len), name.base);
         while (f->value_len > 0) {
             char c = r->head.data[f->value_off + f->value_len - 1];
             if (c != ' ' && c != '\t')
@@ -252,6 +281,7 @@ void gc__http_parser_init(gc__http_parser_t *p, const gc__http_limits_t *limits)
         settings.on_message_begin = on_message_begin;
         settings.on_method = on_method;
         settings.on_url = on_url;
+        settings.on_version_complete = on_version_complete;
         settings.on_header_field = on_header_field;
         settings.on_header_field_complete = on_header_field_complete;
         settings.on_header_value = on_header_value;
@@ -303,7 +333,13 @@ void gc__http_parser_next(gc__http_parser_t *p)
     request_clear(&p->req);
     p->state = GC_HTTP_NEED_MORE;
     p->headers_done = p->in_value = p->started = 0;
-    llhttp_resume(&p->ll);
+    /* After a request with "Connection: Upgrade" (or a CONNECT) llhttp would hand every
+     * later byte over as another protocol's, with no request around it. Gunicorn has no
+     * upgrades and reads on in HTTP/1.1, so llhttp starts afresh instead. */
+    if (p->ll.upgrade)
+        llhttp_reset(&p->ll);
+    else
+        llhttp_resume(&p->ll);
 }
 
 /* Turns an llhttp error into Gunicorn's status and message, unless a callback already

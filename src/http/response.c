@@ -2,6 +2,7 @@
  * response.h). */
 #include "http/response.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -107,11 +108,13 @@ const char *gc__http_date(void)
 
 int gc__http_write_head(gc__buf_t *out, const gc__http_head_t *h)
 {
-    size_t need = 128 + h->status.len;
+    /* The fixed parts (status line prefix, Server, Date, Connection, Transfer-Encoding,
+     * a 19-digit Content-Length and the blank line) take at most 159 bytes. */
+    size_t need = 160 + h->status.len;
     for (size_t i = 0; i < h->nheaders; i++)
         need += h->headers[i].name.len + h->headers[i].value.len + 4;
     if (gc__buf_reserve(out, need) < 0)
-        return -1;
+        return -ENOMEM;
     /* Everything below fits in the reserved space, so the appends cannot fail. */
     APPEND_LIT(out, "HTTP/1.");
     char minor = (char)('0' + (h->minor > 0 ? 1 : 0));
@@ -160,7 +163,7 @@ static int append_escaped(gc__buf_t *out, const char *s)
         default: rc = gc__buf_append(out, s, 1); break;
         }
         if (rc < 0)
-            return -1;
+            return -ENOMEM;
     }
     return 0;
 }
@@ -170,7 +173,7 @@ int gc__http_write_error(gc__buf_t *out, int status, const char *message)
     const char *reason = gc__http_reason(status);
     gc__buf_t body;
     gc__buf_init(&body);
-    int rc = -1;
+    int rc = -ENOMEM;
     if (gc__buf_printf(&body,
                        "<html>\n  <head>\n    <title>%s</title>\n  </head>\n  <body>\n"
                        "    <h1><p>%s</p></h1>\n    ",

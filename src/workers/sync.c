@@ -22,7 +22,9 @@ void gc__sync_run(gc__conn_t *c)
         .server_port = l->port,
         .is_unix = l->is_unix,
     };
-    int keep = c->parser.req.keep_alive && !w->stopping;
+    /* --keep-alive 0 turns keep-alive off (as in Gunicorn): answer "Connection: close"
+     * rather than keep an idle connection with no timer to ever close it. */
+    int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
     enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, &sink, keep);
     gc__conn_request_done(c, out == GC_WSGI_KEEP && keep && sink.error == 0);
 }

@@ -446,9 +446,18 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     if (result == NULL)
         goto error;
     failed = send_result(r, result) < 0;
-    if (close_result(st, result) < 0 && !failed)
-        failed = 1;
-    if (failed)
+    if (failed) {
+        /* close() must run after an error too, but no Python code may run with an
+         * exception pending (it would be lost, and with it the traceback): set the
+         * error aside, and let a failing close() only add to the log. */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (close_result(st, result) < 0)
+            gc__py_log_exception(GC_LOG_ERROR, "Error closing the response iterable");
+        PyErr_Restore(type, value, tb);
+        goto error;
+    }
+    if (close_result(st, result) < 0)
         goto error;
     outcome = r->keep_alive ? GC_WSGI_KEEP : GC_WSGI_CLOSE;
     goto out;
