@@ -1,0 +1,320 @@
+"""Fixtures for the integration suite: run the real gunicorn-c binary and watch its log.
+
+Every test starts its own server on a free port (``-b 127.0.0.1:0``) with the small WSGI
+applications in ``apps/`` on its path, talks to it over real sockets, and leaves it to the
+``start_server`` fixture to stop it with SIGTERM and to check that the master and all its
+workers are really gone.
+
+The binary is ``$GUNICORN_C_BIN`` (relative paths are taken from the repository root),
+``build/gunicorn-c`` by default. Run with the system interpreter::
+
+    /usr/bin/python3 -m pytest -q tests/integration
+"""
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APPS_DIR = Path(__file__).resolve().parent / "apps"
+
+LISTENING_RE = re.compile(r"Listening at: (\S+) \((\d+)\)")
+BOOTING_RE = re.compile(r"Booting worker with pid: (\d+)")
+# No test expects a process to crash: a sanitizer report (an ASan+UBSan build run with
+# GUNICORN_C_BIN) or a worker killed by a fatal signal fails the test at teardown.
+CRASH_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+                      r"was sent (Segmentation fault|Aborted|Bus error|Floating point)")
+
+
+def binary_path():
+    path = Path(os.environ.get("GUNICORN_C_BIN", "build/gunicorn-c"))
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path
+
+
+BIN = binary_path()
+
+
+def run_cli(*args, timeout=10, **kwargs):
+    """Runs the binary to completion (for options that never start a server)."""
+    return subprocess.run(
+        [str(BIN), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=kwargs.pop("cwd", APPS_DIR),
+        env=kwargs.pop("env", server_env()),
+        **kwargs,
+    )
+
+
+def server_env(extra=None):
+    env = dict(os.environ)
+    # Keep the source tree free of __pycache__ and the log free of colour or buffering
+    # surprises; settings a test wants go through -e or `extra`.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    for var in ("PORT", "WEB_CONCURRENCY", "SCRIPT_NAME", "GUNICORN_CMD_ARGS", "PYTHONWARNINGS"):
+        env.pop(var, None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def pid_alive(pid):
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+class Server:
+    """One gunicorn-c master process and what it wrote to stderr.
+
+    ``app`` is the APP_MODULE argument; ``args`` are extra command-line options. By
+    default the apps directory (or ``app_dir``) is given with ``--chdir``;
+    ``app_dir_flag="--pythonpath"`` uses that option instead. ``bind`` replaces the
+    default ``127.0.0.1:0``; ``env`` adds variables to the server's environment.
+    """
+
+    def __init__(self, app, *args, workers=1, bind=None, app_dir_flag="--chdir",
+                 app_dir=APPS_DIR, env=None):
+        self.app = app
+        self.workers = workers
+        self.bind = bind or "127.0.0.1:0"
+        argv = [str(BIN), "-b", self.bind, "-w", str(workers)]
+        if app_dir_flag:
+            argv += [app_dir_flag, str(app_dir)]
+        argv += list(args)
+        if app is not None:
+            argv.append(app)
+        self.argv = argv
+        self.env = server_env(env)
+        self.proc = None
+        self.lines = []  # stderr, one decoded line per item
+        self.out_lines = []  # stdout
+        self._cond = threading.Condition()
+        self._eof = False
+        self._threads = []
+        self.urls = []  # every listener, as logged
+        self.url = None  # the first one
+        self.port = None
+        self.unix_path = None
+        self.host = None
+
+    # --- process ----------------------------------------------------------------------
+
+    def start(self, wait=True, timeout=10):
+        # cwd is a neutral directory so that --chdir / --pythonpath is what finds the
+        # apps (and a failing test cannot be passing by accident through the cwd).
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            env=self.env,
+        )
+        for stream, sink, is_err in ((self.proc.stderr, self.lines, True),
+                                     (self.proc.stdout, self.out_lines, False)):
+            t = threading.Thread(target=self._reader, args=(stream, sink, is_err), daemon=True)
+            t.start()
+            self._threads.append(t)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def _reader(self, stream, sink, is_err):
+        for raw in iter(stream.readline, b""):
+            with self._cond:
+                sink.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            if is_err:
+                self._eof = True
+            self._cond.notify_all()
+
+    def wait_ready(self, timeout=10):
+        """Waits for the "Listening at" line and one "Booting worker" line per worker."""
+        m = self.wait_for_log(LISTENING_RE, timeout=timeout)
+        assert int(m.group(2)) == self.proc.pid, self.log_text()
+        # Several listeners are logged on one line, comma-joined (as Gunicorn does).
+        self.urls = m.group(1).split(",")
+        self.url = self.urls[0]
+        for u in self.urls:
+            if u.startswith("unix:"):
+                self.unix_path = self.unix_path or u[len("unix:"):]
+            elif self.port is None:
+                host, _, port = u[len("http://"):].rpartition(":")
+                self.host = host.strip("[]")
+                self.port = int(port)
+        self.wait_for_log(BOOTING_RE, timeout=timeout, count=self.workers)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def worker_pids(self):
+        """Every worker pid the log has announced so far, oldest first."""
+        return [int(m.group(1)) for m in BOOTING_RE.finditer(self.log_text())]
+
+    def live_worker_pids(self):
+        return [p for p in self.worker_pids() if pid_alive(p)]
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=10):
+        """Waits for the master to exit and returns its exit status."""
+        rc = self.proc.wait(timeout=timeout)
+        self._join_readers(timeout=timeout)
+        return rc
+
+    def _join_readers(self, timeout):
+        # Workers share the master's stderr, so EOF also means every worker is gone.
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the server with `sig`; kills it (and fails) if it does not exit in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill_all()
+                raise AssertionError(
+                    f"server did not exit within {timeout}s of signal {sig}:\n{self.log_text()}")
+        self._join_readers(timeout=5)
+        self.assert_workers_gone()
+        return self.proc.returncode
+
+    def kill_all(self):
+        for pid in self.worker_pids():
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def assert_workers_gone(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.live_worker_pids()
+            if not alive:
+                return
+            if time.monotonic() > deadline:
+                self.kill_all()
+                raise AssertionError(f"workers {alive} outlived the master:\n{self.log_text()}")
+            time.sleep(0.05)
+
+    # --- log ---------------------------------------------------------------------------
+
+    def log_text(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def stdout_text(self):
+        with self._cond:
+            return "\n".join(self.out_lines)
+
+    def log_mark(self):
+        """A position in the log: pass it as `since` to look only at later lines."""
+        with self._cond:
+            return len(self.lines)
+
+    def wait_for_log(self, regex, timeout=5.0, count=1, since=0):
+        """Waits until `regex` has matched `count` times (in lines from `since` on).
+
+        Returns the last match. Fails with the whole log when it does not happen in
+        time, or when stderr closes first (the process is gone)."""
+        pattern = re.compile(regex) if isinstance(regex, str) else regex
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                text = "\n".join(self.lines[since:])
+                matches = list(pattern.finditer(text))
+                if len(matches) >= count:
+                    return matches[count - 1]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._eof:
+                    why = "stderr closed" if self._eof else f"{timeout}s passed"
+                    raise AssertionError(
+                        f"{why} before {count} match(es) of {pattern.pattern!r}; log:\n"
+                        + "\n".join(self.lines))
+                self._cond.wait(min(remaining, 0.2))
+
+    # --- clients -----------------------------------------------------------------------
+
+    def connect(self, timeout=5.0):
+        """A raw client socket to the server's first listener (TCP or unix)."""
+        import socket
+        if self.url.startswith("unix:"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(self.unix_path)
+        else:
+            s = socket.create_connection((self.host, self.port), timeout=timeout)
+        s.settimeout(timeout)
+        return s
+
+    def http_connection(self, timeout=5.0):
+        import http.client
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+
+@pytest.fixture
+def start_server():
+    """Returns ``start(app, *args, **kwargs) -> Server``; stops every server at teardown.
+
+    A server still running at teardown is sent SIGTERM and must exit (status 0) with all
+    its workers gone; one that a test already stopped is only checked for leftovers."""
+    servers = []
+
+    def start(app, *args, wait=True, **kwargs):
+        srv = Server(app, *args, **kwargs)
+        servers.append(srv)
+        srv.start(wait=wait)
+        return srv
+
+    yield start
+
+    errors = []
+    for srv in servers:
+        was_running = srv.proc is not None and srv.proc.poll() is None
+        try:
+            rc = srv.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+            continue
+        if was_running and rc != 0:
+            errors.append(f"server exited {rc} after SIGTERM:\n{srv.log_text()}")
+        crash = CRASH_RE.search(srv.log_text())
+        if crash:
+            errors.append(f"crash report in the log ({crash.group(0)}):\n{srv.log_text()}")
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _binary_built():
+    if not BIN.is_file():
+        pytest.exit(f"gunicorn-c binary not found at {BIN}; build it first "
+                    "(cmake -B build && cmake --build build)", returncode=2)
