@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "arbiter/listen.h"
+#include "common/buf.h"
 #include "log/log.h"
 #include "python/interp.h"
 #include "workers/worker.h"
@@ -220,13 +221,26 @@ int gc__arbiter_run(gc__config_t *cfg)
     a->listeners = calloc(binds->n, sizeof(*a->listeners));
     if (a->listeners == NULL)
         goto out;
+    gc__buf_t urls;
+    gc__buf_init(&urls);
     for (size_t i = 0; i < binds->n; i++) {
         if (gc__listener_open(&a->listeners[i], binds->items[i],
-                              (int)gc__cfg_int(cfg, GC_S_backlog)) < 0)
+                              (int)gc__cfg_int(cfg, GC_S_backlog)) < 0) {
+            gc__buf_free(&urls);
             goto out;
+        }
         a->nlisteners++;
-        gc__info("Listening at: %s (%ld)", a->listeners[i].url, (long)getpid());
+        if ((i > 0 && gc__buf_append(&urls, ",", 1) < 0) ||
+            gc__buf_append_str(&urls, a->listeners[i].url) < 0 ||
+            gc__buf_reserve(&urls, 1) < 0) {
+            gc__buf_free(&urls);
+            goto out;
+        }
+        urls.data[urls.len] = '\0';
     }
+    /* One line for all listeners, comma-joined, as Gunicorn logs them. */
+    gc__info("Listening at: %s (%ld)", urls.data ? urls.data : "", (long)getpid());
+    gc__buf_free(&urls);
     gc__info("Using worker: %s", gc__cfg_str(cfg, GC_S_worker_class));
 
     for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++) {

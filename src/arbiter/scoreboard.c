@@ -1,0 +1,113 @@
+/* scoreboard.c: shared-memory worker table (see scoreboard.h). */
+#include "arbiter/scoreboard.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+int gc__scoreboard_init(gc__scoreboard_t *sb, size_t n)
+{
+    void *p = mmap(NULL, n * sizeof(gc__slot_t), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    sb->slots = p; /* mmap gives zeroed pages: every slot starts GC_SLOT_FREE */
+    sb->nslots = n;
+    return 0;
+}
+
+void gc__scoreboard_free(gc__scoreboard_t *sb)
+{
+    if (sb->slots != NULL)
+        munmap(sb->slots, sb->nslots * sizeof(gc__slot_t));
+    sb->slots = NULL;
+    sb->nslots = 0;
+}
+
+uint64_t gc__monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int gc__scoreboard_claim(gc__scoreboard_t *sb, pid_t pid, uint64_t now_ms)
+{
+    for (size_t i = 0; i < sb->nslots; i++) {
+        gc__slot_t *s = &sb->slots[i];
+        if (atomic_load(&s->state) != GC_SLOT_FREE)
+            continue;
+        atomic_store(&s->beat_ms, now_ms);
+        atomic_store(&s->requests, 0);
+        atomic_store(&s->started_ms, 0);
+        atomic_store(&s->pid, (int32_t)pid);
+        atomic_store(&s->state, GC_SLOT_BOOTING);
+        return (int)i;
+    }
+    return -1;
+}
+
+void gc__scoreboard_release(gc__scoreboard_t *sb, int slot)
+{
+    if (slot < 0 || (size_t)slot >= sb->nslots)
+        return;
+    atomic_store(&sb->slots[slot].pid, 0);
+    atomic_store(&sb->slots[slot].state, GC_SLOT_FREE);
+}
+
+void gc__slot_beat(gc__slot_t *s, uint64_t now_ms)
+{
+    atomic_store_explicit(&s->beat_ms, now_ms, memory_order_relaxed);
+}
+
+static void copy_field(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+void gc__slot_request_begin(gc__slot_t *s, const char *method, size_t mlen, const char *path,
+                            size_t plen, uint64_t now_ms)
+{
+    /* A seqlock: the arbiter retries a read that overlapped this write. */
+    atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
+    copy_field(s->method, sizeof(s->method), method, mlen);
+    copy_field(s->path, sizeof(s->path), path, plen);
+    atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
+    atomic_store_explicit(&s->started_ms, now_ms, memory_order_release);
+    atomic_store_explicit(&s->beat_ms, now_ms, memory_order_relaxed);
+    uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (st != GC_SLOT_RETIRING)
+        atomic_store_explicit(&s->state, GC_SLOT_BUSY, memory_order_relaxed);
+}
+
+void gc__slot_request_end(gc__slot_t *s, uint64_t now_ms)
+{
+    atomic_store_explicit(&s->started_ms, 0, memory_order_release);
+    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->beat_ms, now_ms, memory_order_relaxed);
+    uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (st != GC_SLOT_RETIRING)
+        atomic_store_explicit(&s->state, GC_SLOT_IDLE, memory_order_relaxed);
+}
+
+int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *path,
+                          size_t pcap, uint64_t *started_ms)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint32_t before = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (before & 1)
+            continue;
+        uint64_t started = atomic_load_explicit(&s->started_ms, memory_order_acquire);
+        copy_field(method, mcap, s->method, strnlen(s->method, sizeof(s->method)));
+        copy_field(path, pcap, s->path, strnlen(s->path, sizeof(s->path)));
+        if (atomic_load_explicit(&s->seq, memory_order_acquire) != before)
+            continue;
+        *started_ms = started;
+        return started != 0;
+    }
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* scoreboard.h: the shared-memory table of workers (heartbeats and current requests).
+ *
+ * One MAP_SHARED anonymous mapping, made by the arbiter before the first fork, holds a
+ * slot per worker. A worker writes only its own slot, with relaxed atomic stores and no
+ * system call: a heartbeat is one store of the loop's cached clock. The arbiter reads
+ * every slot once a second to find workers that stopped beating, and can say what each
+ * was doing: Gunicorn's heartbeat is a temp file touched with utime(2), which stalls on
+ * slow disks and knows nothing about the request. */
+#ifndef GC_ARBITER_SCOREBOARD_H
+#define GC_ARBITER_SCOREBOARD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum gc__slot_state {
+    GC_SLOT_FREE = 0,
+    GC_SLOT_BOOTING, /* forked, importing the application */
+    GC_SLOT_IDLE,    /* booted, waiting for requests */
+    GC_SLOT_BUSY,    /* running the application */
+    GC_SLOT_RETIRING /* asked to be replaced (max_requests): still serving */
+};
+
+typedef struct {
+    _Atomic int32_t pid;
+    _Atomic uint32_t state;
+    _Atomic uint64_t beat_ms;    /* monotonic milliseconds of the last heartbeat */
+    _Atomic uint64_t requests;   /* requests served */
+    _Atomic uint64_t started_ms; /* when the current request reached the application */
+    _Atomic uint32_t seq;        /* odd while `method`/`path` are being rewritten */
+    char method[16];
+    char path[240];
+} gc__slot_t;
+
+typedef struct {
+    gc__slot_t *slots; /* the shared mapping */
+    size_t nslots;
+} gc__scoreboard_t;
+
+/* Maps a table of n slots. Returns 0 or a negative errno. */
+int gc__scoreboard_init(gc__scoreboard_t *sb, size_t n);
+void gc__scoreboard_free(gc__scoreboard_t *sb);
+
+/* Claims a free slot for pid (arbiter side). Returns its index or -1 when full. */
+int gc__scoreboard_claim(gc__scoreboard_t *sb, pid_t pid, uint64_t now_ms);
+void gc__scoreboard_release(gc__scoreboard_t *sb, int slot);
+
+/* Monotonic clock in milliseconds. */
+uint64_t gc__monotonic_ms(void);
+
+/* Worker side: heartbeat, and the request now running (method/path views, copied and
+ * truncated), or none. */
+void gc__slot_beat(gc__slot_t *s, uint64_t now_ms);
+void gc__slot_request_begin(gc__slot_t *s, const char *method, size_t mlen, const char *path,
+                            size_t plen, uint64_t now_ms);
+void gc__slot_request_end(gc__slot_t *s, uint64_t now_ms);
+
+/* Arbiter side: copies the current request's method and path consistently. Returns 1
+ * when the worker is running a request (and fills the buffers), else 0. */
+int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *path,
+                          size_t pcap, uint64_t *started_ms);
+
+#endif
