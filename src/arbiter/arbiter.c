@@ -204,7 +204,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
 }
 
-int gc__arbiter_run(gc__config_t *cfg)
+int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
 {
     static arbiter_t arbiter;
     arbiter_t *a = &arbiter;

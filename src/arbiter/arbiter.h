@@ -9,7 +9,8 @@
 
 #include "config/config.h"
 
-/* Runs the server until it stops. Returns the process exit status (0, 1, 3 or 4). */
-int gc__arbiter_run(gc__config_t *cfg);
+/* Runs the server until it stops. argv is the process's own (for USR2 re-exec, HUP
+ * reloads and process titles). Returns the process exit status (0, 1, 3 or 4). */
+int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv);
 
 #endif

@@ -84,7 +84,7 @@ int gc_main(int argc, char **argv)
         goto out;
     if (gc__py_init(&cfg, argc, argv) < 0)
         goto out;
-    rc = gc__arbiter_run(&cfg);
+    rc = gc__arbiter_run(&cfg, argc, argv);
     Py_FinalizeEx();
 out:
     gc__config_free(&cfg);

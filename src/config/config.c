@@ -146,7 +146,10 @@ void gc__config_usage(FILE *out)
         if (m->lflag == NULL)
             continue;
         char flags[96];
-        if (m->sflag != NULL)
+        if (m->metavar == NULL)
+            snprintf(flags, sizeof(flags), "%s%s%s", m->sflag ? m->sflag : "",
+                     m->sflag ? ", " : "", m->lflag);
+        else if (m->sflag != NULL)
             snprintf(flags, sizeof(flags), "%s %s, %s %s", m->sflag, m->metavar, m->lflag,
                      m->metavar);
         else
