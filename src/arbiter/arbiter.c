@@ -1,46 +1,84 @@
-/* arbiter.c: the master process's loop (see arbiter.h). */
+/* arbiter.c: the master process's loop (see arbiter.h).
+ *
+ * Everything happens in libuv callbacks on one thread: signals (uv_signal_t), a tick
+ * once a second (heartbeats, recycling, promotion after a binary upgrade) and a kill
+ * timer during stops. The arbiter never blocks on a worker.
+ *
+ * Recycling is make-before-break: a worker that reached --max-requests, and every
+ * worker on HUP, is only marked "retiring"; replacements are forked at once, and the
+ * retiring workers get TERM when every replacement has booted. Until then the old
+ * ones keep accepting, so the listening sockets never go unserved. */
 #include "arbiter/arbiter.h"
 
 #include <Python.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "arbiter/listen.h"
+#include "arbiter/process.h"
+#include "arbiter/scoreboard.h"
 #include "common/buf.h"
 #include "log/log.h"
 #include "python/interp.h"
+#include "python/runtime.h"
 #include "workers/worker.h"
 
 enum { RUNNING = 0, STOP_GRACEFUL, STOP_QUICK };
 
+/* The scoreboard has room for this many workers (TTIN stops there). */
+#define MAX_WORKERS 1024
+
 typedef struct {
     pid_t pid;
     unsigned age;
+    int slot;
+    int retiring;  /* to be replaced; gets TERM once the replacements have booted */
+    int term_sent;
+    int aborted;   /* SIGABRT sent after a missed heartbeat; SIGKILL comes next */
+    PyObject *obj; /* owned: the Worker object hooks receive */
 } child_t;
 
 typedef struct {
     uv_loop_t *loop;
     gc__config_t *cfg;
+    gc__config_t *owned_cfg; /* a config loaded on HUP, freed by the next one */
+    int argc;
+    char **argv; /* owned deep copy: process titles write over the original */
+    char exe[PATH_MAX];
+    char cwd[PATH_MAX];
+    char proc_name[256];
     gc__listener_t *listeners;
     size_t nlisteners;
+    int systemd; /* listeners came from systemd socket activation */
     child_t *workers;
     size_t nworkers;
     size_t cap;
+    gc__scoreboard_t sb;
     long num_workers; /* the target */
     unsigned age;
     int stopping;
     int exit_code;
-    const char *reason; /* why the master halts, logged as "Reason: ..." */
-    uv_signal_t signals[5];
+    const char *reason;  /* why the master halts, logged as "Reason: ..." */
+    pid_t reexec_pid;    /* the new master forked by USR2 */
+    pid_t reexec_parent; /* the old master, while we are the new one */
+    const char *master_name;
+    char *pidfile; /* the path we wrote (".2" before promotion), owned */
+    PyObject *app; /* --preload: imported here, inherited by workers */
+    uv_signal_t signals[11];
+    uv_timer_t tick;
     uv_timer_t kill_timer;
 } arbiter_t;
 
-static const int handled_signals[5] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP};
+static const int handled_signals[11] = {SIGTERM, SIGINT,  SIGQUIT, SIGCHLD, SIGHUP, SIGTTIN,
+                                        SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
 
 static const char *signame(int sig)
 {
@@ -49,11 +87,26 @@ static const char *signame(int sig)
     case SIGINT: return "int";
     case SIGQUIT: return "quit";
     case SIGHUP: return "hup";
-    case SIGKILL: return "SIGKILL";
+    case SIGTTIN: return "ttin";
+    case SIGTTOU: return "ttou";
+    case SIGUSR1: return "usr1";
+    case SIGUSR2: return "usr2";
+    case SIGWINCH: return "winch";
     case SIGCHLD: return "chld";
     default: return "signal";
     }
 }
+
+static void set_num_workers(arbiter_t *a, long n)
+{
+    long old = a->num_workers;
+    a->num_workers = n;
+    gc__rt_set_long(gc__rt_server(), "num_workers", n);
+    if (n != old)
+        gc__rt_nworkers_changed(n, old);
+}
+
+/* --- spawning --------------------------------------------------------------------- */
 
 static void close_handle(uv_handle_t *h, void *arg)
 {
@@ -61,13 +114,23 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-/* In the child: forget everything the arbiter's loop was watching. */
-static void become_worker(arbiter_t *a)
+/* In the child: forget everything the arbiter's loop was watching, and serve. */
+static void become_worker(arbiter_t *a, int slot, PyObject *obj)
 {
     uv_loop_fork(a->loop);
     uv_walk(a->loop, close_handle, NULL);
     uv_run(a->loop, UV_RUN_NOWAIT);
-    gc__worker_main(a->loop, a->cfg, a->listeners, a->nlisteners);
+    /* Other workers' hook objects are of no use here. */
+    gc__worker_boot_t boot = {
+        .cfg = a->cfg,
+        .listeners = a->listeners,
+        .nlisteners = a->nlisteners,
+        .slot = &a->sb.slots[slot],
+        .hook_worker = obj,
+        .app = a->app,
+        .proc_name = a->proc_name,
+    };
+    gc__worker_main(a->loop, &boot);
 }
 
 static int spawn_worker(arbiter_t *a)
@@ -80,6 +143,14 @@ static int spawn_worker(arbiter_t *a)
         a->workers = w;
         a->cap = cap;
     }
+    int slot = gc__scoreboard_claim(&a->sb, 0, gc__monotonic_ms());
+    if (slot < 0) {
+        gc__error("Cannot spawn a worker: all %d worker slots are in use", MAX_WORKERS);
+        return -ENOSPC;
+    }
+    unsigned age = ++a->age;
+    PyObject *obj = gc__rt_worker_new(age);
+    gc__rt_worker_hook(GC_HOOK_pre_fork, obj);
     /* Signals stay blocked across fork, so none lands in the child before it has
      * replaced the arbiter's handlers with its own. */
     sigset_t all, old;
@@ -89,15 +160,21 @@ static int spawn_worker(arbiter_t *a)
     pid_t pid = fork();
     if (pid == 0) {
         PyOS_AfterFork_Child();
-        become_worker(a);
+        atomic_store(&a->sb.slots[slot].pid, (int32_t)getpid());
+        become_worker(a, slot, obj);
     }
     PyOS_AfterFork_Parent();
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
-        gc__error("Unable to fork a worker: %s", strerror(errno));
-        return -errno;
+        int err = errno;
+        gc__error("Unable to fork a worker: %s", strerror(err));
+        gc__scoreboard_release(&a->sb, slot);
+        Py_XDECREF(obj);
+        return -err;
     }
-    a->workers[a->nworkers++] = (child_t){pid, ++a->age};
+    atomic_store(&a->sb.slots[slot].pid, (int32_t)pid);
+    gc__rt_set_long(obj, "pid", (long)pid);
+    a->workers[a->nworkers++] = (child_t){.pid = pid, .age = age, .slot = slot, .obj = obj};
     return 0;
 }
 
@@ -107,6 +184,46 @@ static void kill_all(arbiter_t *a, int sig)
         kill(a->workers[i].pid, sig);
 }
 
+static int booted(const arbiter_t *a, const child_t *c)
+{
+    return atomic_load(&a->sb.slots[c->slot].state) != GC_SLOT_BOOTING;
+}
+
+/* Brings the worker set to the target: forks what is missing, retires the oldest
+ * surplus, and sends TERM to retiring workers once every replacement has booted. */
+static void manage_workers(arbiter_t *a)
+{
+    if (a->stopping)
+        return;
+    long active = 0;
+    for (size_t i = 0; i < a->nworkers; i++)
+        active += !a->workers[i].retiring;
+    while (active < a->num_workers && spawn_worker(a) == 0)
+        active++;
+    while (active > a->num_workers) {
+        child_t *oldest = NULL;
+        for (size_t i = 0; i < a->nworkers; i++)
+            if (!a->workers[i].retiring && (!oldest || a->workers[i].age < oldest->age))
+                oldest = &a->workers[i];
+        oldest->retiring = oldest->term_sent = 1;
+        kill(oldest->pid, SIGTERM);
+        active--;
+    }
+    int all_booted = 1;
+    for (size_t i = 0; i < a->nworkers; i++)
+        if (!a->workers[i].retiring && !booted(a, &a->workers[i]))
+            all_booted = 0;
+    for (size_t i = 0; all_booted && i < a->nworkers; i++) {
+        child_t *c = &a->workers[i];
+        if (c->retiring && !c->term_sent) {
+            c->term_sent = 1;
+            kill(c->pid, SIGTERM);
+        }
+    }
+}
+
+/* --- stopping --------------------------------------------------------------------- */
+
 static void on_kill_timer(uv_timer_t *t)
 {
     arbiter_t *a = t->data;
@@ -115,8 +232,11 @@ static void on_kill_timer(uv_timer_t *t)
 
 static void close_listeners(arbiter_t *a)
 {
+    /* A unix socket file stays when another master shares it (USR2) or systemd owns
+     * it, as in Gunicorn. */
+    int unlink_files = !a->reexec_pid && !a->reexec_parent && !a->systemd;
     for (size_t i = 0; i < a->nlisteners; i++)
-        gc__listener_close(&a->listeners[i], 1);
+        gc__listener_close(&a->listeners[i], unlink_files);
 }
 
 static void stop(arbiter_t *a, int how)
@@ -144,43 +264,217 @@ static void halt(arbiter_t *a, const char *reason, int code)
     stop(a, STOP_GRACEFUL);
 }
 
+static void log_exit(pid_t pid, int status)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        if (sig == SIGKILL)
+            gc__error("Worker (pid:%ld) was sent SIGKILL! Perhaps out of memory?", (long)pid);
+        else if (sig == SIGTERM)
+            gc__info("Worker (pid:%ld) was sent SIGTERM!", (long)pid);
+        else
+            gc__warning("Worker (pid:%ld) was sent SIG%s!", (long)pid, sigabbrev_np(sig));
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+        gc__error("Worker (pid:%ld) exited with code %d.", (long)pid, WEXITSTATUS(status));
+    }
+}
+
 static void reap(arbiter_t *a)
 {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == a->reexec_pid) {
+            gc__info("New master (pid:%ld) exited", (long)pid);
+            a->reexec_pid = 0;
+            continue;
+        }
         size_t i;
         for (i = 0; i < a->nworkers && a->workers[i].pid != pid; i++)
             ;
         if (i == a->nworkers) {
+            /* Not ours: an orphan re-parented to us when we run as PID 1. */
             gc__debug("Reaped unknown child (pid:%ld)", (long)pid);
             continue;
         }
+        child_t c = a->workers[i];
         a->workers[i] = a->workers[--a->nworkers];
-        if (WIFSIGNALED(status)) {
-            int sig = WTERMSIG(status);
-            if (sig == SIGKILL)
-                gc__error("Worker (pid:%ld) was sent SIGKILL! Perhaps out of memory?", (long)pid);
-            else if (sig == SIGTERM)
-                gc__info("Worker (pid:%ld) was sent SIGTERM!", (long)pid);
-            else
-                gc__warning("Worker (pid:%ld) was sent %s!", (long)pid, strsignal(sig));
-        } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-            int code = WEXITSTATUS(status);
-            gc__error("Worker (pid:%ld) exited with code %d.", (long)pid, code);
-            if (code == GC_EXIT_WORKER_BOOT_ERROR)
-                halt(a, "Worker failed to boot.", GC_EXIT_WORKER_BOOT_ERROR);
-            else if (code == GC_EXIT_APP_LOAD_ERROR)
-                halt(a, "App failed to load.", GC_EXIT_APP_LOAD_ERROR);
-        }
+        gc__scoreboard_release(&a->sb, c.slot);
+        log_exit(pid, status);
+        gc__rt_set_bool(c.obj, "alive", 0);
+        gc__rt_worker_hook(GC_HOOK_child_exit, c.obj);
+        Py_XDECREF(c.obj);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == GC_EXIT_WORKER_BOOT_ERROR)
+            halt(a, "Worker failed to boot.", GC_EXIT_WORKER_BOOT_ERROR);
+        else if (WIFEXITED(status) && WEXITSTATUS(status) == GC_EXIT_APP_LOAD_ERROR)
+            halt(a, "App failed to load.", GC_EXIT_APP_LOAD_ERROR);
     }
     if (a->stopping) {
         if (a->nworkers == 0)
             uv_stop(a->loop);
         return;
     }
-    while ((long)a->nworkers < a->num_workers && spawn_worker(a) == 0)
-        ;
+    manage_workers(a);
+}
+
+/* --- the tick: heartbeats, retirements, promotion --------------------------------- */
+
+static void check_timeouts(arbiter_t *a, uint64_t now)
+{
+    long timeout = gc__cfg_int(a->cfg, GC_S_timeout);
+    if (timeout <= 0)
+        return;
+    for (size_t i = 0; i < a->nworkers; i++) {
+        child_t *c = &a->workers[i];
+        gc__slot_t *s = &a->sb.slots[c->slot];
+        uint64_t beat = atomic_load(&s->beat_ms);
+        if (now < beat || now - beat <= (uint64_t)timeout * 1000)
+            continue;
+        if (c->aborted) {
+            kill(c->pid, SIGKILL);
+            continue;
+        }
+        c->aborted = 1;
+        gc__critical("WORKER TIMEOUT (pid:%ld)", (long)c->pid);
+        /* Unlike Gunicorn, say what the worker was doing: the scoreboard knows. */
+        char method[16], path[240];
+        uint64_t started;
+        if (gc__slot_read_request(s, method, sizeof(method), path, sizeof(path), &started))
+            gc__critical("Worker (pid:%ld) was serving \"%s %s\" for %.1fs; its Python stack "
+                         "follows",
+                         (long)c->pid, method, path, (double)(now - started) / 1000.0);
+        else if (atomic_load(&s->state) == GC_SLOT_BOOTING)
+            gc__critical("Worker (pid:%ld) was still booting (importing the application) "
+                         "after %lds",
+                         (long)c->pid, timeout);
+        gc__rt_set_bool(c->obj, "aborted", 1);
+        kill(c->pid, GC_SIG_DUMP_STACK);
+        kill(c->pid, SIGABRT);
+    }
+}
+
+static void promote(arbiter_t *a)
+{
+    gc__info("Master has been promoted.");
+    a->reexec_parent = 0;
+    a->master_name = "Master";
+    const char *configured = gc__cfg_str(a->cfg, GC_S_pidfile);
+    if (a->pidfile && configured && gc__pidfile_rename(a->pidfile, configured) == 0) {
+        free(a->pidfile);
+        a->pidfile = strdup(configured);
+    }
+    size_t n = strlen(a->proc_name);
+    if (n > 2 && strcmp(a->proc_name + n - 2, ".2") == 0)
+        a->proc_name[n - 2] = '\0';
+    gc__proctitle_set("gunicorn-c: master [%s]", a->proc_name);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    arbiter_t *a = t->data;
+    if (a->reexec_parent && getppid() != a->reexec_parent)
+        promote(a);
+    check_timeouts(a, gc__monotonic_ms());
+    for (size_t i = 0; i < a->nworkers; i++) {
+        child_t *c = &a->workers[i];
+        if (!c->retiring && atomic_load(&a->sb.slots[c->slot].state) == GC_SLOT_RETIRING)
+            c->retiring = 1; /* --max-requests reached: replace it */
+    }
+    manage_workers(a);
+}
+
+/* --- signals ---------------------------------------------------------------------- */
+
+static void reload(arbiter_t *a)
+{
+    gc__info("Hang up: Master");
+    gc__config_t *cfg = calloc(1, sizeof(*cfg));
+    int rc = cfg ? gc__config_init(cfg) : -ENOMEM;
+    if (rc == 0)
+        rc = gc__config_parse_args(cfg, a->argc - 1, a->argv + 1) == GC_PARSE_OK ? 0 : -EINVAL;
+    if (rc == 0)
+        rc = gc__config_validate(cfg);
+    if (rc < 0) {
+        gc__error("Reload failed: the configuration is invalid; keeping the current one");
+        if (cfg) {
+            gc__config_free(cfg);
+            free(cfg);
+        }
+    } else {
+        /* The listeners stay: changing --bind needs a restart (or USR2). */
+        gc__log_set_level_name(gc__cfg_str(cfg, GC_S_loglevel));
+        gc__log_open(gc__cfg_str(cfg, GC_S_errorlog));
+        a->cfg = cfg;
+        if (a->owned_cfg) {
+            gc__config_free(a->owned_cfg);
+            free(a->owned_cfg);
+        }
+        a->owned_cfg = cfg;
+        gc__rt_reconfigure(cfg);
+    }
+    gc__rt_server_hook(GC_HOOK_on_reload);
+    if (a->pidfile)
+        gc__pidfile_write(a->pidfile, getpid());
+    for (size_t i = 0; i < a->nworkers; i++)
+        a->workers[i].retiring = 1;
+    set_num_workers(a, gc__cfg_int(a->cfg, GC_S_workers));
+    manage_workers(a);
+}
+
+static void forward_all(arbiter_t *a, int sig)
+{
+    for (size_t i = 0; i < a->nworkers; i++)
+        kill(a->workers[i].pid, sig);
+}
+
+/* USR2: start a new master from the executable on disk, handing it our sockets. */
+static void reexec(arbiter_t *a)
+{
+    if (a->reexec_pid) {
+        gc__warning("USR2 signal ignored. Child exists.");
+        return;
+    }
+    if (a->reexec_parent) {
+        gc__warning("USR2 signal ignored. Parent exists.");
+        return;
+    }
+    pid_t master = getpid();
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        gc__rt_server_hook(GC_HOOK_pre_exec);
+        gc__buf_t fds;
+        gc__buf_init(&fds);
+        for (size_t i = 0; i < a->nlisteners; i++) {
+            int fd = a->listeners[i].fd;
+            fcntl(fd, F_SETFD, 0); /* survive exec */
+            gc__buf_printf(&fds, "%s%d", i ? "," : "", fd);
+        }
+        char pidbuf[32];
+        snprintf(pidbuf, sizeof(pidbuf), "%ld", (long)master);
+        setenv("GUNICORN_PID", pidbuf, 1);
+        setenv("GUNICORN_FD", fds.data ? fds.data : "", 1);
+        if (chdir(a->cwd) < 0) {
+            /* keep going: the new master resolves paths the way it would anyway */
+        }
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        for (int s = 1; s < NSIG; s++)
+            signal(s, SIG_DFL);
+        execv(a->exe, a->argv);
+        gc__error("Cannot re-execute %s: %s", a->exe, strerror(errno));
+        _exit(1);
+    }
+    PyOS_AfterFork_Parent();
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        gc__error("Cannot fork a new master: %s", strerror(errno));
+        return;
+    }
+    a->reexec_pid = pid;
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -199,49 +493,191 @@ static void on_signal(uv_signal_t *s, int signum)
     case SIGQUIT:
         stop(a, STOP_QUICK);
         break;
+    case SIGHUP:
+        if (!a->stopping)
+            reload(a);
+        break;
+    case SIGTTIN:
+        if (!a->stopping && a->num_workers < MAX_WORKERS) {
+            set_num_workers(a, a->num_workers + 1);
+            manage_workers(a);
+        }
+        break;
+    case SIGTTOU:
+        if (!a->stopping && a->num_workers > 1) {
+            set_num_workers(a, a->num_workers - 1);
+            manage_workers(a);
+        }
+        break;
+    case SIGUSR1:
+        gc__log_reopen();
+        forward_all(a, SIGUSR1);
+        break;
+    case SIGUSR2:
+        reexec(a);
+        break;
+    case SIGWINCH:
+        if (gc__cfg_int(a->cfg, GC_S_daemon)) {
+            gc__info("graceful stop of workers");
+            set_num_workers(a, 0);
+            kill_all(a, SIGTERM);
+            for (size_t i = 0; i < a->nworkers; i++)
+                a->workers[i].retiring = a->workers[i].term_sent = 1;
+        } else {
+            gc__debug("SIGWINCH ignored. Not daemonized");
+        }
+        break;
     default:
         break;
     }
+}
+
+/* --- start-up --------------------------------------------------------------------- */
+
+static char **copy_argv(int argc, char **argv)
+{
+    char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+    for (int i = 0; copy && i < argc; i++)
+        copy[i] = strdup(argv[i]);
+    return copy;
+}
+
+/* Listeners inherited from an old master (USR2) or systemd, or bound from --bind. */
+static int open_listeners(arbiter_t *a)
+{
+    const char *inherited = getenv("GUNICORN_FD");
+    int nsystemd = gc__systemd_listen_fds();
+    size_t want = inherited ? 1 : nsystemd ? (size_t)nsystemd : a->cfg->v[GC_S_bind].n;
+    if (inherited)
+        for (const char *p = inherited; *p; p++)
+            want += *p == ',';
+    a->listeners = calloc(want ? want : 1, sizeof(*a->listeners));
+    if (a->listeners == NULL)
+        return -ENOMEM;
+    if (inherited) {
+        char *copy = strdup(inherited), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            if (gc__listener_adopt(&a->listeners[a->nlisteners], atoi(tok)) == 0)
+                a->nlisteners++;
+        free(copy);
+        unsetenv("GUNICORN_FD");
+        return a->nlisteners ? 0 : -EBADF;
+    }
+    if (nsystemd) {
+        a->systemd = 1;
+        for (int i = 0; i < nsystemd; i++)
+            if (gc__listener_adopt(&a->listeners[a->nlisteners], 3 + i) == 0)
+                a->nlisteners++;
+        return a->nlisteners ? 0 : -EBADF;
+    }
+    gc__bind_opts_t opts = {
+        .backlog = (int)gc__cfg_int(a->cfg, GC_S_backlog),
+        .reuse_port = gc__cfg_int(a->cfg, GC_S_reuse_port) != 0,
+        .umask = (int)gc__cfg_int(a->cfg, GC_S_umask),
+    };
+    for (size_t i = 0; i < a->cfg->v[GC_S_bind].n; i++) {
+        if (gc__listener_open(&a->listeners[i], a->cfg->v[GC_S_bind].items[i], &opts) < 0)
+            return -EADDRNOTAVAIL;
+        a->nlisteners++;
+    }
+    return 0;
+}
+
+static void log_listeners(arbiter_t *a)
+{
+    gc__buf_t urls;
+    gc__buf_init(&urls);
+    for (size_t i = 0; i < a->nlisteners; i++)
+        gc__buf_printf(&urls, "%s%s", i ? "," : "", a->listeners[i].url);
+    /* One line for all listeners, comma-joined, as Gunicorn logs them. */
+    gc__info("Listening at: %s (%ld)", urls.data ? urls.data : "", (long)getpid());
+    gc__buf_free(&urls);
 }
 
 int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
 {
     static arbiter_t arbiter;
     arbiter_t *a = &arbiter;
+    int rc = 1;
     a->cfg = cfg;
     a->loop = uv_default_loop();
+    a->argc = argc;
+    a->argv = copy_argv(argc, argv);
+    a->master_name = "Master";
     a->num_workers = gc__cfg_int(cfg, GC_S_workers);
-    int rc = 1;
+    ssize_t n = readlink("/proc/self/exe", a->exe, sizeof(a->exe) - 1);
+    a->exe[n > 0 ? n : 0] = '\0';
+    if (getcwd(a->cwd, sizeof(a->cwd)) == NULL)
+        strcpy(a->cwd, "/");
+    const char *name = gc__cfg_str(cfg, GC_S_proc_name);
+    snprintf(a->proc_name, sizeof(a->proc_name), "%s", name ? name : cfg->app_uri);
 
     /* A client closing early must not kill the writer with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    gc__info("Starting gunicorn-c %s", GC_VERSION);
-
-    const gc__setting_value_t *binds = &cfg->v[GC_S_bind];
-    a->listeners = calloc(binds->n, sizeof(*a->listeners));
-    if (a->listeners == NULL)
-        goto out;
-    gc__buf_t urls;
-    gc__buf_init(&urls);
-    for (size_t i = 0; i < binds->n; i++) {
-        if (gc__listener_open(&a->listeners[i], binds->items[i],
-                              (int)gc__cfg_int(cfg, GC_S_backlog)) < 0) {
-            gc__buf_free(&urls);
-            goto out;
-        }
-        a->nlisteners++;
-        if ((i > 0 && gc__buf_append(&urls, ",", 1) < 0) ||
-            gc__buf_append_str(&urls, a->listeners[i].url) < 0 ||
-            gc__buf_reserve(&urls, 1) < 0) {
-            gc__buf_free(&urls);
-            goto out;
-        }
-        urls.data[urls.len] = '\0';
+    if (gc__log_open(gc__cfg_str(cfg, GC_S_errorlog)) < 0) {
+        fprintf(stderr, "Error: cannot open the error log %s\n", gc__cfg_str(cfg, GC_S_errorlog));
+        return 1;
     }
-    /* One line for all listeners, comma-joined, as Gunicorn logs them. */
-    gc__info("Listening at: %s (%ld)", urls.data ? urls.data : "", (long)getpid());
-    gc__buf_free(&urls);
+    if (gc__cfg_int(cfg, GC_S_daemon)) {
+        if (getenv("NOTIFY_SOCKET"))
+            gc__warning("Ignoring NOTIFY_SOCKET: --daemon detaches from systemd");
+        PyOS_BeforeFork();
+        int drc = gc__daemonize();
+        PyOS_AfterFork_Child();
+        if (drc < 0)
+            return 1;
+        umask(022);
+    }
+    const char *inherited_pid = getenv("GUNICORN_PID");
+    if (inherited_pid != NULL) {
+        a->reexec_parent = (pid_t)atol(inherited_pid);
+        unsetenv("GUNICORN_PID");
+        if (a->reexec_parent != getppid())
+            a->reexec_parent = 0;
+    }
+    if (a->reexec_parent) {
+        a->master_name = "Master.2";
+        strncat(a->proc_name, ".2", sizeof(a->proc_name) - strlen(a->proc_name) - 1);
+    }
+    gc__proctitle_init(argc, argv);
+    gc__proctitle_set("gunicorn-c: master [%s]", a->proc_name);
+
+    gc__info("Starting gunicorn-c %s", GC_VERSION);
+    if (gc__scoreboard_init(&a->sb, MAX_WORKERS) < 0) {
+        fprintf(stderr, "Error: cannot map the worker table\n");
+        return 1;
+    }
+    if (gc__rt_start(cfg) < 0)
+        goto out;
+    const char *pidfile = gc__cfg_str(cfg, GC_S_pidfile);
+    if (pidfile != NULL) {
+        gc__buf_t path;
+        gc__buf_init(&path);
+        gc__buf_printf(&path, "%s%s", pidfile, a->reexec_parent ? ".2" : "");
+        int prc = gc__pidfile_write(path.data, getpid());
+        if (prc == -EEXIST) {
+            gc__error("Already running on PID (or pid file '%s' is stale)", path.data);
+            gc__buf_free(&path);
+            goto out;
+        }
+        if (prc < 0)
+            gc__warning("Cannot write the pid file %s: %s", path.data, strerror(-prc));
+        else
+            a->pidfile = path.data; /* takes ownership */
+        if (prc < 0)
+            gc__buf_free(&path);
+    }
+    gc__rt_set_long(gc__rt_server(), "pid", (long)getpid());
+    gc__rt_server_hook(GC_HOOK_on_starting);
+    if (open_listeners(a) < 0)
+        goto out;
+    log_listeners(a);
     gc__info("Using worker: %s", gc__cfg_str(cfg, GC_S_worker_class));
+    if (gc__cfg_int(cfg, GC_S_preload_app)) {
+        int lrc = gc__py_load_app(cfg->app_uri, &a->app);
+        if (lrc != 0)
+            goto out;
+    }
 
     for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++) {
         uv_signal_init(a->loop, &a->signals[i]);
@@ -251,20 +687,37 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     uv_timer_init(a->loop, &a->kill_timer);
     a->kill_timer.data = a;
     uv_unref((uv_handle_t *)&a->kill_timer);
+    uv_timer_init(a->loop, &a->tick);
+    a->tick.data = a;
+    uv_timer_start(&a->tick, on_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&a->tick);
 
-    for (long i = 0; i < a->num_workers; i++)
-        if (spawn_worker(a) < 0)
-            goto out;
+    gc__sd_notify("READY=1\nSTATUS=gunicorn-c arbiter booted");
+    gc__rt_server_hook(GC_HOOK_when_ready);
+    a->num_workers = -1;
+    set_num_workers(a, gc__cfg_int(cfg, GC_S_workers));
+    manage_workers(a);
 
     uv_run(a->loop, UV_RUN_DEFAULT);
     rc = a->exit_code;
-    gc__info("Shutting down: Master");
+    gc__info("Shutting down: %s", a->master_name);
     if (a->reason)
         gc__info("Reason: %s", a->reason);
 out:
     kill_all(a, SIGKILL);
     close_listeners(a);
+    if (a->pidfile)
+        gc__pidfile_remove(a->pidfile, getpid());
+    gc__rt_server_hook(GC_HOOK_on_exit);
+    Py_CLEAR(a->app);
+    for (size_t i = 0; i < a->nworkers; i++)
+        Py_CLEAR(a->workers[i].obj);
+    free(a->pidfile);
     free(a->listeners);
     free(a->workers);
+    gc__scoreboard_free(&a->sb);
+    for (int i = 0; a->argv && i < a->argc; i++)
+        free(a->argv[i]);
+    free(a->argv);
     return rc;
 }

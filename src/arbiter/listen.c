@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -60,7 +61,7 @@ int gc__address_parse(const char *text, gc__address_t *addr)
     return 0;
 }
 
-static int bind_unix(gc__listener_t *l, const char *path, int backlog)
+static int bind_unix(gc__listener_t *l, const char *path, const gc__bind_opts_t *o)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -75,7 +76,11 @@ static int bind_unix(gc__listener_t *l, const char *path, int backlog)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0) {
+    /* --umask decides the socket file's mode, as in Gunicorn. */
+    mode_t old = umask((mode_t)o->umask);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || listen(fd, o->backlog) < 0) {
         int err = -errno;
         close(fd);
         return err;
@@ -84,7 +89,47 @@ static int bind_unix(gc__listener_t *l, const char *path, int backlog)
     return 0;
 }
 
-static int bind_inet(gc__listener_t *l, const gc__address_t *a, int backlog)
+/* Fills host, port and url from the socket's own address (port 0 picked a free one). */
+static void describe(gc__listener_t *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    getsockname(l->fd, (struct sockaddr *)&ss, &sl);
+    if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        l->is_unix = 1;
+        snprintf(l->host, sizeof(l->host), "%s", un->sun_path);
+        snprintf(l->url, sizeof(l->url), "unix:%s", un->sun_path);
+        if (l->unix_path == NULL && un->sun_path[0] != '\0')
+            l->unix_path = strdup(un->sun_path);
+        return;
+    }
+    char port[8] = "";
+    getnameinfo((struct sockaddr *)&ss, sl, l->host, sizeof(l->host), port, sizeof(port),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(l->port, sizeof(l->port), "%s", port);
+    if (ss.ss_family == AF_INET6)
+        snprintf(l->url, sizeof(l->url), "http://[%s]:%s", l->host, l->port);
+    else
+        snprintf(l->url, sizeof(l->url), "http://%s:%s", l->host, l->port);
+}
+
+int gc__listener_adopt(gc__listener_t *l, int fd)
+{
+    memset(l, 0, sizeof(*l));
+    int type = 0;
+    socklen_t tl = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM)
+        return -ENOTSOCK;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    l->fd = fd;
+    l->adopted = 1;
+    describe(l);
+    return 0;
+}
+
+static int bind_inet(gc__listener_t *l, const gc__address_t *a, const gc__bind_opts_t *o)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE};
@@ -99,36 +144,36 @@ static int bind_inet(gc__listener_t *l, const gc__address_t *a, int backlog)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (o->reuse_port)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, o->backlog) < 0) {
         rc = -errno;
         close(fd);
         goto out;
     }
-    /* Report the bound address (port 0 picks a free one). */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    char port[8];
-    getnameinfo((struct sockaddr *)&ss, sl, l->host, sizeof(l->host), port, sizeof(port),
-                NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(l->port, sizeof(l->port), "%s", port);
-    if (ss.ss_family == AF_INET6)
-        snprintf(l->url, sizeof(l->url), "http://[%s]:%s", l->host, l->port);
-    else
-        snprintf(l->url, sizeof(l->url), "http://%s:%s", l->host, l->port);
     l->fd = fd;
+    describe(l);
     rc = 0;
 out:
     freeaddrinfo(res);
     return rc;
 }
 
-int gc__listener_open(gc__listener_t *l, const char *text, int backlog)
+int gc__listener_open(gc__listener_t *l, const char *text, const gc__bind_opts_t *opts)
 {
     memset(l, 0, sizeof(*l));
     l->fd = -1;
+    if (strncmp(text, "fd://", 5) == 0) {
+        char *end;
+        long fd = strtol(text + 5, &end, 10);
+        if (*end != '\0' || fd < 0 || gc__listener_adopt(l, (int)fd) < 0) {
+            gc__error("Invalid address: %s (not a listening socket)", text);
+            return -EINVAL;
+        }
+        return 0;
+    }
     gc__address_t a;
     int rc = gc__address_parse(text, &a);
     if (rc < 0) {
@@ -137,9 +182,9 @@ int gc__listener_open(gc__listener_t *l, const char *text, int backlog)
     }
     for (int attempt = 0; attempt < 5; attempt++) {
         if (a.unix_path) {
-            rc = bind_unix(l, a.unix_path, backlog);
+            rc = bind_unix(l, a.unix_path, opts);
         } else {
-            rc = bind_inet(l, &a, backlog);
+            rc = bind_inet(l, &a, opts);
         }
         if (rc != -EADDRINUSE)
             break;
@@ -168,7 +213,7 @@ void gc__listener_close(gc__listener_t *l, int unlink_path)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    if (l->unix_path && unlink_path)
+    if (l->unix_path && unlink_path && !l->adopted)
         unlink(l->unix_path);
     free(l->unix_path);
     l->unix_path = NULL;

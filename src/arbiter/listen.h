@@ -9,8 +9,15 @@
 #include <stddef.h>
 
 typedef struct {
+    int backlog;
+    int reuse_port; /* SO_REUSEPORT */
+    int umask;      /* applied while a unix socket file is created */
+} gc__bind_opts_t;
+
+typedef struct {
     int fd;
     int is_unix;
+    int adopted;     /* inherited (fd://N, systemd, USR2): never unlink its file */
     char *unix_path; /* owned; unlinked on close when the arbiter created it */
     char host[256];  /* numeric address for SERVER_NAME */
     char port[8];    /* for SERVER_PORT; "" for unix sockets */
@@ -28,8 +35,13 @@ typedef struct {
 int gc__address_parse(const char *text, gc__address_t *addr);
 
 /* Binds and listens on `text`, retrying as Gunicorn does ("Connection in use", five
- * attempts a second apart). Returns 0 or a negative errno (logged). */
-int gc__listener_open(gc__listener_t *l, const char *text, int backlog);
+ * attempts a second apart). "fd://N" adopts descriptor N instead. Returns 0 or a
+ * negative errno (logged). */
+int gc__listener_open(gc__listener_t *l, const char *text, const gc__bind_opts_t *opts);
+
+/* Takes over an inherited listening socket (fd://N, systemd, a USR2 parent). Returns 0
+ * or -ENOTSOCK. */
+int gc__listener_adopt(gc__listener_t *l, int fd);
 
 /* Closes the socket; unlinks its file when `unlink_path` is set. */
 void gc__listener_close(gc__listener_t *l, int unlink_path);

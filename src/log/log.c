@@ -2,6 +2,7 @@
 #include "log/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,60 @@
 
 static int threshold = GC_LOG_INFO;
 static int log_fd = STDERR_FILENO;
+static char *log_path; /* owned; NULL while logging to stderr */
+
+static int open_append(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+int gc__log_open(const char *path)
+{
+    if (path == NULL || strcmp(path, "-") == 0) {
+        if (log_fd != STDERR_FILENO)
+            close(log_fd);
+        log_fd = STDERR_FILENO;
+        free(log_path);
+        log_path = NULL;
+        return 0;
+    }
+    int fd = open_append(path);
+    if (fd < 0)
+        return fd;
+    char *copy = strdup(path);
+    if (copy == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    free(log_path);
+    log_path = copy;
+    if (log_fd == STDERR_FILENO) {
+        log_fd = fd;
+    } else {
+        dup2(fd, log_fd);
+        close(fd);
+    }
+    return 0;
+}
+
+int gc__log_reopen(void)
+{
+    if (log_path == NULL)
+        return 0;
+    int fd = open_append(log_path);
+    if (fd < 0)
+        return fd;
+    /* dup2 keeps the number: anything holding log_fd now writes to the new file. */
+    dup2(fd, log_fd);
+    close(fd);
+    return 0;
+}
+
+int gc__log_fd(void)
+{
+    return log_fd;
+}
 
 static const struct {
     const char *name;

@@ -21,6 +21,15 @@ int gc__log_set_level_name(const char *name);
 void gc__log_set_level(int level);
 int gc__log_enabled(int level);
 
+/* Sends the error log to `path` ("-" or NULL is stderr), opened for appending. The log
+ * keeps one descriptor number for its whole life (reopening dup2s onto it), so a
+ * descriptor handed to Python's faulthandler stays valid. Returns 0 or -errno. */
+int gc__log_open(const char *path);
+/* Reopens the log file (USR1, after logrotate moved it). Returns 0 or -errno. */
+int gc__log_reopen(void);
+/* The descriptor the error log writes to. */
+int gc__log_fd(void);
+
 /* Writes one line at `level` if it passes the threshold. */
 void gc__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

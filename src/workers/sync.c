@@ -7,6 +7,7 @@
 #include "workers/worker.h"
 
 #include "http/sink.h"
+#include "log/log.h"
 
 void gc__sync_run(gc__conn_t *c)
 {
@@ -24,6 +25,10 @@ void gc__sync_run(gc__conn_t *c)
     };
     /* --keep-alive 0 turns keep-alive off (as in Gunicorn): answer "Connection: close"
      * rather than keep an idle connection with no timer to ever close it. */
+    gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
+    gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
+                           gc__monotonic_ms());
+    gc__debug("%.*s %.*s", (int)method.len, method.base, (int)target.len, target.base);
     int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
     enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, &sink, keep);
     gc__conn_request_done(c, out == GC_WSGI_KEEP && keep && sink.error == 0);

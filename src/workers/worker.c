@@ -7,6 +7,8 @@
 #include "workers/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +17,12 @@
 #include "http/response.h"
 #include "http/sink.h"
 #include "log/log.h"
+#include "arbiter/process.h"
 #include "python/interp.h"
+#include "python/runtime.h"
 
 static void worker_exit(gc__worker_t *w) __attribute__((noreturn));
+void gc__worker_quit(gc__worker_t *w, int code) __attribute__((noreturn));
 static void drive(gc__conn_t *c);
 
 /* --- connection lifetime ---------------------------------------------------------- */
@@ -193,6 +198,16 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
     w->requests++;
+    gc__slot_request_end(w->slot, gc__monotonic_ms());
+    if (w->wsgi.exit_code >= 0)
+        gc__worker_quit(w, w->wsgi.exit_code); /* the app raised SystemExit (SIGABRT) */
+    if (w->max_requests && w->requests >= w->max_requests && !w->retiring) {
+        /* The arbiter boots a replacement, then sends us TERM: we keep serving until
+         * then, so recycling never leaves the socket without a worker. */
+        w->retiring = 1;
+        gc__info("Autorestarting worker after current request.");
+        atomic_store(&w->slot->state, GC_SLOT_RETIRING);
+    }
     if (!keep || w->stopping || c->closing) {
         gc__conn_close(c);
         return;
@@ -271,12 +286,23 @@ static void close_servers(gc__worker_t *w)
 
 static void worker_exit(gc__worker_t *w)
 {
+    if (w->hook_worker != NULL) {
+        gc__rt_set_bool(w->hook_worker, "alive", 0);
+        gc__rt_worker_hook(GC_HOOK_worker_exit, w->hook_worker);
+        PyErr_Clear();
+    }
     gc__info("Worker exiting (pid: %ld)", (long)getpid());
     gc__wsgi_state_free(&w->wsgi);
     /* Runs the application's atexit handlers, as Gunicorn's sys.exit does. */
     Py_FinalizeEx();
     fflush(NULL);
     _exit(w->exit_code);
+}
+
+void gc__worker_quit(gc__worker_t *w, int code)
+{
+    w->exit_code = code;
+    worker_exit(w);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -289,9 +315,10 @@ static void graceful_stop(gc__worker_t *w)
     if (w->stopping)
         return;
     w->stopping = 1;
+    gc__rt_set_bool(w->hook_worker, "alive", 0);
     close_servers(w);
     /* Idle connections (between requests) close now; a request being received may
-     * finish within the graceful timeout. */
+     * finish within the graceful timeout and is answered with "Connection: close". */
     for (gc__conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (!c->parser.started)
@@ -306,34 +333,167 @@ static void graceful_stop(gc__worker_t *w)
 static void on_signal(uv_signal_t *s, int signum)
 {
     gc__worker_t *w = s->data;
-    if (signum == SIGTERM)
+    switch (signum) {
+    case SIGTERM:
         graceful_stop(w);
-    else
-        worker_exit(w); /* INT, QUIT: quick */
+        break;
+    case SIGUSR1:
+        gc__log_reopen();
+        break;
+    case SIGWINCH:
+        gc__debug("SIGWINCH ignored. Not a master");
+        break;
+    default: /* INT, QUIT: quick */
+        gc__rt_set_bool(w->hook_worker, "alive", 0);
+        gc__rt_worker_hook(GC_HOOK_worker_int, w->hook_worker);
+        PyErr_Clear();
+        worker_exit(w);
+    }
 }
 
 static void on_tick(uv_timer_t *t)
 {
     gc__worker_t *w = t->data;
+    gc__slot_beat(w->slot, gc__monotonic_ms());
     if (getppid() != w->ppid) {
         gc__info("Parent changed, shutting down: %ld", (long)getpid());
         worker_exit(w);
     }
 }
 
+/* --- SIGABRT: what the arbiter sends a worker that stopped beating ----------------- */
+
+/* Python-level handler: runs the worker_abort hook, then raises SystemExit(1) inside
+ * whatever Python code was stuck, so the request gets a 500 and a traceback. */
+static PyObject *on_abort(PyObject *self, PyObject *args)
+{
+    gc__worker_t *w = (gc__worker_t *)PyCapsule_GetPointer(self, NULL);
+    if (w != NULL) {
+        gc__rt_set_bool(w->hook_worker, "alive", 0);
+        gc__rt_set_bool(w->hook_worker, "aborted", 1);
+        gc__rt_worker_hook(GC_HOOK_worker_abort, w->hook_worker);
+    }
+    PyErr_Clear();
+    PyErr_SetObject(PyExc_SystemExit, PyLong_FromLong(1));
+    return NULL;
+}
+
+static PyMethodDef abort_def = {"_on_sigabrt", on_abort, METH_VARARGS, NULL};
+
+/* The handler has run (Python wrote to the wakeup fd) while the loop was idle. */
+static void on_wakeup(uv_poll_t *h, int status, int events)
+{
+    gc__worker_t *w = h->data;
+    char buf[64];
+    while (read(w->wakeup_fds[0], buf, sizeof(buf)) > 0)
+        ;
+    if (PyErr_CheckSignals() < 0) {
+        int code = 1;
+        if (PyErr_ExceptionMatches(PyExc_SystemExit))
+            code = 1;
+        PyErr_Clear();
+        gc__worker_quit(w, code);
+    }
+}
+
+/* A timed-out worker gets two signals. GC_SIG_DUMP_STACK runs faulthandler's handler,
+ * which writes every thread's Python stack to the error log at once, even when the
+ * code is stuck in C. (faulthandler refuses to chain on SIGABRT, a fatal signal.)
+ * SIGABRT runs Python's handler, on_abort, at the next bytecode. Returns 0 or -1. */
+static int install_abort_handler(gc__worker_t *w)
+{
+    PyObject *capsule = PyCapsule_New(w, NULL, NULL);
+    PyObject *handler = capsule ? PyCFunction_New(&abort_def, capsule) : NULL;
+    Py_XDECREF(capsule);
+    PyObject *r = NULL;
+    if (handler != NULL) {
+        PyObject *signal_mod = PyImport_ImportModule("signal");
+        if (signal_mod != NULL) {
+            r = PyObject_CallMethod(signal_mod, "signal", "iO", SIGABRT, handler);
+            Py_XDECREF(r);
+            r = r ? PyObject_CallMethod(signal_mod, "set_wakeup_fd", "i", w->wakeup_fds[1])
+                  : NULL;
+            Py_XDECREF(r);
+            Py_DECREF(signal_mod);
+        }
+        Py_DECREF(handler);
+    }
+    if (r != NULL) {
+        PyObject *fh = PyImport_ImportModule("faulthandler");
+        r = fh ? PyObject_CallMethod(fh, "register", "iiii", GC_SIG_DUMP_STACK, gc__log_fd(), 1, 0)
+               : NULL;
+        Py_XDECREF(r);
+        Py_XDECREF(fh);
+    }
+    if (r == NULL) {
+        gc__py_log_exception(GC_LOG_WARNING, "Cannot install the SIGABRT handler");
+        return -1;
+    }
+    return 0;
+}
+
+/* --- --reload: watch the application's files ------------------------------------- */
+
+static void on_file_changed(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    gc__worker_t *w = h->loop->data;
+    gc__info("Worker reloading: %s modified", (const char *)h->data);
+    graceful_stop(w);
+}
+
+static int add_path(char ***paths, size_t *n, size_t *cap, const char *path)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        char **p = realloc(*paths, ncap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        *paths = p;
+        *cap = ncap;
+    }
+    if (((*paths)[*n] = strdup(path)) == NULL)
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+/* Watches every file the imported modules came from, plus --reload-extra-file. The
+ * paths are gathered first: libuv handles must not move once initialised. */
+static void watch_sources(gc__worker_t *w)
+{
+    char **paths = NULL;
+    size_t n = 0, cap = 0;
+    PyObject *values = PyDict_Values(PyImport_GetModuleDict());
+    for (Py_ssize_t i = 0; values && i < PyList_GET_SIZE(values); i++) {
+        PyObject *file = PyObject_GetAttrString(PyList_GET_ITEM(values, i), "__file__");
+        const char *path = file && PyUnicode_Check(file) ? PyUnicode_AsUTF8(file) : NULL;
+        if (path != NULL && access(path, R_OK) == 0)
+            add_path(&paths, &n, &cap, path);
+        Py_XDECREF(file);
+        PyErr_Clear();
+    }
+    Py_XDECREF(values);
+    const gc__setting_value_t *extra = &w->cfg->v[GC_S_reload_extra_files];
+    for (size_t i = 0; i < extra->n; i++)
+        add_path(&paths, &n, &cap, extra->items[i]);
+    w->watches = calloc(n ? n : 1, sizeof(*w->watches));
+    w->loop->data = w;
+    for (size_t i = 0; w->watches && i < n; i++) {
+        uv_fs_event_t *h = &w->watches[w->nwatches];
+        if (uv_fs_event_init(w->loop, h) < 0)
+            continue;
+        h->data = paths[i]; /* the handle keeps the path for its log line */
+        uv_fs_event_start(h, on_file_changed, paths[i], 0);
+        w->nwatches++;
+    }
+    free(paths);
+    gc__debug("Watching %zu files for changes", w->nwatches);
+}
+
 /* --- boot ------------------------------------------------------------------------- */
 
-void gc__worker_main(uv_loop_t *loop, const gc__config_t *cfg, gc__listener_t *listeners,
-                     size_t nlisteners)
+static void set_limits(gc__worker_t *w, const gc__config_t *cfg)
 {
-    static gc__worker_t worker;
-    gc__worker_t *w = &worker;
-    w->loop = loop;
-    w->cfg = cfg;
-    w->listeners = listeners;
-    w->nlisteners = nlisteners;
-    w->ppid = getppid();
-    w->run = gc__sync_run;
     gc__http_limits_default(&w->limits);
     long line = gc__cfg_int(cfg, GC_S_limit_request_line);
     w->limits.max_line = line > 8190 ? 8190 : (size_t)line;
@@ -341,26 +501,83 @@ void gc__worker_main(uv_loop_t *loop, const gc__config_t *cfg, gc__listener_t *l
     w->limits.max_fields = fields <= 0 || fields > 32768 ? 32768 : (size_t)fields;
     long fsize = gc__cfg_int(cfg, GC_S_limit_request_field_size);
     w->limits.max_field_size = fsize <= 0 ? 8190 : (size_t)fsize;
+}
 
+/* Switches to --user / --group when they differ from ours. */
+static void drop_privileges(const gc__config_t *cfg)
+{
+    const char *user = gc__cfg_str(cfg, GC_S_user), *group = gc__cfg_str(cfg, GC_S_group);
+    if (user == NULL && group == NULL)
+        return;
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if ((user && gc__lookup_uid(user, &uid, group ? NULL : &gid) < 0) ||
+        (group && gc__lookup_gid(group, &gid) < 0)) {
+        gc__error("No such user or group: %s", user ? user : group);
+        _exit(GC_EXIT_WORKER_BOOT_ERROR);
+    }
+    int rc = gc__drop_privileges(uid, gid, gc__cfg_int(cfg, GC_S_initgroups) != 0);
+    if (rc < 0) {
+        gc__error("Cannot switch to user %ld, group %ld: %s", (long)uid, (long)gid, strerror(-rc));
+        _exit(GC_EXIT_WORKER_BOOT_ERROR);
+    }
+}
+
+void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
+{
+    static gc__worker_t worker;
+    gc__worker_t *w = &worker;
+    const gc__config_t *cfg = boot->cfg;
+    w->loop = loop;
+    w->cfg = cfg;
+    w->listeners = boot->listeners;
+    w->nlisteners = boot->nlisteners;
+    w->slot = boot->slot;
+    w->hook_worker = boot->hook_worker;
+    w->ppid = getppid();
+    w->run = gc__sync_run;
+    set_limits(w, cfg);
+    long maxr = gc__cfg_int(cfg, GC_S_max_requests);
+    if (maxr > 0) {
+        long jitter = gc__cfg_int(cfg, GC_S_max_requests_jitter);
+        srandom((unsigned)getpid() ^ (unsigned)gc__monotonic_ms());
+        w->max_requests = (uint64_t)maxr + (jitter > 0 ? (uint64_t)(random() % (jitter + 1)) : 0);
+    }
+
+    gc__proctitle_set("gunicorn-c: worker [%s]", boot->proc_name);
     gc__info("Booting worker with pid: %ld", (long)getpid());
+    gc__rt_set_long(w->hook_worker, "pid", (long)getpid());
+    gc__rt_worker_hook(GC_HOOK_post_fork, w->hook_worker);
 
-    uv_signal_init(loop, &w->sig_term);
-    uv_signal_init(loop, &w->sig_int);
-    uv_signal_init(loop, &w->sig_quit);
-    w->sig_term.data = w->sig_int.data = w->sig_quit.data = w;
-    uv_signal_start(&w->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&w->sig_int, on_signal, SIGINT);
-    uv_signal_start(&w->sig_quit, on_signal, SIGQUIT);
+    uv_signal_t *sigs[] = {&w->sig_term, &w->sig_int, &w->sig_quit, &w->sig_usr1, &w->sig_winch};
+    int nums[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGWINCH};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = w;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    if (pipe2(w->wakeup_fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+        uv_poll_init(loop, &w->wakeup, w->wakeup_fds[0]);
+        w->wakeup.data = w;
+        uv_poll_start(&w->wakeup, UV_READABLE, on_wakeup);
+        uv_unref((uv_handle_t *)&w->wakeup);
+        install_abort_handler(w);
+    }
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_UNBLOCK, &all, NULL);
+    drop_privileges(cfg);
 
-    PyObject *app = NULL;
-    int rc = gc__py_load_app(cfg->app_uri, &app);
-    if (rc != 0) {
-        gc__info("Worker exiting (pid: %ld)", (long)getpid());
-        fflush(NULL);
-        _exit(rc);
+    PyObject *app = boot->app;
+    if (app != NULL) {
+        Py_INCREF(app);
+    } else {
+        int rc = gc__py_load_app(cfg->app_uri, &app);
+        if (rc != 0) {
+            gc__info("Worker exiting (pid: %ld)", (long)getpid());
+            fflush(NULL);
+            _exit(rc);
+        }
     }
     gc__wsgi_options_t opt = {
         .multithread = 0,
@@ -372,28 +589,42 @@ void gc__worker_main(uv_loop_t *loop, const gc__config_t *cfg, gc__listener_t *l
         _exit(GC_EXIT_WORKER_BOOT_ERROR);
     }
     Py_DECREF(app);
+    w->wsgi.hook_worker = w->hook_worker;
 
-    w->servers = calloc(nlisteners, sizeof(*w->servers));
-    for (size_t i = 0; i < nlisteners; i++) {
-        int err = listeners[i].is_unix ? uv_pipe_init(loop, &w->servers[i].pipe, 0)
-                                       : uv_tcp_init(loop, &w->servers[i].tcp);
+    w->servers = calloc(w->nlisteners, sizeof(*w->servers));
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        gc__listener_t *l = &w->listeners[i];
+        int err = l->is_unix ? uv_pipe_init(loop, &w->servers[i].pipe, 0)
+                             : uv_tcp_init(loop, &w->servers[i].tcp);
         if (err == 0)
-            err = listeners[i].is_unix ? uv_pipe_open(&w->servers[i].pipe, listeners[i].fd)
-                                       : uv_tcp_open(&w->servers[i].tcp, listeners[i].fd);
+            err = l->is_unix ? uv_pipe_open(&w->servers[i].pipe, l->fd)
+                             : uv_tcp_open(&w->servers[i].tcp, l->fd);
         w->servers[i].handle.data = w;
         if (err == 0)
             err = uv_listen(&w->servers[i].stream, (int)gc__cfg_int(cfg, GC_S_backlog),
                             on_connection);
         if (err < 0) {
-            gc__error("Cannot listen on %s: %s", listeners[i].url, uv_strerror(err));
+            gc__error("Cannot listen on %s: %s", l->url, uv_strerror(err));
             _exit(GC_EXIT_WORKER_BOOT_ERROR);
         }
     }
     uv_timer_init(loop, &w->tick);
     uv_timer_init(loop, &w->deadline);
     w->tick.data = w->deadline.data = w;
-    uv_timer_start(&w->tick, on_tick, 1000, 1000);
+    /* The heartbeat: the arbiter reads it from the scoreboard. A request that runs
+     * longer than --timeout stops it, as in Gunicorn's sync worker. */
+    long timeout = gc__cfg_int(cfg, GC_S_timeout);
+    uint64_t every = timeout > 0 && timeout < 2 ? 500 : 1000;
+    uv_timer_start(&w->tick, on_tick, every, every);
     uv_unref((uv_handle_t *)&w->tick);
+    if (gc__cfg_int(cfg, GC_S_reload))
+        watch_sources(w);
+
+    gc__rt_set_bool(w->hook_worker, "booted", 1);
+    gc__rt_worker_hook(GC_HOOK_post_worker_init, w->hook_worker);
+    PyErr_Clear();
+    gc__slot_beat(w->slot, gc__monotonic_ms());
+    atomic_store(&w->slot->state, GC_SLOT_IDLE);
 
     uv_run(loop, UV_RUN_DEFAULT);
     worker_exit(w);

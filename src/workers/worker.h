@@ -8,13 +8,19 @@
 #ifndef GC_WORKERS_WORKER_H
 #define GC_WORKERS_WORKER_H
 
+#include <signal.h>
 #include <sys/types.h>
 #include <uv.h>
 
 #include "arbiter/listen.h"
+#include "arbiter/scoreboard.h"
 #include "config/config.h"
 #include "http/parser.h"
 #include "wsgi/wsgi.h"
+
+/* Sent by the arbiter before SIGABRT to a worker that stopped beating: the worker
+ * writes its Python stacks to the error log. */
+#define GC_SIG_DUMP_STACK (SIGRTMIN + 3)
 
 typedef struct gc__worker gc__worker_t;
 typedef struct gc__conn gc__conn_t;
@@ -42,8 +48,24 @@ struct gc__conn {
     gc__conn_t *prev, *next;
 };
 
+/* What the arbiter hands a freshly forked worker. Everything is borrowed and lives as
+ * long as the process. */
+typedef struct {
+    const gc__config_t *cfg;
+    gc__listener_t *listeners;
+    size_t nlisteners;
+    gc__slot_t *slot;      /* this worker's scoreboard slot */
+    PyObject *hook_worker; /* the Worker object hooks receive, or NULL */
+    PyObject *app;         /* the preloaded application, or NULL to import it */
+    const char *proc_name;
+} gc__worker_boot_t;
+
 struct gc__worker {
     uv_loop_t *loop;
+    gc__slot_t *slot;
+    PyObject *hook_worker;
+    uint64_t max_requests; /* 0: unlimited; includes the jitter */
+    int retiring;
     const gc__config_t *cfg;
     gc__listener_t *listeners; /* borrowed from the arbiter (inherited by fork) */
     size_t nlisteners;
@@ -62,7 +84,11 @@ struct gc__worker {
     uint64_t requests;
     gc__conn_t *conns; /* every open connection */
     size_t nconns;
-    uv_signal_t sig_term, sig_int, sig_quit;
+    uv_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_winch;
+    uv_poll_t wakeup;   /* Python's signal wakeup fd: SIGABRT runs its handler */
+    int wakeup_fds[2];
+    uv_fs_event_t *watches; /* --reload: one per watched file */
+    size_t nwatches;
     uv_timer_t tick;     /* once a second: is the arbiter still our parent? */
     uv_timer_t deadline; /* graceful stop: the longest we wait for requests */
     char readbuf[64 * 1024]; /* shared by all connections: reads are copied out at once */
@@ -73,8 +99,7 @@ struct gc__worker {
 /* Runs a worker in a freshly forked child: boots (imports the app), serves until told
  * to stop, and exits the process. `loop` is the arbiter's loop, already prepared with
  * uv_loop_fork and emptied of the arbiter's handles. Never returns. */
-void gc__worker_main(uv_loop_t *loop, const gc__config_t *cfg, gc__listener_t *listeners,
-                     size_t nlisteners) __attribute__((noreturn));
+void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot) __attribute__((noreturn));
 
 /* Finishes a request that `run` handled: sends nothing itself; either closes the
  * connection or goes on with the next request (pipelined bytes, then reading). */

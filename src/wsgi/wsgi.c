@@ -18,6 +18,7 @@
 #include "http/response.h"
 #include "log/log.h"
 #include "python/interp.h"
+#include "python/runtime.h"
 #include "wsgi/environ.h"
 
 typedef struct {
@@ -416,7 +417,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
                                       const gc__wsgi_peer_t *peer, gc__sink_t *sink,
                                       int keep_alive)
 {
-    PyObject *input = NULL, *env = NULL, *result = NULL;
+    PyObject *input = NULL, *env = NULL, *result = NULL, *hook_req = NULL;
     response_t *r = NULL;
     enum gc__wsgi_outcome outcome = GC_WSGI_CLOSE;
     int failed = 0;
@@ -442,6 +443,11 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     r->keep_alive = keep_alive;
     r->head_request = method.len == 4 && memcmp(method.base, "HEAD", 4) == 0;
 
+    if (st->hook_worker != NULL && gc__rt_request_hooks()) {
+        hook_req = gc__rt_request_new(env, req);
+        if (hook_req != NULL)
+            gc__rt_pre_request(st->hook_worker, hook_req);
+    }
     result = PyObject_CallFunctionObjArgs(st->app, env, (PyObject *)r, NULL);
     if (result == NULL)
         goto error;
@@ -468,6 +474,8 @@ error:
         PyErr_Clear();
         gc__debug("Ignored client disconnection: %s", strerror(-sink->error));
     } else {
+        if (PyErr_ExceptionMatches(PyExc_SystemExit))
+            st->exit_code = 1; /* SIGABRT's handler: answer, then the worker quits */
         gc__view_t target = gc__http_target(req);
         char header[512];
         snprintf(header, sizeof(header), "Error handling request %.*s %.*s", (int)method.len,
@@ -479,6 +487,12 @@ error:
     PyErr_Clear();
     outcome = GC_WSGI_CLOSE;
 out:
+    if (hook_req != NULL) {
+        gc__rt_post_request(st->hook_worker, hook_req, env, r ? r->status : NULL,
+                            r ? r->headers : NULL, r ? r->body_sent : 0);
+        PyErr_Clear();
+        Py_DECREF(hook_req);
+    }
     if (r != NULL)
         r->sink = NULL; /* a write() kept by the app now raises instead of writing */
     if (input != NULL)
@@ -517,6 +531,7 @@ static PyTypeObject response_type = {
 int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_options_t *opt)
 {
     memset(st, 0, sizeof(*st));
+    st->exit_code = -1;
     gc__buf_init(&st->head);
     gc__buf_init(&st->scratch);
     if (gc__wsgi_types_ready() < 0 || PyType_Ready(&response_type) < 0)

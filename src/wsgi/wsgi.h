@@ -51,6 +51,8 @@ typedef struct {
     PyObject *http10, *http11, *empty, *http; /* owned constant values */
     PyObject *script_name;   /* owned: $SCRIPT_NAME or "" */
     int sendfile;            /* wsgi.file_wrapper may use sendfile(2) */
+    PyObject *hook_worker;   /* borrowed: the `worker` of pre/post_request hooks */
+    int exit_code;           /* >= 0 once the app raised SystemExit (SIGABRT): quit */
     gc__buf_t head;          /* reused buffer for response heads */
     gc__buf_t scratch;       /* reused buffer for decoding */
 } gc__wsgi_state_t;

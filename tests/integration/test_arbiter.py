@@ -86,8 +86,6 @@ def test_worker_exiting_is_replaced_and_others_keep_serving(start_server):
     assert seen == {second, new}
 
 
-@pytest.mark.xfail(strict=False, reason="not implemented: the arbiter has no worker "
-                   "heartbeat, so --timeout does not kill a worker stuck in the application")
 def test_worker_stuck_longer_than_timeout_is_replaced(start_server):
     srv = start_server("shapes:slow", "--timeout", "1")
     (old,) = srv.worker_pids()

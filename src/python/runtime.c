@@ -1,0 +1,310 @@
+/* runtime.c: the built-in module _gunicorn_c, and hook calls (see runtime.h). */
+#include "python/runtime.h"
+
+#include <unistd.h>
+
+#include "log/log.h"
+#include "python/interp.h"
+#include "runtime_py.h" /* generated from runtime.py: gc__runtime_py_source[] */
+
+static PyObject *runtime; /* the _gunicorn_c_runtime module */
+static PyObject *server;  /* the Server object */
+
+/* --- _gunicorn_c: what runtime.py needs from C ------------------------------------ */
+
+static PyObject *c_log(PyObject *self, PyObject *args)
+{
+    int level;
+    const char *msg;
+    if (!PyArg_ParseTuple(args, "is:log", &level, &msg))
+        return NULL;
+    if (strchr(msg, '\n') != NULL) {
+        /* A message with a traceback: first line as the log line, the rest below. */
+        const char *nl = strchr(msg, '\n');
+        char head[1024];
+        snprintf(head, sizeof(head), "%.*s", (int)(nl - msg), msg);
+        gc__log_block(level, head, nl + 1);
+    } else {
+        gc__log(level, "%s", msg);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *c_reopen_logs(PyObject *self, PyObject *unused)
+{
+    gc__log_reopen();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef c_methods[] = {
+    {"log", c_log, METH_VARARGS, "log(level, message): write to the server's error log."},
+    {"reopen_logs", c_reopen_logs, METH_NOARGS, "Reopen the error log file."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef c_module = {
+    PyModuleDef_HEAD_INIT, "_gunicorn_c", "gunicorn-c's C side, for its runtime.", -1,
+    c_methods, NULL, NULL, NULL, NULL,
+};
+
+/* --- the Config object ------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    enum gc__setting_type type;
+} settings[GC_S__COUNT] = {
+#define X(name, type, ...) {#name, type},
+#include "config/settings.def"
+#undef X
+};
+
+static PyObject *setting_value(const gc__config_t *cfg, int id)
+{
+    const gc__setting_value_t *v = &cfg->v[id];
+    switch (settings[id].type) {
+    case GC_T_INT:
+        return PyLong_FromLong(v->i);
+    case GC_T_BOOL:
+        return PyBool_FromLong(v->i);
+    case GC_T_STR:
+        if (v->s == NULL)
+            Py_RETURN_NONE;
+        return PyUnicode_DecodeFSDefault(v->s);
+    case GC_T_LIST: {
+        PyObject *list = PyList_New((Py_ssize_t)v->n);
+        for (size_t i = 0; list && i < v->n; i++) {
+            PyObject *item = PyUnicode_DecodeFSDefault(v->items[i]);
+            if (item == NULL) {
+                Py_CLEAR(list);
+                break;
+            }
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item); /* steals item */
+        }
+        return list;
+    }
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+static PyObject *config_object(const gc__config_t *cfg)
+{
+    PyObject *values = PyDict_New(), *obj = NULL;
+    if (values == NULL)
+        return NULL;
+    for (int id = 0; id < GC_S__COUNT; id++) {
+        PyObject *v = setting_value(cfg, id);
+        if (v == NULL || PyDict_SetItemString(values, settings[id].name, v) < 0) {
+            Py_XDECREF(v);
+            goto out;
+        }
+        Py_DECREF(v);
+    }
+    for (int h = 0; h < GC_HOOK__COUNT; h++) {
+        PyObject *fn = gc__hook_get((enum gc__hook_id)h);
+        if (PyDict_SetItemString(values, gc__hook_name((enum gc__hook_id)h),
+                                 fn ? fn : Py_None) < 0)
+            goto out;
+    }
+    obj = PyObject_CallMethod(runtime, "Config", "O", values);
+out:
+    Py_DECREF(values);
+    return obj;
+}
+
+/* --- start-up --------------------------------------------------------------------- */
+
+int gc__rt_start(const gc__config_t *cfg)
+{
+    PyObject *mod = NULL, *code = NULL, *cfgobj = NULL;
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    if (PyDict_GetItemString(modules, "_gunicorn_c") == NULL) {
+        mod = PyModule_Create(&c_module);
+        if (mod == NULL || PyDict_SetItemString(modules, "_gunicorn_c", mod) < 0)
+            goto fail;
+        Py_CLEAR(mod);
+    }
+    code = Py_CompileString(gc__runtime_py_source, "<gunicorn-c runtime>", Py_file_input);
+    if (code == NULL)
+        goto fail;
+    runtime = PyImport_ExecCodeModule("_gunicorn_c_runtime", code);
+    Py_CLEAR(code);
+    if (runtime == NULL)
+        goto fail;
+    cfgobj = config_object(cfg);
+    if (cfgobj == NULL)
+        goto fail;
+    server = PyObject_CallMethod(runtime, "Server", "Os", cfgobj,
+                                 cfg->app_uri ? cfg->app_uri : "");
+    Py_CLEAR(cfgobj);
+    if (server == NULL)
+        goto fail;
+    return 0;
+fail:
+    Py_XDECREF(mod);
+    Py_XDECREF(code);
+    Py_XDECREF(cfgobj);
+    gc__py_log_exception(GC_LOG_ERROR, "Cannot start gunicorn-c's Python runtime");
+    return -1;
+}
+
+int gc__rt_reconfigure(const gc__config_t *cfg)
+{
+    PyObject *cfgobj = config_object(cfg);
+    if (cfgobj == NULL || PyObject_SetAttrString(server, "cfg", cfgobj) < 0) {
+        Py_XDECREF(cfgobj);
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot apply the reloaded configuration");
+        return -1;
+    }
+    Py_DECREF(cfgobj);
+    return 0;
+}
+
+PyObject *gc__rt_server(void)
+{
+    return server;
+}
+
+static void set_attr(PyObject *obj, const char *name, PyObject *value)
+{
+    if (value == NULL || PyObject_SetAttrString(obj, name, value) < 0)
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot update a hook object");
+    Py_XDECREF(value);
+}
+
+void gc__rt_set_long(PyObject *obj, const char *name, long value)
+{
+    if (obj != NULL)
+        set_attr(obj, name, PyLong_FromLong(value));
+}
+
+void gc__rt_set_bool(PyObject *obj, const char *name, int value)
+{
+    if (obj != NULL)
+        set_attr(obj, name, PyBool_FromLong(value));
+}
+
+/* --- hooks ------------------------------------------------------------------------ */
+
+/* Calls runtime.call(name, hook, *args) with args borrowed. */
+static void call_hook(enum gc__hook_id id, int nargs, PyObject *a, PyObject *b, PyObject *c,
+                      PyObject *d)
+{
+    PyObject *hook = gc__hook_get(id);
+    if (hook == NULL || runtime == NULL)
+        return;
+    PyObject *name = PyUnicode_FromString(gc__hook_name(id));
+    PyObject *argv[6] = {name, hook, a, b, c, d};
+    PyObject *fn = PyObject_GetAttrString(runtime, "call");
+    PyObject *r = NULL;
+    if (name != NULL && fn != NULL)
+        r = PyObject_Vectorcall(fn, argv, (size_t)(2 + nargs), NULL);
+    Py_XDECREF(fn);
+    Py_XDECREF(name);
+    if (r == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_SystemExit))
+            return; /* leave SystemExit for the caller (worker_abort) */
+        gc__py_log_exception(GC_LOG_ERROR, "Exception while calling a hook");
+    }
+    Py_XDECREF(r);
+}
+
+void gc__rt_server_hook(enum gc__hook_id id)
+{
+    call_hook(id, 1, server, NULL, NULL, NULL);
+}
+
+PyObject *gc__rt_worker_new(unsigned age)
+{
+    PyObject *cfg = server ? PyObject_GetAttrString(server, "cfg") : NULL;
+    PyObject *w = NULL;
+    if (cfg != NULL)
+        w = PyObject_CallMethod(runtime, "Worker", "IiOO", age, (int)getpid(), cfg, server);
+    Py_XDECREF(cfg);
+    if (w == NULL)
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot make the worker object for hooks");
+    return w;
+}
+
+void gc__rt_worker_hook(enum gc__hook_id id, PyObject *worker)
+{
+    if (worker == NULL)
+        return;
+    switch (id) {
+    case GC_HOOK_post_worker_init:
+    case GC_HOOK_worker_int:
+    case GC_HOOK_worker_abort:
+        call_hook(id, 1, worker, NULL, NULL, NULL);
+        break;
+    default:
+        call_hook(id, 2, server, worker, NULL, NULL);
+        break;
+    }
+}
+
+void gc__rt_nworkers_changed(long new_value, long old_value)
+{
+    if (gc__hook_get(GC_HOOK_nworkers_changed) == NULL)
+        return;
+    PyObject *n = PyLong_FromLong(new_value);
+    PyObject *o = old_value < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(old_value);
+    if (n != NULL && o != NULL)
+        call_hook(GC_HOOK_nworkers_changed, 3, server, n, o, NULL);
+    Py_XDECREF(n);
+    Py_XDECREF(o);
+}
+
+int gc__rt_request_hooks(void)
+{
+    return gc__hook_get(GC_HOOK_pre_request) != NULL ||
+           gc__hook_get(GC_HOOK_post_request) != NULL;
+}
+
+PyObject *gc__rt_request_new(PyObject *environ, const gc__http_request_t *req)
+{
+    PyObject *headers = PyList_New((Py_ssize_t)req->nfields);
+    if (headers == NULL)
+        goto fail;
+    for (size_t i = 0; i < req->nfields; i++) {
+        gc__view_t n = gc__http_field_name(req, i), v = gc__http_field_value(req, i);
+        PyObject *name = PyUnicode_DecodeLatin1(n.base, (Py_ssize_t)n.len, NULL);
+        PyObject *upper = name ? PyObject_CallMethod(name, "upper", NULL) : NULL;
+        PyObject *value = PyUnicode_DecodeLatin1(v.base, (Py_ssize_t)v.len, NULL);
+        Py_XDECREF(name);
+        PyObject *pair = upper && value ? PyTuple_Pack(2, upper, value) : NULL;
+        Py_XDECREF(upper);
+        Py_XDECREF(value);
+        if (pair == NULL) {
+            Py_DECREF(headers);
+            goto fail;
+        }
+        PyList_SET_ITEM(headers, (Py_ssize_t)i, pair); /* steals pair */
+    }
+    PyObject *obj = PyObject_CallMethod(runtime, "Request", "OO", environ, headers);
+    Py_DECREF(headers);
+    if (obj != NULL)
+        return obj;
+fail:
+    gc__py_log_exception(GC_LOG_ERROR, "Cannot make the request object for hooks");
+    return NULL;
+}
+
+void gc__rt_pre_request(PyObject *worker, PyObject *req)
+{
+    call_hook(GC_HOOK_pre_request, 2, worker, req, NULL, NULL);
+}
+
+void gc__rt_post_request(PyObject *worker, PyObject *req, PyObject *environ, PyObject *status,
+                         PyObject *headers, unsigned long long sent)
+{
+    if (gc__hook_get(GC_HOOK_post_request) == NULL)
+        return;
+    PyObject *resp = PyObject_CallMethod(runtime, "Response", "OOK", status ? status : Py_None,
+                                         headers ? headers : Py_None, sent);
+    if (resp == NULL) {
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot make the response object for hooks");
+        return;
+    }
+    call_hook(GC_HOOK_post_request, 4, worker, req, environ, resp);
+    Py_DECREF(resp);
+}

@@ -1,0 +1,194 @@
+"""gunicorn-c's Python runtime: the objects that server hooks receive.
+
+This file is compiled into the gunicorn-c executable and imported in the embedded
+interpreter as the module ``_gunicorn_c_runtime``. Its C half is the built-in module
+``_gunicorn_c`` (logging into the server's error log). Hooks written for Gunicorn use
+``server.log``, ``server.cfg``, ``worker.pid``, ``req.path`` and so on: these classes
+give them those attributes. Nothing here runs on the request path unless a
+``pre_request`` or ``post_request`` hook is configured.
+"""
+import os
+import traceback
+
+import _gunicorn_c as _c
+
+DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
+
+
+class Logger:
+    """The ``log`` attribute of servers and workers (Gunicorn's logger API)."""
+
+    def _emit(self, level, msg, args, exc_info=False):
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = "%s %r" % (msg, args)
+        if exc_info:
+            text += "\n" + traceback.format_exc().rstrip("\n")
+        _c.log(level, text)
+
+    def debug(self, msg, *args, **kwargs):
+        self._emit(DEBUG, msg, args, kwargs.get("exc_info"))
+
+    def info(self, msg, *args, **kwargs):
+        self._emit(INFO, msg, args, kwargs.get("exc_info"))
+
+    def warning(self, msg, *args, **kwargs):
+        self._emit(WARNING, msg, args, kwargs.get("exc_info"))
+
+    warn = warning
+
+    def error(self, msg, *args, **kwargs):
+        self._emit(ERROR, msg, args, kwargs.get("exc_info"))
+
+    def critical(self, msg, *args, **kwargs):
+        self._emit(CRITICAL, msg, args, kwargs.get("exc_info"))
+
+    def exception(self, msg, *args, **kwargs):
+        self._emit(ERROR, msg, args, True)
+
+    def log(self, level, msg, *args, **kwargs):
+        self._emit(int(level), msg, args, kwargs.get("exc_info"))
+
+    def reopen_files(self):
+        _c.reopen_logs()
+
+    def close_on_exec(self):
+        pass
+
+    def access(self, resp, req, environ, request_time):
+        pass
+
+
+log = Logger()
+
+
+class Config:
+    """``server.cfg`` / ``worker.cfg``: each setting's value as an attribute."""
+
+    def __init__(self, values):
+        self.__dict__.update(values)
+        self.settings = dict(values)
+
+    @property
+    def worker_class_str(self):
+        return self.worker_class
+
+    @property
+    def address(self):
+        return list(self.bind)
+
+    @property
+    def env(self):
+        return dict(item.split("=", 1) for item in self.raw_env if "=" in item)
+
+    def __repr__(self):
+        return "<Config %d settings>" % len(self.settings)
+
+
+class Server:
+    """The ``server`` argument of master-side hooks (Gunicorn's Arbiter)."""
+
+    def __init__(self, cfg, app_uri):
+        self.cfg = cfg
+        self.log = log
+        self.pid = os.getpid()
+        self.num_workers = cfg.workers
+        self.timeout = cfg.timeout
+        self.proc_name = cfg.proc_name or app_uri
+        self.app_uri = app_uri
+        self.master_name = "Master"
+        self.WORKERS = {}
+        self.LISTENERS = []
+        self.reexec_pid = 0
+        self.app = self
+
+    def __repr__(self):
+        return "<gunicorn-c.Server pid=%d>" % self.pid
+
+
+class Worker:
+    """The ``worker`` argument of hooks: made in the master before fork."""
+
+    def __init__(self, age, ppid, cfg, server):
+        self.age = age
+        self.ppid = ppid
+        self.pid = None
+        self.cfg = cfg
+        self.log = log
+        self.timeout = cfg.timeout
+        self.max_requests = cfg.max_requests
+        self.alive = True
+        self.booted = False
+        self.aborted = False
+        self.nr = 0
+        self.app = server
+        self.wsgi = None
+
+    def __repr__(self):
+        return "<gunicorn-c.Worker %s>" % self.pid
+
+
+class Request:
+    """The ``req`` argument of pre_request / post_request."""
+
+    def __init__(self, environ, headers):
+        self.method = environ["REQUEST_METHOD"]
+        self.uri = environ.get("RAW_URI", "")
+        self.path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        self.query = environ.get("QUERY_STRING", "")
+        proto = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+        self.version = (int(proto[5]), int(proto[7]))
+        self.headers = headers
+        self.scheme = environ.get("wsgi.url_scheme", "http")
+        self.remote_addr = environ.get("REMOTE_ADDR")
+        self.body = environ.get("wsgi.input")
+        self.fragment = self.uri.partition("#")[2]
+
+    def __repr__(self):
+        return "<gunicorn-c.Request %s %s>" % (self.method, self.uri)
+
+
+class Response:
+    """The ``resp`` argument of post_request."""
+
+    def __init__(self, status, headers, sent):
+        self.status = status
+        self.headers = headers
+        self.sent = sent
+        self.response_length = sent
+        try:
+            self.status_code = int(str(status).split(None, 1)[0])
+        except (ValueError, IndexError):
+            self.status_code = None
+
+    def __repr__(self):
+        return "<gunicorn-c.Response %s>" % self.status
+
+
+def call(hook_name, hook, *args):
+    """Calls a hook; an exception is logged and swallowed, as a hook must not take the
+    server down."""
+    try:
+        if hook_name == "post_request":
+            # Gunicorn accepts post_request(worker, req), (.., environ), (.., resp).
+            arity = _arity(hook)
+            if arity is not None and arity < 4:
+                args = args[:arity]
+        hook(*args)
+    except SystemExit:
+        raise
+    except BaseException:
+        log.exception("Exception in %s hook", hook_name)
+
+
+def _arity(func):
+    code = getattr(func, "__code__", None)
+    if code is None:
+        code = getattr(getattr(func, "__call__", None), "__code__", None)
+        extra = 1
+    else:
+        extra = 1 if hasattr(func, "__self__") else 0
+    if code is None or code.co_flags & 0x04:  # *args: give it everything
+        return None
+    return code.co_argcount - extra
