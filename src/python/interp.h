@@ -1,8 +1,9 @@
-/* interp.h: the embedded interpreter and the application import.
+/* interp.h: the embedded interpreter, the process environment and the application.
  *
- * The arbiter starts CPython once (for the config file and hooks, and so that workers
- * inherit an initialised interpreter through fork); each worker then imports the
- * application named by APP_MODULE. */
+ * The arbiter starts CPython once, before reading the configuration (the config file
+ * is Python), and workers inherit the initialised interpreter through fork. Each worker
+ * then imports the application, unless the arbiter preloaded it. All functions but
+ * gc__py_start need the GIL. */
 #ifndef GC_PYTHON_INTERP_H
 #define GC_PYTHON_INTERP_H
 
@@ -14,18 +15,51 @@
 #define GC_EXIT_WORKER_BOOT_ERROR 3
 #define GC_EXIT_APP_LOAD_ERROR 4
 
-/* Starts the interpreter with our signal handling (Python installs none) and puts the
- * working directory and --pythonpath entries first on sys.path. Returns 0 or -1 (an
- * error line has been printed). */
-int gc__py_init(const gc__config_t *cfg, int argc, char **argv);
+/* Starts the interpreter with our signal handling (Python installs none); argv becomes
+ * sys.argv. Returns 0 or -1 (an error line has been printed). */
+int gc__py_start(int argc, char **argv);
 
-/* Imports APP_MODULE ("pkg.module[:name]", name defaulting to "application", or
- * "name()" for a factory without arguments). On success stores a new reference in
- * *app and returns 0; otherwise logs why and returns GC_EXIT_WORKER_BOOT_ERROR or
- * GC_EXIT_APP_LOAD_ERROR. */
+/* Gunicorn's Application.chdir: os.chdir(dir), then dir first on sys.path unless it is
+ * already there. Returns 0, or -1 with a Python exception set. */
+int gc__py_chdir(const char *dir);
+
+/* --pythonpath: each comma-separated entry, made absolute, is inserted at sys.path[0]
+ * unless already present (so the last one ends up first, as in Gunicorn). Returns 0 or
+ * -1 (logged). */
+int gc__py_add_pythonpath(const gc__config_t *cfg);
+
+/* --env: sets each KEY=VALUE in os.environ (and so in the C environment). Variables a
+ * previous call set are first restored to what they were, so that a reload can drop
+ * one. Prints "Error: environment setting 'X' invalid" and returns -1 for an entry
+ * without "=". */
+int gc__py_apply_env(const gc__config_t *cfg);
+
+/* Records how gc__py_load_app reads its uri: as APP_MODULE, or, when cfg came from a
+ * command line with --paste, as a PasteDeploy ini path (with raw_paste_global_conf as
+ * the ini's global_conf). gc__config_load calls it; workers inherit it through fork.
+ * Returns 0 or -1 (printed). */
+int gc__py_set_app_source(const gc__config_t *cfg);
+
+/* Imports the application named by uri (see gc__py_set_app_source):
+ *   module              the attribute `application` of module
+ *   module:name         an attribute
+ *   module:factory()    the result of calling an attribute; literal arguments such as
+ *                       factory('a', debug=True) are allowed (Python's literal_eval)
+ * On success stores a new reference in *app and returns 0. Otherwise reports the
+ * failure as a Gunicorn worker does and returns GC_EXIT_APP_LOAD_ERROR (the name does
+ * not lead to a callable: the message alone is printed on stderr) or
+ * GC_EXIT_WORKER_BOOT_ERROR (the import itself failed: logged with its traceback). */
 int gc__py_load_app(const char *uri, PyObject **app);
+
+/* --check-config: loads the application and drops it. On failure prints "Error while
+ * loading the application:" and the traceback on stderr, and returns -1. */
+int gc__py_check_app(const char *uri);
 
 /* Logs the pending Python exception with its traceback under `header` and clears it. */
 void gc__py_log_exception(int level, const char *header);
+
+/* Formats the pending exception as Python's traceback.print_exc() would, writes it to
+ * stderr and clears it. */
+void gc__py_print_exception(void);
 
 #endif

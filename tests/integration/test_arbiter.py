@@ -225,7 +225,7 @@ def test_missing_attribute_exits_4(start_server):
 
 @pytest.mark.parametrize("target, message", [
     ("hello:not_callable", "Application object must be callable."),
-    ("hello:nothing", "Failed to find application object: 'nothing'."),
+    ("hello:nothing", "Failed to find application object: 'nothing'"),
 ])
 def test_unusable_app_object_exits_4(start_server, target, message):
     srv = start_server(target, wait=False)
