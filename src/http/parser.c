@@ -159,6 +159,12 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
     if (p->headers_done)
         return 0; /* a trailer value; see on_header_field */
     gc__http_field_t *f = &r->fields[r->nfields - 1];
+    /* llhttp joins an obs-fold continuation line to the value without telling us. A
+     * value piece normally follows ':' or whitespace; one that follows a line feed is
+     * a continuation line. */
+    char before = at > p->feed_data ? at[-1] : p->prev_last;
+    if (len > 0 && before == '\n')
+        p->folded = 1;
     if (gc__buf_append(&r->head, at, len) < 0)
         return oom(p);
     f->value_len += (uint32_t)len;
@@ -173,6 +179,82 @@ ssize_t gc__http_find_field(const gc__http_request_t *r, const char *lower)
         if (gc__view_ieq(gc__http_field_name(r, i), lower))
             return (ssize_t)i;
     return -1;
+}
+
+static int count_fields(const gc__http_request_t *r, const char *lower)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->nfields; i++)
+        n += gc__view_ieq(gc__http_field_name(r, i), lower);
+    return n;
+}
+
+/* Checks Transfer-Encoding: every field, as one comma list. Only chunked is decoded, and
+ * it must come last and once; a coding after chunked, or chunked on HTTP/1.0, would
+ * make us and a proxy in front disagree on where the body ends. */
+static int check_transfer_encoding(gc__http_parser_t *p)
+{
+    gc__http_request_t *r = &p->req;
+    int seen = 0, chunked_last = 0, chunked_count = 0;
+    for (size_t i = 0; i < r->nfields; i++) {
+        if (!gc__view_ieq(gc__http_field_name(r, i), "transfer-encoding"))
+            continue;
+        gc__view_t v = gc__http_field_value(r, i);
+        size_t pos = 0;
+        do {
+            size_t start = pos;
+            while (pos < v.len && v.base[pos] != ',')
+                pos++;
+            gc__view_t item = gc__view(v.base + start, pos - start);
+            while (item.len && (item.base[0] == ' ' || item.base[0] == '\t'))
+                item.base++, item.len--;
+            while (item.len && (item.base[item.len - 1] == ' ' || item.base[item.len - 1] == '\t'))
+                item.len--;
+            seen = 1;
+            if (gc__view_ieq(item, "chunked")) {
+                if (++chunked_count > 1)
+                    return fail(p, 400, "Invalid HTTP Header: 'TRANSFER-ENCODING'");
+                chunked_last = 1;
+            } else if (gc__view_ieq(item, "identity") || gc__view_ieq(item, "gzip") ||
+                       gc__view_ieq(item, "deflate") || gc__view_ieq(item, "compress")) {
+                if (chunked_count)
+                    return fail(p, 400, "Invalid HTTP Header: 'TRANSFER-ENCODING'");
+                chunked_last = 0;
+            } else {
+                return fail(p, 501, "Unsupported transfer coding: '%.*s'", (int)v.len, v.base);
+            }
+        } while (pos++ < v.len);
+    }
+    if (!seen)
+        return 0;
+    if (r->major == 1 && r->minor == 0)
+        return fail(p, 400, "Invalid HTTP Header: 'TRANSFER-ENCODING'");
+    if (!chunked_last)
+        return fail(p, 400, "Invalid HTTP Header: 'TRANSFER-ENCODING'");
+    return 0;
+}
+
+/* Our own rules on a complete head, beyond what llhttp checks (see docs/http.md). */
+static int validate_head(gc__http_parser_t *p)
+{
+    gc__http_request_t *r = &p->req;
+    if (p->folded && !p->limits->permit_obsolete_folding)
+        return fail(p, 400, "Obsolete line folding is unacceptable");
+    int hosts = count_fields(r, "host");
+    if (hosts > 1)
+        return fail(p, 400, "Invalid HTTP Header: 'HOST'");
+    if (hosts == 0 && r->major == 1 && r->minor == 1)
+        return fail(p, 400, "Missing Host header (required in HTTP/1.1)");
+    if (count_fields(r, "content-type") > 1)
+        return fail(p, 400, "Invalid HTTP Header: 'CONTENT-TYPE'");
+    gc__view_t target = gc__http_target(r), method = gc__http_method(r);
+    if (target.len == 1 && target.base[0] == '*' && !gc__view_ieq(method, "options"))
+        return fail(p, 400, "Invalid HTTP request line: '%.*s *'", (int)method.len, method.base);
+    for (size_t i = 0; i < r->nfields; i++)
+        if (!gc__http_is_field_value(gc__http_field_value(r, i)))
+            return fail(p, 400, "Invalid HTTP Header: '%.*s'", (int)r->fields[i].name_len,
+                        r->head.data + r->fields[i].name_off);
+    return check_transfer_encoding(p);
 }
 
 static int on_headers_complete(llhttp_t *ll)
@@ -199,6 +281,8 @@ static int on_headers_complete(llhttp_t *ll)
     }
     r->major = ll->http_major;
     r->minor = ll->http_minor;
+    if (validate_head(p) < 0)
+        return -1;
     r->keep_alive = llhttp_should_keep_alive(ll);
     r->chunked = (ll->flags & F_CHUNKED) != 0;
     r->content_length = (ll->flags & F_CONTENT_LENGTH) ? (int64_t)ll->content_length : -1;
@@ -332,7 +416,7 @@ void gc__http_parser_next(gc__http_parser_t *p)
 {
     request_clear(&p->req);
     p->state = GC_HTTP_NEED_MORE;
-    p->headers_done = p->in_value = p->started = 0;
+    p->headers_done = p->in_value = p->started = p->folded = 0;
     /* After a request with "Connection: Upgrade" (or a CONNECT) llhttp would hand every
      * later byte over as another protocol's, with no request around it. Gunicorn has no
      * upgrades and reads on in HTTP/1.1, so llhttp starts afresh instead. */
@@ -360,7 +444,9 @@ static void map_llhttp_error(gc__http_parser_t *p, llhttp_errno_t err)
         fail(p, 400, "Invalid HTTP request line: %s", reason);
         break;
     case HPE_INVALID_TRANSFER_ENCODING:
-        fail(p, 501, "Unsupported transfer coding: %s", reason);
+        /* llhttp raises this when chunked is not the last coding: the framing is
+         * ambiguous, not merely unsupported. */
+        fail(p, 400, "Invalid HTTP Header: 'TRANSFER-ENCODING' (%s)", reason);
         break;
     default:
         fail(p, 400, "Invalid HTTP request: %s", reason);
@@ -368,10 +454,9 @@ static void map_llhttp_error(gc__http_parser_t *p, llhttp_errno_t err)
     }
 }
 
-size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
+static size_t feed(gc__http_parser_t *p, const char *data, size_t len)
 {
-    if (p->state != GC_HTTP_NEED_MORE || len == 0)
-        return 0;
+    p->feed_data = data;
     llhttp_errno_t err = llhttp_execute(&p->ll, data, len);
     if (err == HPE_OK)
         return len;
@@ -388,6 +473,16 @@ size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
         map_llhttp_error(p, err);
     p->state = GC_HTTP_ERROR;
     return len;
+}
+
+size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
+{
+    if (p->state != GC_HTTP_NEED_MORE || len == 0)
+        return 0;
+    size_t used = feed(p, data, len);
+    if (used > 0)
+        p->prev_last = data[used - 1];
+    return used;
 }
 
 void gc__http_parser_eof(gc__http_parser_t *p)

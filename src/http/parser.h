@@ -26,6 +26,7 @@ typedef struct {
     size_t max_fields;     /* limit_request_fields */
     size_t max_field_size; /* limit_request_field_size: bytes of one "Name: value\r\n" */
     size_t spool_threshold; /* body bytes kept in memory before spilling to a file */
+    int permit_obsolete_folding; /* join folded header lines instead of refusing them */
 } gc__http_limits_t;
 
 /* Fills `l` with Gunicorn's defaults (4094, 100, 8190) and a 1 MiB spool threshold. */
@@ -97,6 +98,9 @@ typedef struct {
     int headers_done;  /* the head of the current request has been parsed */
     int in_value;      /* the last callback was part of a header value */
     int started;       /* some byte of the current request has been seen */
+    int folded;        /* a header line of the current request was folded (obs-fold) */
+    const char *feed_data; /* the buffer being fed, to look one byte behind a piece */
+    char prev_last;    /* the last byte of the previous feed */
     int error_status;  /* 400, 431, 501 ... when state is GC_HTTP_ERROR */
     char error_msg[256];
 } gc__http_parser_t;

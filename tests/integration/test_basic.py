@@ -697,7 +697,7 @@ def test_unix_socket(start_server, tmp_path):
         reader = Reader(s)
         s.sendall(request(path="/over/unix", host="example.org:8080"))
         env = json.loads(reader.read_response().body)
-        s.sendall(request(path="/again", host=None))
+        s.sendall(request(path="/again", host=None, version="HTTP/1.0"))
         env2 = json.loads(reader.read_response().body)
     assert env["PATH_INFO"] == "/over/unix"
     assert env["SERVER_NAME"] == "example.org"

@@ -140,9 +140,19 @@ def test_content_length_with_transfer_encoding_gets_400(start_server):
 
 def test_unsupported_transfer_coding_gets_501(start_server):
     srv = start_server("echo:body")
-    data = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nxxxx"
+    data = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n"
     resp, closed = send_raw(srv, data)
     assert_error_page(resp, 501, "Not Implemented")
+    assert closed
+
+
+def test_transfer_coding_not_ending_in_chunked_gets_400(start_server):
+    # Gunicorn accepts a lone "gzip" and reads no body; a proxy may disagree about where
+    # the body ends, so gunicorn-c refuses any framing whose last coding is not chunked.
+    srv = start_server("echo:body")
+    data = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nxxxx"
+    resp, closed = send_raw(srv, data)
+    assert_error_page(resp, 400, "Bad Request")
     assert closed
 
 
