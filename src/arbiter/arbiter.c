@@ -73,6 +73,7 @@ typedef struct {
     char *pidfile; /* the path we wrote (".2" before promotion), owned */
     PyObject *app; /* --preload: imported here, inherited by workers */
     uv_signal_t signals[11];
+    uv_poll_t bell; /* the scoreboard's bell: a worker booted or wants replacing */
     uv_timer_t tick;
     uv_timer_t kill_timer;
 } arbiter_t;
@@ -129,6 +130,7 @@ static void become_worker(arbiter_t *a, int slot, PyObject *obj)
         .hook_worker = obj,
         .app = a->app,
         .proc_name = a->proc_name,
+        .bell = a->sb.bell,
     };
     gc__worker_main(a->loop, &boot);
 }
@@ -369,18 +371,33 @@ static void promote(arbiter_t *a)
     gc__proctitle_set("gunicorn-c: master [%s]", a->proc_name);
 }
 
+/* Marks workers that reached --max-requests for replacement, and replaces them. */
+static void recycle(arbiter_t *a)
+{
+    for (size_t i = 0; i < a->nworkers; i++) {
+        child_t *c = &a->workers[i];
+        if (!c->retiring && atomic_load(&a->sb.slots[c->slot].state) == GC_SLOT_RETIRING)
+            c->retiring = 1;
+    }
+    manage_workers(a);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     arbiter_t *a = t->data;
     if (a->reexec_parent && getppid() != a->reexec_parent)
         promote(a);
     check_timeouts(a, gc__monotonic_ms());
-    for (size_t i = 0; i < a->nworkers; i++) {
-        child_t *c = &a->workers[i];
-        if (!c->retiring && atomic_load(&a->sb.slots[c->slot].state) == GC_SLOT_RETIRING)
-            c->retiring = 1; /* --max-requests reached: replace it */
-    }
-    manage_workers(a);
+    recycle(a);
+}
+
+/* A worker rang: one has booted (retiring ones may now get TERM) or reached its
+ * request limit (it needs a replacement). */
+static void on_bell(uv_poll_t *h, int status, int events)
+{
+    arbiter_t *a = h->data;
+    gc__scoreboard_drain(a->sb.bell);
+    recycle(a);
 }
 
 /* --- signals ---------------------------------------------------------------------- */
@@ -619,8 +636,12 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
         return 1;
     }
     if (gc__cfg_int(cfg, GC_S_daemon)) {
-        if (getenv("NOTIFY_SOCKET"))
+        if (getenv("NOTIFY_SOCKET")) {
+            /* The process systemd started is about to exit: a READY from its
+             * grandchild would only confuse the service manager. */
             gc__warning("Ignoring NOTIFY_SOCKET: --daemon detaches from systemd");
+            unsetenv("NOTIFY_SOCKET");
+        }
         PyOS_BeforeFork();
         int drc = gc__daemonize();
         PyOS_AfterFork_Child();
@@ -683,6 +704,11 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
         uv_signal_init(a->loop, &a->signals[i]);
         a->signals[i].data = a;
         uv_signal_start(&a->signals[i], on_signal, handled_signals[i]);
+    }
+    if (a->sb.bell >= 0 && uv_poll_init(a->loop, &a->bell, a->sb.bell) == 0) {
+        a->bell.data = a;
+        uv_poll_start(&a->bell, UV_READABLE, on_bell);
+        uv_unref((uv_handle_t *)&a->bell);
     }
     uv_timer_init(a->loop, &a->kill_timer);
     a->kill_timer.data = a;

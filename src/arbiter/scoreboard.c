@@ -3,17 +3,23 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 int gc__scoreboard_init(gc__scoreboard_t *sb, size_t n)
 {
+    sb->bell = -1;
     void *p = mmap(NULL, n * sizeof(gc__slot_t), PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return -errno;
     sb->slots = p; /* mmap gives zeroed pages: every slot starts GC_SLOT_FREE */
     sb->nslots = n;
+    /* Workers keep it across fork; close-on-exec keeps it from a USR2 re-exec. Without
+     * it (-1) everything still works, a tick later. */
+    sb->bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return 0;
 }
 
@@ -23,6 +29,25 @@ void gc__scoreboard_free(gc__scoreboard_t *sb)
         munmap(sb->slots, sb->nslots * sizeof(gc__slot_t));
     sb->slots = NULL;
     sb->nslots = 0;
+    if (sb->bell >= 0)
+        close(sb->bell);
+    sb->bell = -1;
+}
+
+void gc__scoreboard_ring(int bell)
+{
+    uint64_t one = 1;
+    if (bell >= 0 && write(bell, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is full, so the arbiter is about to wake anyway. */
+    }
+}
+
+void gc__scoreboard_drain(int bell)
+{
+    uint64_t count;
+    if (bell >= 0 && read(bell, &count, sizeof(count)) < 0) {
+        /* EAGAIN: a spurious wake-up; nothing to reset. */
+    }
 }
 
 uint64_t gc__monotonic_ms(void)

@@ -35,9 +35,14 @@ typedef struct {
 typedef struct {
     gc__slot_t *slots; /* the shared mapping */
     size_t nslots;
+    /* An eventfd (or -1) a worker rings when it has booted or wants to be replaced,
+     * so that recycling does not wait for the arbiter's next tick: at a few hundred
+     * requests a second, a second's delay lets a worker serve far past its limit. */
+    int bell;
 } gc__scoreboard_t;
 
-/* Maps a table of n slots. Returns 0 or a negative errno. */
+/* Maps a table of n slots and makes the bell (-1 if it cannot). Returns 0 or a
+ * negative errno. */
 int gc__scoreboard_init(gc__scoreboard_t *sb, size_t n);
 void gc__scoreboard_free(gc__scoreboard_t *sb);
 
@@ -47,6 +52,12 @@ void gc__scoreboard_release(gc__scoreboard_t *sb, int slot);
 
 /* Monotonic clock in milliseconds. */
 uint64_t gc__monotonic_ms(void);
+
+/* Worker side: wakes the arbiter. Never blocks; a failure only delays the arbiter
+ * until its next tick. */
+void gc__scoreboard_ring(int bell);
+/* Arbiter side: resets the bell after it rang. */
+void gc__scoreboard_drain(int bell);
 
 /* Worker side: heartbeat, and the request now running (method/path views, copied and
  * truncated), or none. */

@@ -207,6 +207,7 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
         w->retiring = 1;
         gc__info("Autorestarting worker after current request.");
         atomic_store(&w->slot->state, GC_SLOT_RETIRING);
+        gc__scoreboard_ring(w->bell);
     }
     if (!keep || w->stopping || c->closing) {
         gc__conn_close(c);
@@ -535,6 +536,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->slot = boot->slot;
     w->hook_worker = boot->hook_worker;
     w->ppid = getppid();
+    w->bell = boot->bell;
     w->run = gc__sync_run;
     set_limits(w, cfg);
     long maxr = gc__cfg_int(cfg, GC_S_max_requests);
@@ -625,6 +627,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     PyErr_Clear();
     gc__slot_beat(w->slot, gc__monotonic_ms());
     atomic_store(&w->slot->state, GC_SLOT_IDLE);
+    gc__scoreboard_ring(w->bell); /* retiring workers may now be stopped */
 
     uv_run(loop, UV_RUN_DEFAULT);
     worker_exit(w);

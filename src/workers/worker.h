@@ -58,6 +58,7 @@ typedef struct {
     PyObject *hook_worker; /* the Worker object hooks receive, or NULL */
     PyObject *app;         /* the preloaded application, or NULL to import it */
     const char *proc_name;
+    int bell; /* the scoreboard's bell (gc__scoreboard_ring), or -1 */
 } gc__worker_boot_t;
 
 struct gc__worker {
@@ -81,6 +82,7 @@ struct gc__worker {
     pid_t ppid;
     int stopping;
     int exit_code;
+    int bell;
     uint64_t requests;
     gc__conn_t *conns; /* every open connection */
     size_t nconns;
