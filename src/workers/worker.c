@@ -198,9 +198,14 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
     w->requests++;
+    c->answered = 1;
     gc__slot_request_end(w->slot, gc__monotonic_ms());
+    /* A signal handler's exit wins even when the application swallowed its
+     * SystemExit; otherwise the application raised SystemExit itself. */
+    if (w->signal_exit >= 0)
+        gc__worker_quit(w, w->signal_exit);
     if (w->wsgi.exit_code >= 0)
-        gc__worker_quit(w, w->wsgi.exit_code); /* the app raised SystemExit (SIGABRT) */
+        gc__worker_quit(w, w->wsgi.exit_code);
     if (w->max_requests && w->requests >= w->max_requests && !w->retiring) {
         /* The arbiter boots a replacement, then sends us TERM: we keep serving until
          * then, so recycling never leaves the socket without a worker. */
@@ -287,6 +292,16 @@ static void close_servers(gc__worker_t *w)
 
 static void worker_exit(gc__worker_t *w)
 {
+    /* Python's finalization puts the default action back on signals it handled, so a
+     * second INT/QUIT/ABRT (a terminal's ^C reaches master and workers alike, then the
+     * master sends QUIT) would kill us mid-exit with a misleading message. Blocked,
+     * they are dropped at _exit. */
+    sigset_t quit_signals;
+    sigemptyset(&quit_signals);
+    sigaddset(&quit_signals, SIGINT);
+    sigaddset(&quit_signals, SIGQUIT);
+    sigaddset(&quit_signals, SIGABRT);
+    sigprocmask(SIG_BLOCK, &quit_signals, NULL);
     if (w->hook_worker != NULL) {
         gc__rt_set_bool(w->hook_worker, "alive", 0);
         gc__rt_worker_hook(GC_HOOK_worker_exit, w->hook_worker);
@@ -318,11 +333,15 @@ static void graceful_stop(gc__worker_t *w)
     w->stopping = 1;
     gc__rt_set_bool(w->hook_worker, "alive", 0);
     close_servers(w);
-    /* Idle connections (between requests) close now; a request being received may
-     * finish within the graceful timeout and is answered with "Connection: close". */
+    /* Keep-alive connections idle between requests close now. A request being
+     * received may finish within the graceful timeout and is answered with
+     * "Connection: close". So is the first request of a connection accepted but not
+     * yet read from: its client has sent, or is about to send, a request that no other
+     * worker can see (closing it would fail that request); its idle timer bounds the
+     * wait if it never does. */
     for (gc__conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->parser.started)
+        if (!c->parser.started && c->answered)
             gc__conn_close(c);
     }
     if (w->nconns == 0)
@@ -344,11 +363,8 @@ static void on_signal(uv_signal_t *s, int signum)
     case SIGWINCH:
         gc__debug("SIGWINCH ignored. Not a master");
         break;
-    default: /* INT, QUIT: quick */
-        gc__rt_set_bool(w->hook_worker, "alive", 0);
-        gc__rt_worker_hook(GC_HOOK_worker_int, w->hook_worker);
-        PyErr_Clear();
-        worker_exit(w);
+    default:
+        break;
     }
 }
 
@@ -362,26 +378,52 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-/* --- SIGABRT: what the arbiter sends a worker that stopped beating ----------------- */
+/* --- INT, QUIT, ABRT: signals that must interrupt the application -------------------- */
 
-/* Python-level handler: runs the worker_abort hook, then raises SystemExit(1) inside
- * whatever Python code was stuck, so the request gets a 500 and a traceback. */
+/* These three are Python-level handlers, not libuv ones: a libuv handler runs only
+ * when the loop does, so a worker busy in a long request would finish it before
+ * noticing a quick stop (INT/QUIT) or a timeout (ABRT). Python runs its handlers at
+ * the next bytecode, even inside time.sleep, and raising SystemExit there unwinds the
+ * application (its finally blocks run); the request gets a 500. */
+
+/* INT, QUIT: the quick stop. worker_int, then SystemExit(0). */
+static PyObject *on_quit(PyObject *self, PyObject *args)
+{
+    gc__worker_t *w = (gc__worker_t *)PyCapsule_GetPointer(self, NULL);
+    if (w != NULL && w->signal_exit < 0) {
+        w->signal_exit = 0;
+        gc__rt_set_bool(w->hook_worker, "alive", 0);
+        gc__rt_worker_hook(GC_HOOK_worker_int, w->hook_worker);
+    }
+    PyErr_Clear();
+    PyErr_SetNone(PyExc_SystemExit); /* SystemExit() exits with status 0 */
+    return NULL;
+}
+
+/* ABRT, what the arbiter sends a worker that stopped beating: worker_abort, then
+ * SystemExit(1), so the stuck code's traceback reaches the log. */
 static PyObject *on_abort(PyObject *self, PyObject *args)
 {
     gc__worker_t *w = (gc__worker_t *)PyCapsule_GetPointer(self, NULL);
-    if (w != NULL) {
+    if (w != NULL && w->signal_exit < 0) {
+        w->signal_exit = 1;
         gc__rt_set_bool(w->hook_worker, "alive", 0);
         gc__rt_set_bool(w->hook_worker, "aborted", 1);
         gc__rt_worker_hook(GC_HOOK_worker_abort, w->hook_worker);
     }
     PyErr_Clear();
-    PyErr_SetObject(PyExc_SystemExit, PyLong_FromLong(1));
+    PyObject *code = PyLong_FromLong(1);
+    if (code != NULL) {
+        PyErr_SetObject(PyExc_SystemExit, code);
+        Py_DECREF(code); /* PyErr_SetObject does not steal it */
+    }
     return NULL;
 }
 
+static PyMethodDef quit_def = {"_on_quit", on_quit, METH_VARARGS, NULL};
 static PyMethodDef abort_def = {"_on_sigabrt", on_abort, METH_VARARGS, NULL};
 
-/* The handler has run (Python wrote to the wakeup fd) while the loop was idle. */
+/* A handler has run (Python wrote to the wakeup fd) while the loop was idle. */
 static void on_wakeup(uv_poll_t *h, int status, int events)
 {
     gc__worker_t *w = h->data;
@@ -389,36 +431,40 @@ static void on_wakeup(uv_poll_t *h, int status, int events)
     while (read(w->wakeup_fds[0], buf, sizeof(buf)) > 0)
         ;
     if (PyErr_CheckSignals() < 0) {
-        int code = 1;
-        if (PyErr_ExceptionMatches(PyExc_SystemExit))
-            code = 1;
         PyErr_Clear();
-        gc__worker_quit(w, code);
+        gc__worker_quit(w, w->signal_exit >= 0 ? w->signal_exit : 1);
     }
 }
 
-/* A timed-out worker gets two signals. GC_SIG_DUMP_STACK runs faulthandler's handler,
- * which writes every thread's Python stack to the error log at once, even when the
- * code is stuck in C. (faulthandler refuses to chain on SIGABRT, a fatal signal.)
- * SIGABRT runs Python's handler, on_abort, at the next bytecode. Returns 0 or -1. */
-static int install_abort_handler(gc__worker_t *w)
+/* signal.signal(signum, a function bound to w). Returns 0 or -1 with an exception. */
+static int set_handler(PyObject *signal_mod, int signum, PyMethodDef *def, gc__worker_t *w)
 {
     PyObject *capsule = PyCapsule_New(w, NULL, NULL);
-    PyObject *handler = capsule ? PyCFunction_New(&abort_def, capsule) : NULL;
+    PyObject *handler = capsule ? PyCFunction_New(def, capsule) : NULL;
     Py_XDECREF(capsule);
+    if (handler == NULL)
+        return -1;
+    PyObject *r = PyObject_CallMethod(signal_mod, "signal", "iO", signum, handler);
+    Py_DECREF(handler);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* Installs the INT/QUIT/ABRT handlers and the wakeup fd. A timed-out worker gets two
+ * signals: GC_SIG_DUMP_STACK runs faulthandler's handler, which writes every thread's
+ * Python stack to the error log at once, even when the code is stuck in C
+ * (faulthandler refuses to chain on SIGABRT, a fatal signal); then SIGABRT. Returns 0
+ * or -1. */
+static int install_python_handlers(gc__worker_t *w)
+{
     PyObject *r = NULL;
-    if (handler != NULL) {
-        PyObject *signal_mod = PyImport_ImportModule("signal");
-        if (signal_mod != NULL) {
-            r = PyObject_CallMethod(signal_mod, "signal", "iO", SIGABRT, handler);
-            Py_XDECREF(r);
-            r = r ? PyObject_CallMethod(signal_mod, "set_wakeup_fd", "i", w->wakeup_fds[1])
-                  : NULL;
-            Py_XDECREF(r);
-            Py_DECREF(signal_mod);
-        }
-        Py_DECREF(handler);
-    }
+    PyObject *signal_mod = PyImport_ImportModule("signal");
+    if (signal_mod != NULL && set_handler(signal_mod, SIGINT, &quit_def, w) == 0 &&
+        set_handler(signal_mod, SIGQUIT, &quit_def, w) == 0 &&
+        set_handler(signal_mod, SIGABRT, &abort_def, w) == 0)
+        r = PyObject_CallMethod(signal_mod, "set_wakeup_fd", "i", w->wakeup_fds[1]);
+    Py_XDECREF(r);
+    Py_XDECREF(signal_mod);
     if (r != NULL) {
         PyObject *fh = PyImport_ImportModule("faulthandler");
         r = fh ? PyObject_CallMethod(fh, "register", "iiii", GC_SIG_DUMP_STACK, gc__log_fd(), 1, 0)
@@ -427,7 +473,7 @@ static int install_abort_handler(gc__worker_t *w)
         Py_XDECREF(fh);
     }
     if (r == NULL) {
-        gc__py_log_exception(GC_LOG_WARNING, "Cannot install the SIGABRT handler");
+        gc__py_log_exception(GC_LOG_WARNING, "Cannot install the worker's signal handlers");
         return -1;
     }
     return 0;
@@ -536,6 +582,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->slot = boot->slot;
     w->hook_worker = boot->hook_worker;
     w->ppid = getppid();
+    w->signal_exit = -1;
     w->bell = boot->bell;
     w->run = gc__sync_run;
     set_limits(w, cfg);
@@ -551,8 +598,8 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     gc__rt_set_long(w->hook_worker, "pid", (long)getpid());
     gc__rt_worker_hook(GC_HOOK_post_fork, w->hook_worker);
 
-    uv_signal_t *sigs[] = {&w->sig_term, &w->sig_int, &w->sig_quit, &w->sig_usr1, &w->sig_winch};
-    int nums[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGWINCH};
+    uv_signal_t *sigs[] = {&w->sig_term, &w->sig_usr1, &w->sig_winch};
+    int nums[] = {SIGTERM, SIGUSR1, SIGWINCH};
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         uv_signal_init(loop, sigs[i]);
         sigs[i]->data = w;
@@ -563,7 +610,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
         w->wakeup.data = w;
         uv_poll_start(&w->wakeup, UV_READABLE, on_wakeup);
         uv_unref((uv_handle_t *)&w->wakeup);
-        install_abort_handler(w);
+        install_python_handlers(w);
     }
     sigset_t all;
     sigfillset(&all);
@@ -578,7 +625,10 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
         if (rc != 0) {
             gc__info("Worker exiting (pid: %ld)", (long)getpid());
             fflush(NULL);
-            _exit(rc);
+            /* A SystemExit from our own INT/QUIT/ABRT handler (a quick stop, or a
+             * timeout while importing) is no boot error: exit 3 would make the master
+             * halt the whole server. */
+            _exit(w->signal_exit >= 0 ? w->signal_exit : rc);
         }
     }
     gc__wsgi_options_t opt = {

@@ -43,6 +43,7 @@ struct gc__conn {
     int reading;
     int timer_for_request; /* the timer is the request deadline, not keep-alive */
     int continue_sent;
+    int answered; /* a response went out: idle now means between keep-alive requests */
     int closing;
     int open_handles; /* freed when both handles have closed */
     gc__conn_t *prev, *next;
@@ -82,12 +83,15 @@ struct gc__worker {
     pid_t ppid;
     int stopping;
     int exit_code;
+    /* Set by the Python-level INT/QUIT (0) and ABRT (1) handlers, which raise
+     * SystemExit wherever Python is running; -1 until one has run. */
+    int signal_exit;
     int bell;
     uint64_t requests;
     gc__conn_t *conns; /* every open connection */
     size_t nconns;
-    uv_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_winch;
-    uv_poll_t wakeup;   /* Python's signal wakeup fd: SIGABRT runs its handler */
+    uv_signal_t sig_term, sig_usr1, sig_winch;
+    uv_poll_t wakeup; /* Python's signal wakeup fd: INT, QUIT, ABRT run their handlers */
     int wakeup_fds[2];
     uv_fs_event_t *watches; /* --reload: one per watched file */
     size_t nwatches;
