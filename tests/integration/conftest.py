@@ -82,24 +82,31 @@ def pid_alive(pid):
 class Server:
     """One gunicorn-c master process and what it wrote to stderr.
 
-    ``app`` is the APP_MODULE argument; ``args`` are extra command-line options. By
+    ``app`` is the APP_MODULE argument; ``args`` are extra command-line options
+    (``workers=None`` gives no ``-w``, leaving the count to a config file). By
     default the apps directory (or ``app_dir``) is given with ``--chdir``;
     ``app_dir_flag="--pythonpath"`` uses that option instead. ``bind`` replaces the
     default ``127.0.0.1:0``; ``env`` adds variables to the server's environment.
+    ``wrapper`` is a command put in front of the binary (an exec wrapper, e.g. one that
+    sets ``LISTEN_PID``); ``popen`` holds extra ``subprocess.Popen`` arguments
+    (``pass_fds``, ``stdin``) for tests that hand the server file descriptors.
     """
 
     def __init__(self, app, *args, workers=1, bind=None, app_dir_flag="--chdir",
-                 app_dir=APPS_DIR, env=None):
+                 app_dir=APPS_DIR, env=None, wrapper=None, popen=None):
         self.app = app
         self.workers = workers
         self.bind = bind or "127.0.0.1:0"
-        argv = [str(BIN), "-b", self.bind, "-w", str(workers)]
+        argv = [str(BIN), "-b", self.bind]
+        if workers is not None:  # None: leave it to the config file (one by default)
+            argv += ["-w", str(workers)]
         if app_dir_flag:
             argv += [app_dir_flag, str(app_dir)]
         argv += list(args)
         if app is not None:
             argv.append(app)
-        self.argv = argv
+        self.argv = list(wrapper or []) + argv
+        self.popen = dict(popen or {})
         self.env = server_env(env)
         self.proc = None
         self.lines = []  # stderr, one decoded line per item
@@ -118,14 +125,10 @@ class Server:
     def start(self, wait=True, timeout=10):
         # cwd is a neutral directory so that --chdir / --pythonpath is what finds the
         # apps (and a failing test cannot be passing by accident through the cwd).
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd="/",
-            env=self.env,
-        )
+        kwargs = dict(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, cwd="/", env=self.env)
+        kwargs.update(self.popen)
+        self.proc = subprocess.Popen(self.argv, **kwargs)
         for stream, sink, is_err in ((self.proc.stderr, self.lines, True),
                                      (self.proc.stdout, self.out_lines, False)):
             t = threading.Thread(target=self._reader, args=(stream, sink, is_err), daemon=True)
@@ -159,7 +162,7 @@ class Server:
                 host, _, port = u[len("http://"):].rpartition(":")
                 self.host = host.strip("[]")
                 self.port = int(port)
-        self.wait_for_log(BOOTING_RE, timeout=timeout, count=self.workers)
+        self.wait_for_log(BOOTING_RE, timeout=timeout, count=self.workers or 1)
 
     @property
     def pid(self):
