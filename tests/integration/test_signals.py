@@ -716,8 +716,8 @@ def test_stale_pidfile_is_replaced(start_server, tmp_path):
 
 def test_unix_socket_file_is_removed_after_term(start_server, tmp_path):
     path = tmp_path / "gc.sock"
-    # 63 is 0o077: the socket file is then for its owner only.
-    srv = start_server("lifecycle:app", "--umask", "63", bind=f"unix:{path}")
+    # Octal with a leading 0, as Gunicorn reads it: the socket file is for its owner only.
+    srv = start_server("lifecycle:app", "--umask", "0077", bind=f"unix:{path}")
     assert srv.url == f"unix:{path}"
     assert oct(path.stat().st_mode & 0o777) == oct(0o700)
     with srv.connect() as s:
