@@ -27,6 +27,7 @@
 #include "arbiter/scoreboard.h"
 #include "common/buf.h"
 #include "log/log.h"
+#include "python/config_file.h"
 #include "python/interp.h"
 #include "python/runtime.h"
 #include "workers/worker.h"
@@ -253,8 +254,6 @@ static void stop(arbiter_t *a, int how)
         uv_timer_start(&a->kill_timer, on_kill_timer, (uint64_t)secs * 1000, 0);
     }
     kill_all(a, how == STOP_GRACEFUL ? SIGTERM : SIGQUIT);
-    if (a->nworkers == 0)
-        uv_stop(a->loop);
 }
 
 static void halt(arbiter_t *a, const char *reason, int code)
@@ -311,12 +310,6 @@ static void reap(arbiter_t *a)
         else if (WIFEXITED(status) && WEXITSTATUS(status) == GC_EXIT_APP_LOAD_ERROR)
             halt(a, "App failed to load.", GC_EXIT_APP_LOAD_ERROR);
     }
-    if (a->stopping) {
-        if (a->nworkers == 0)
-            uv_stop(a->loop);
-        return;
-    }
-    manage_workers(a);
 }
 
 /* --- the tick: heartbeats, retirements, promotion --------------------------------- */
@@ -372,14 +365,13 @@ static void promote(arbiter_t *a)
 }
 
 /* Marks workers that reached --max-requests for replacement, and replaces them. */
-static void recycle(arbiter_t *a)
+static void mark_retiring(arbiter_t *a)
 {
     for (size_t i = 0; i < a->nworkers; i++) {
         child_t *c = &a->workers[i];
         if (!c->retiring && atomic_load(&a->sb.slots[c->slot].state) == GC_SLOT_RETIRING)
             c->retiring = 1;
     }
-    manage_workers(a);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -388,7 +380,6 @@ static void on_tick(uv_timer_t *t)
     if (a->reexec_parent && getppid() != a->reexec_parent)
         promote(a);
     check_timeouts(a, gc__monotonic_ms());
-    recycle(a);
 }
 
 /* A worker rang: one has booted (retiring ones may now get TERM) or reached its
@@ -397,7 +388,6 @@ static void on_bell(uv_poll_t *h, int status, int events)
 {
     arbiter_t *a = h->data;
     gc__scoreboard_drain(a->sb.bell);
-    recycle(a);
 }
 
 /* --- signals ---------------------------------------------------------------------- */
@@ -405,13 +395,14 @@ static void on_bell(uv_poll_t *h, int status, int events)
 static void reload(arbiter_t *a)
 {
     gc__info("Hang up: Master");
+    /* Every source again, config file included, as Gunicorn does. A configuration
+     * that fails to load changes nothing: the workers are still recycled, with the
+     * configuration in force, so that a HUP always brings fresh application code. */
     gc__config_t *cfg = calloc(1, sizeof(*cfg));
-    int rc = cfg ? gc__config_init(cfg) : -ENOMEM;
-    if (rc == 0)
-        rc = gc__config_parse_args(cfg, a->argc - 1, a->argv + 1) == GC_PARSE_OK ? 0 : -EINVAL;
-    if (rc == 0)
-        rc = gc__config_validate(cfg);
-    if (rc < 0) {
+    int rc = cfg ? gc__config_load(cfg, a->argc, a->argv) : -1;
+    if (rc == GC_PARSE_OK)
+        rc = gc__py_apply_env(cfg) == 0 ? GC_PARSE_OK : -1;
+    if (rc != GC_PARSE_OK) {
         gc__error("Reload failed: the configuration is invalid; keeping the current one");
         if (cfg) {
             gc__config_free(cfg);
@@ -419,7 +410,6 @@ static void reload(arbiter_t *a)
         }
     } else {
         /* The listeners stay: changing --bind needs a restart (or USR2). */
-        gc__log_set_level_name(gc__cfg_str(cfg, GC_S_loglevel));
         gc__log_open(gc__cfg_str(cfg, GC_S_errorlog));
         a->cfg = cfg;
         if (a->owned_cfg) {
@@ -435,7 +425,6 @@ static void reload(arbiter_t *a)
     for (size_t i = 0; i < a->nworkers; i++)
         a->workers[i].retiring = 1;
     set_num_workers(a, gc__cfg_int(a->cfg, GC_S_workers));
-    manage_workers(a);
 }
 
 static void forward_all(arbiter_t *a, int sig)
@@ -517,13 +506,11 @@ static void on_signal(uv_signal_t *s, int signum)
     case SIGTTIN:
         if (!a->stopping && a->num_workers < MAX_WORKERS) {
             set_num_workers(a, a->num_workers + 1);
-            manage_workers(a);
         }
         break;
     case SIGTTOU:
         if (!a->stopping && a->num_workers > 1) {
             set_num_workers(a, a->num_workers - 1);
-            manage_workers(a);
         }
         break;
     case SIGUSR1:
@@ -722,9 +709,19 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     gc__rt_server_hook(GC_HOOK_when_ready);
     a->num_workers = -1;
     set_num_workers(a, gc__cfg_int(cfg, GC_S_workers));
-    manage_workers(a);
-
-    uv_run(a->loop, UV_RUN_DEFAULT);
+    /* Callbacks only record what must change; workers are forked here, between two
+     * turns of the loop. A child forked inside a callback would inherit a loop that is
+     * in the middle of running, and libuv cannot be re-entered there. */
+    for (;;) {
+        if (a->stopping) {
+            if (a->nworkers == 0)
+                break;
+        } else {
+            mark_retiring(a);
+            manage_workers(a);
+        }
+        uv_run(a->loop, UV_RUN_ONCE);
+    }
     rc = a->exit_code;
     gc__info("Shutting down: %s", a->master_name);
     if (a->reason)

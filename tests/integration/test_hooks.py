@@ -265,8 +265,6 @@ def test_on_reload(hooked):
     assert hooks.wait("child_exit", worker_pid=old)["pid"] == srv.pid
 
 
-@pytest.mark.xfail(strict=False, reason="HUP does not re-read the config file yet: reload() "
-                   "in src/arbiter/arbiter.c parses only the command line")
 def test_hup_rereads_the_config_file(hooked, tmp_path):
     workers_file = tmp_path / "workers"
     workers_file.write_text("1")

@@ -615,6 +615,35 @@ def test_timeout_names_the_request_and_dumps_its_stack(start_server):
     assert outcome == [500], outcome
     assert get(srv.port, "/next").text == str(new)
     assert "SIGKILL" not in srv.log_text()
+    # The replacement was forked while the arbiter's loop was busy; it once inherited
+    # that loop mid-run and spun at 100 % CPU while idle.
+    assert cpu_seconds_over(new, 1.0) < 0.2
+
+
+def cpu_seconds_over(pid, seconds):
+    """CPU time (user + system) that pid uses during the next `seconds`."""
+    def ticks():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    before = ticks()
+    time.sleep(seconds)
+    return (ticks() - before) / os.sysconf("SC_CLK_TCK")
+
+
+def test_recycled_workers_stay_idle(start_server):
+    srv = start_server("hello", "--max-requests", "5")
+    for _ in range(12):
+        assert requests.get(url(srv), timeout=5).status_code == 200
+    time.sleep(1.5)
+    measured = 0
+    for pid in srv.worker_pids():
+        try:
+            assert cpu_seconds_over(pid, 1.0) < 0.2, pid
+            measured += 1
+        except FileNotFoundError:
+            pass  # a retiring worker that has just exited
+    assert measured >= 1
 
 
 def test_timeout_while_booting_restarts_the_worker(start_server):
