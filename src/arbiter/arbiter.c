@@ -614,7 +614,10 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     if (getcwd(a->cwd, sizeof(a->cwd)) == NULL)
         strcpy(a->cwd, "/");
     const char *name = gc__cfg_str(cfg, GC_S_proc_name);
-    snprintf(a->proc_name, sizeof(a->proc_name), "%s", name ? name : cfg->app_uri);
+    /* Gunicorn's default_proc_name is APP_MODULE (or the --paste ini file). */
+    const char *fallback = gc__cfg_str(cfg, GC_S_default_proc_name);
+    snprintf(a->proc_name, sizeof(a->proc_name), "%s",
+             name ? name : fallback ? fallback : cfg->app_uri ? cfg->app_uri : "gunicorn-c");
 
     /* A client closing early must not kill the writer with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "python/config_file.h"
 #include "python/interp.h"
 #include "runtime_py.h" /* generated from runtime.py: gc__runtime_py_source[] */
 
@@ -81,6 +82,14 @@ static PyObject *setting_value(const gc__config_t *cfg, int id)
             PyList_SET_ITEM(list, (Py_ssize_t)i, item); /* steals item */
         }
         return list;
+    }
+    case GC_T_DICT:
+    case GC_T_CALLABLE: {
+        /* Values only a config file can give live on the Python side. */
+        PyObject *obj = gc__config_object((enum gc__setting_id)id);
+        if (obj == NULL)
+            Py_RETURN_NONE;
+        return Py_NewRef(obj);
     }
     default:
         Py_RETURN_NONE;

@@ -95,7 +95,7 @@ class Server:
         self.pid = os.getpid()
         self.num_workers = cfg.workers
         self.timeout = cfg.timeout
-        self.proc_name = cfg.proc_name or app_uri
+        self.proc_name = cfg.proc_name or cfg.default_proc_name or app_uri
         self.app_uri = app_uri
         self.master_name = "Master"
         self.WORKERS = {}
