@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http/trust.h"
 #include "log/log.h"
 
 /* --- Validators ------------------------------------------------------------------- */
@@ -676,6 +677,22 @@ int gc__config_validate(const gc__config_t *cfg)
         if (cfg->v[id].set && differs(cfg, &defaults, id)) {
             fprintf(stderr, "\nError: setting '%s' cannot apply: %s.\n", table[id].name, why);
             rc = -EINVAL;
+        }
+    }
+    /* Address lists, as Gunicorn's validator: every entry but "*" must be an address
+     * or a network without host bits. Checked here rather than in a setter so that a
+     * bad $FORWARDED_ALLOW_IPS (a default) is reported the same way. */
+    static const int addr_lists[] = {GC_S_forwarded_allow_ips, GC_S_proxy_allow_ips};
+    for (size_t i = 0; rc == 0 && i < sizeof(addr_lists) / sizeof(addr_lists[0]); i++) {
+        const gc__setting_value_t *v = &cfg->v[addr_lists[i]];
+        for (size_t j = 0; rc == 0 && j < v->n; j++) {
+            gc__trust_net_t net;
+            char msg[512];
+            if (strcmp(v->items[j], "*") != 0 &&
+                gc__trust_parse_net(v->items[j], &net, msg, sizeof(msg)) < 0) {
+                fprintf(stderr, "\nError: %s\n", msg);
+                rc = -EINVAL;
+            }
         }
     }
     gc__config_free(&defaults);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http/forward.h"
 #include "http/response.h"
 
 void gc__http_limits_default(gc__http_limits_t *l)
@@ -115,7 +116,8 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
     /* A name split across two reads arrives in two calls; only start a new field
      * after a value (or at the first field). */
     if (p->in_value || r->nfields == 0) {
-        if (r->nfields >= p->limits->max_fields)
+        /* Fields header_map drops do not count, as in Gunicorn. */
+        if (r->nfields - p->ndropped >= p->limits->max_fields)
             return fail(p, 431, "limit request headers fields");
         if (r->nfields == r->fields_cap) {
             size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
@@ -141,6 +143,33 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+static const gc__forward_policy_t *forward_policy(const gc__http_parser_t *p)
+{
+    return p->limits->forward ? p->limits->forward : gc__forward_policy_default();
+}
+
+/* A name with "_" is refused or counted as dropped as soon as it is complete
+ * (--header-map; see http/forward.h). Dropped fields leave in on_headers_complete. */
+static int check_underscore(gc__http_parser_t *p, gc__view_t name)
+{
+    switch (gc__forward_field(forward_policy(p), p->trusted, name)) {
+    case GC_FORWARD_REFUSE: {
+        char upper[64];
+        size_t n = name.len < sizeof(upper) ? name.len : sizeof(upper);
+        for (size_t i = 0; i < n; i++)
+            upper[i] = name.base[i] >= 'a' && name.base[i] <= 'z' ? (char)(name.base[i] - 32)
+                                                                 : name.base[i];
+        return fail(p, 400, "Invalid HTTP header name: '%.*s'", (int)n, upper);
+    }
+    case GC_FORWARD_DROP:
+        p->ndropped++;
+        return 0;
+    case GC_FORWARD_KEEP:
+        break;
+    }
+    return 0;
+}
+
 static int on_header_field_complete(llhttp_t *ll)
 {
     gc__http_parser_t *p = parser_of(ll);
@@ -149,7 +178,7 @@ static int on_header_field_complete(llhttp_t *ll)
     gc__http_field_t *f = &p->req.fields[p->req.nfields - 1];
     f->value_off = (uint32_t)p->req.head.len;
     p->in_value = 1;
-    return 0;
+    return check_underscore(p, gc__http_field_name(&p->req, p->req.nfields - 1));
 }
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
@@ -283,6 +312,11 @@ static int on_headers_complete(llhttp_t *ll)
     r->minor = ll->http_minor;
     if (validate_head(p) < 0)
         return -1;
+    int fwd_status;
+    char fwd_msg[256];
+    if (gc__forward_check_head(forward_policy(p), p->trusted, r, &fwd_status, fwd_msg,
+                               sizeof(fwd_msg)) < 0)
+        return fail(p, fwd_status, "%s", fwd_msg);
     r->keep_alive = llhttp_should_keep_alive(ll);
     r->chunked = (ll->flags & F_CHUNKED) != 0;
     r->content_length = (ll->flags & F_CONTENT_LENGTH) ? (int64_t)ll->content_length : -1;
@@ -381,6 +415,7 @@ void gc__http_parser_init(gc__http_parser_t *p, const gc__http_limits_t *limits)
     gc__buf_init(&p->req.body.mem);
     p->req.body.fd = -1;
     p->req.content_length = -1;
+    p->req.script_name = -1;
 }
 
 static void request_clear(gc__http_request_t *r)
@@ -392,6 +427,8 @@ static void request_clear(gc__http_request_t *r)
     r->major = r->minor = 0;
     r->keep_alive = r->chunked = r->expect_continue = 0;
     r->content_length = -1;
+    r->url_scheme = 0;
+    r->script_name = -1;
     /* A big body's memory is given back rather than kept for the next request. */
     if (r->body.mem.cap > 64 * 1024)
         gc__buf_free(&r->body.mem);
@@ -417,6 +454,7 @@ void gc__http_parser_next(gc__http_parser_t *p)
     request_clear(&p->req);
     p->state = GC_HTTP_NEED_MORE;
     p->headers_done = p->in_value = p->started = p->folded = 0;
+    p->ndropped = 0;
     /* After a request with "Connection: Upgrade" (or a CONNECT) llhttp would hand every
      * later byte over as another protocol's, with no request around it. Gunicorn has no
      * upgrades and reads on in HTTP/1.1, so llhttp starts afresh instead. */

@@ -27,6 +27,9 @@ typedef struct {
     size_t max_field_size; /* limit_request_field_size: bytes of one "Name: value\r\n" */
     size_t spool_threshold; /* body bytes kept in memory before spilling to a file */
     int permit_obsolete_folding; /* join folded header lines instead of refusing them */
+    /* header_map, forwarder_headers, secure_scheme_headers, SCRIPT_NAME (http/forward.h);
+     * borrowed, NULL for Gunicorn's defaults. */
+    const struct gc__forward_policy *forward;
 } gc__http_limits_t;
 
 /* Fills `l` with Gunicorn's defaults (4094, 100, 8190) and a 1 MiB spool threshold. */
@@ -57,6 +60,8 @@ typedef struct {
     int chunked;            /* the body came with chunked framing */
     int64_t content_length; /* -1 when absent */
     int expect_continue;    /* "Expect: 100-continue" on HTTP/1.1 */
+    int url_scheme;         /* enum gc__url_scheme: set by a trusted front end's headers */
+    int script_name;        /* index of the SCRIPT_NAME field in force, or -1 ($SCRIPT_NAME) */
     gc__http_body_t body;
 } gc__http_request_t;
 
@@ -99,6 +104,9 @@ typedef struct {
     int in_value;      /* the last callback was part of a header value */
     int started;       /* some byte of the current request has been seen */
     int folded;        /* a header line of the current request was folded (obs-fold) */
+    int trusted;       /* the peer is a trusted front end (set by the caller, kept across
+                        * requests): see http/forward.h */
+    size_t ndropped;   /* fields of this head that header_map drops */
     const char *feed_data; /* the buffer being fed, to look one byte behind a piece */
     char prev_last;    /* the last byte of the previous feed */
     int error_status;  /* 400, 431, 501 ... when state is GC_HTTP_ERROR */

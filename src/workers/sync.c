@@ -23,6 +23,7 @@ void gc__sync_run(gc__conn_t *c)
         .server_port = l->port,
         .is_unix = l->is_unix,
     };
+    gc__frontend_peer(c, &peer);
     /* --keep-alive 0 turns keep-alive off (as in Gunicorn): answer "Connection: close"
      * rather than keep an idle connection with no timer to ever close it. */
     gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);

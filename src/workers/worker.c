@@ -156,6 +156,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
+    if (c->proxy_wait) {
+        /* The connection's first bytes may be a PROXY protocol header. */
+        int rc = gc__frontend_proxy_read(&c->w->front, c, buf->base, (size_t)nread);
+        if (rc < 0) {
+            reject(c);
+        } else if (rc > 0) {
+            if (!c->timer_for_request)
+                arm_timer(c, 1);
+        } else {
+            drive(c);
+        }
+        return;
+    }
     if (c->pending.len > 0) {
         if (gc__buf_append(&c->pending, buf->base, (size_t)nread) < 0) {
             gc__conn_close(c);
@@ -277,6 +290,7 @@ static void on_connection(uv_stream_t *server, int status)
             }
         }
     }
+    gc__frontend_accept(&w->front, c);
     arm_timer(c, 0);
     start_reading(c);
 }
@@ -586,6 +600,9 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->bell = boot->bell;
     w->run = gc__sync_run;
     set_limits(w, cfg);
+    if (gc__frontend_init(&w->front, cfg) < 0)
+        _exit(GC_EXIT_WORKER_BOOT_ERROR);
+    w->limits.forward = &w->front.forward;
     long maxr = gc__cfg_int(cfg, GC_S_max_requests);
     if (maxr > 0) {
         long jitter = gc__cfg_int(cfg, GC_S_max_requests_jitter);

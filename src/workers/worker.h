@@ -16,6 +16,7 @@
 #include "arbiter/scoreboard.h"
 #include "config/config.h"
 #include "http/parser.h"
+#include "workers/frontend.h"
 #include "wsgi/wsgi.h"
 
 /* Sent by the arbiter before SIGABRT to a worker that stopped beating: the worker
@@ -39,6 +40,8 @@ struct gc__conn {
     gc__buf_t pending; /* bytes read past the end of the current request */
     char remote_addr[64];
     char remote_port[8];
+    gc__proxy_info_t proxy; /* what a PROXY protocol header said (protocol "" without) */
+    int proxy_wait; /* the first bytes may still be a PROXY header (workers/frontend.h) */
     int fd;
     int reading;
     int timer_for_request; /* the timer is the request deadline, not keep-alive */
@@ -78,6 +81,7 @@ struct gc__worker {
         uv_pipe_t pipe;
     } *servers; /* owned, one per listener */
     gc__http_limits_t limits;
+    gc__frontend_t front; /* trust lists, header policy, PROXY mode */
     gc__wsgi_state_t wsgi;
     const char *app_uri;
     pid_t ppid;

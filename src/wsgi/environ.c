@@ -2,11 +2,13 @@
  *
  * The constant keys (wsgi.version, wsgi.errors, SERVER_SOFTWARE ...) live in a base
  * dict made once per worker and copied per request; the per-request keys are set with
- * interned key objects. Header names become HTTP_* keys; a name holding "_" is dropped
- * (Gunicorn's default header_map), because "X_Foo" and "X-Foo" would otherwise reach
- * the application as the same key and a client could spoof a proxy's header. */
+ * interned key objects. Header names become HTTP_* keys. Which headers arrive here at
+ * all (names holding "_"), the scheme a trusted front end asked for, and the SCRIPT_NAME
+ * in force were settled by the parser (http/forward.h), which also refused a path
+ * outside SCRIPT_NAME; this file only turns them into Python values. */
 #include "wsgi/environ.h"
 
+#include "http/forward.h"
 #include "log/log.h"
 
 static int set_str(PyObject *env, PyObject *key, const char *s, Py_ssize_t len)
@@ -49,27 +51,6 @@ static int percent_decode(gc__buf_t *out, gc__view_t v)
     return 0;
 }
 
-/* Splits a request target into path and query (the fragment is dropped). */
-static void split_target(gc__view_t t, gc__view_t *path, gc__view_t *query)
-{
-    const char *p = t.base, *end = t.base + t.len;
-    /* Absolute form (http://host/path): the path starts after the authority. */
-    if (t.len > 0 && t.base[0] != '/') {
-        const char *sep = memmem(t.base, t.len, "://", 3);
-        if (sep != NULL) {
-            const char *slash = memchr(sep + 3, '/', (size_t)(end - (sep + 3)));
-            const char *q = memchr(sep + 3, '?', (size_t)(end - (sep + 3)));
-            p = slash && (!q || slash < q) ? slash : (q ? q : end);
-        }
-    }
-    const char *hash = memchr(p, '#', (size_t)(end - p));
-    if (hash)
-        end = hash;
-    const char *qm = memchr(p, '?', (size_t)(end - p));
-    *path = gc__view(p, (size_t)((qm ? qm : end) - p));
-    *query = qm ? gc__view(qm + 1, (size_t)(end - qm - 1)) : gc__view("", 0);
-}
-
 /* Sets HTTP_* (and CONTENT_TYPE / CONTENT_LENGTH) keys from the header fields. */
 static int set_headers(gc__wsgi_state_t *st, PyObject *env, const gc__http_request_t *req,
                        const char **host, size_t *host_len)
@@ -78,7 +59,7 @@ static int set_headers(gc__wsgi_state_t *st, PyObject *env, const gc__http_reque
     for (size_t i = 0; i < req->nfields; i++) {
         gc__view_t name = gc__http_field_name(req, i);
         gc__view_t value = gc__http_field_value(req, i);
-        if (name.len == 0 || name.len > sizeof(key) - 6 || memchr(name.base, '_', name.len))
+        if (name.len == 0 || name.len > sizeof(key) - 6)
             continue;
         PyObject *k;
         if (gc__view_ieq(name, "content-type")) {
@@ -131,7 +112,7 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
         return NULL;
     gc__view_t method = gc__http_method(req), target = gc__http_target(req);
     gc__view_t path, query;
-    split_target(target, &path, &query);
+    gc__http_split_target(target, &path, &query);
 
     if (set_str(env, K[GC_K_REQUEST_METHOD], method.base, (Py_ssize_t)method.len) < 0 ||
         set_str(env, K[GC_K_RAW_URI], target.base, (Py_ssize_t)target.len) < 0 ||
@@ -141,22 +122,29 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
         PyDict_SetItem(env, K[GC_K_wsgi_input], input) < 0)
         goto fail;
 
-    /* SCRIPT_NAME comes from the environment; PATH_INFO is the rest of the path,
+    /* SCRIPT_NAME comes from a kept SCRIPT_NAME header or the environment; the raw
+     * path starts with it (the parser refused it otherwise), and PATH_INFO is the rest,
      * percent-decoded and seen as latin-1 (PEP 3333's "bytes in a str"). */
+    gc__view_t sn = gc__view(NULL, 0);
+    if (req->script_name >= 0) {
+        sn = gc__http_field_value(req, (size_t)req->script_name);
+        if (set_str(env, K[GC_K_SCRIPT_NAME], sn.base, (Py_ssize_t)sn.len) < 0)
+            goto fail;
+    } else {
+        sn = gc__view((const char *)PyUnicode_1BYTE_DATA(st->script_name),
+                      (size_t)PyUnicode_GET_LENGTH(st->script_name));
+    }
+    if (sn.len > 0 && sn.len <= path.len && memcmp(path.base, sn.base, sn.len) == 0)
+        path = gc__view(path.base + sn.len, path.len - sn.len);
     if (percent_decode(&st->scratch, path) < 0) {
         PyErr_NoMemory();
         goto fail;
     }
-    Py_ssize_t sn_len = PyUnicode_GET_LENGTH(st->script_name);
-    const char *p = st->scratch.data;
-    size_t plen = st->scratch.len;
-    if (sn_len > 0 && (size_t)sn_len <= plen &&
-        memcmp(p, PyUnicode_1BYTE_DATA(st->script_name), (size_t)sn_len) == 0) {
-        p += sn_len;
-        plen -= (size_t)sn_len;
-    }
-    if (PyDict_SetItem(env, K[GC_K_SCRIPT_NAME], st->script_name) < 0 ||
-        set_str(env, K[GC_K_PATH_INFO], p, (Py_ssize_t)plen) < 0)
+    if (set_str(env, K[GC_K_PATH_INFO], st->scratch.data, (Py_ssize_t)st->scratch.len) < 0)
+        goto fail;
+    if (req->url_scheme != GC_SCHEME_UNSET &&
+        PyDict_SetItem(env, K[GC_K_wsgi_url_scheme],
+                       req->url_scheme == GC_SCHEME_HTTPS ? st->https : st->http) < 0)
         goto fail;
 
     const char *host = NULL;
@@ -171,6 +159,16 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
         set_str(env, K[GC_K_REMOTE_PORT], peer->remote_port,
                 (Py_ssize_t)strlen(peer->remote_port)) < 0)
         goto fail;
+    if (peer->proxy_protocol &&
+        set_str(env, K[GC_K_PROXY_PROTOCOL], peer->proxy_protocol,
+                (Py_ssize_t)strlen(peer->proxy_protocol)) < 0)
+        goto fail;
+    if (peer->proxy_addr &&
+        (set_str(env, K[GC_K_PROXY_ADDR], peer->proxy_addr,
+                 (Py_ssize_t)strlen(peer->proxy_addr)) < 0 ||
+         set_str(env, K[GC_K_PROXY_PORT], peer->proxy_port,
+                 (Py_ssize_t)strlen(peer->proxy_port)) < 0))
+        goto fail;
 
     if (peer->is_unix && host != NULL) {
         /* A unix socket has no address of its own: take SERVER_NAME from Host. */
@@ -180,8 +178,9 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
             colon = rb && rb + 1 < host + host_len && rb[1] == ':' ? rb + 1 : NULL;
         }
         size_t nlen = colon ? (size_t)(colon - host) : host_len;
-        const char *port = colon ? colon + 1 : "80";
-        size_t port_len = colon ? host_len - nlen - 1 : 2;
+        /* Without a port in Host, the scheme's (a front end may have said https). */
+        const char *port = colon ? colon + 1 : req->url_scheme == GC_SCHEME_HTTPS ? "443" : "80";
+        size_t port_len = colon ? host_len - nlen - 1 : strlen(port);
         if (set_str(env, K[GC_K_SERVER_NAME], host, (Py_ssize_t)nlen) < 0 ||
             set_str(env, K[GC_K_SERVER_PORT], port, (Py_ssize_t)port_len) < 0)
             goto fail;

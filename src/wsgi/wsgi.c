@@ -548,7 +548,8 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
     st->http11 = PyUnicode_InternFromString("HTTP/1.1");
     st->empty = PyUnicode_InternFromString("");
     st->http = PyUnicode_InternFromString("http");
-    if (!st->http10 || !st->http11 || !st->empty || !st->http)
+    st->https = PyUnicode_InternFromString("https");
+    if (!st->http10 || !st->http11 || !st->empty || !st->http || !st->https)
         return -1;
     const char *sn = getenv("SCRIPT_NAME");
     st->script_name = PyUnicode_DecodeLatin1(sn ? sn : "", sn ? (Py_ssize_t)strlen(sn) : 0, NULL);
@@ -580,6 +581,7 @@ void gc__wsgi_state_free(gc__wsgi_state_t *st)
     Py_CLEAR(st->http11);
     Py_CLEAR(st->empty);
     Py_CLEAR(st->http);
+    Py_CLEAR(st->https);
     Py_CLEAR(st->script_name);
     Py_CLEAR(st->environ_base);
     Py_CLEAR(st->app);

@@ -29,6 +29,9 @@
     X(SERVER_NAME, "SERVER_NAME")                                                              \
     X(SERVER_PORT, "SERVER_PORT")                                                              \
     X(HTTP_HOST, "HTTP_HOST")                                                                  \
+    X(PROXY_PROTOCOL, "PROXY_PROTOCOL")                                                        \
+    X(PROXY_ADDR, "PROXY_ADDR")                                                                \
+    X(PROXY_PORT, "PROXY_PORT")                                                                \
     X(wsgi_input, "wsgi.input")                                                                \
     X(wsgi_url_scheme, "wsgi.url_scheme")                                                      \
     X(close, "close")                                                                          \
@@ -48,7 +51,7 @@ typedef struct {
     PyObject *app;           /* owned */
     PyObject *environ_base;  /* owned: the keys every environ shares */
     PyObject *keys[GC_K__COUNT]; /* owned, interned */
-    PyObject *http10, *http11, *empty, *http; /* owned constant values */
+    PyObject *http10, *http11, *empty, *http, *https; /* owned constant values */
     PyObject *script_name;   /* owned: $SCRIPT_NAME or "" */
     int sendfile;            /* wsgi.file_wrapper may use sendfile(2) */
     PyObject *hook_worker;   /* borrowed: the `worker` of pre/post_request hooks */
@@ -64,6 +67,10 @@ typedef struct {
     const char *server_name;
     const char *server_port;
     int is_unix;
+    /* From a PROXY protocol header ("TCP4", "TCP6", "LOCAL", "UNSPEC"), or NULL. The
+     * caller has already put the client's address in remote_addr/remote_port. */
+    const char *proxy_protocol;
+    const char *proxy_addr, *proxy_port; /* NULL when the header carried no addresses */
 } gc__wsgi_peer_t;
 
 typedef struct {
