@@ -32,6 +32,10 @@ int gc__lookup_gid(const char *name, gid_t *gid);
  * user's supplementary groups when `initgroups` is set. Returns 0 or -errno. */
 int gc__drop_privileges(uid_t uid, gid_t gid, int initgroups);
 
+/* Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit. Returns the
+ * soft limit now in force, or a negative errno. */
+long gc__nofile_raise(void);
+
 /* systemd socket activation: when LISTEN_PID is us, returns LISTEN_FDS (the
  * descriptors start at 3) and unsets both variables; else 0. */
 int gc__systemd_listen_fds(void);

@@ -5,13 +5,22 @@
  * which each worker class supplies: the sync and gthread workers poll(2) the socket,
  * the gevent worker parks the greenlet on the hub. A client that reads nothing for
  * `timeout_ms` loses its connection. After the first failure the sink stays failed and
- * every later write returns the same error, so callers check once at the end. */
+ * every later write returns the same error, so callers check once at the end.
+ *
+ * A sink may also *spill*: when the socket would block and the rest of the response
+ * written so far fits in `spill_max` bytes, the sink keeps that rest in memory and
+ * returns at once instead of waiting, and later writes queue behind it. The worker
+ * takes the spilled bytes when the application is done (gc__sink_take_spill) and lets
+ * its event loop drain them, so a client that reads slowly holds a little memory
+ * instead of the application. Only what does not fit makes the sink wait. */
 #ifndef GC_HTTP_SINK_H
 #define GC_HTTP_SINK_H
 
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+
+#include "common/buf.h"
 
 typedef struct gc__sink gc__sink_t;
 
@@ -24,11 +33,19 @@ struct gc__sink {
     gc__sink_wait_fn wait;
     void *wait_data;     /* for the worker class's wait function */
     int error;           /* first failure (negative errno), 0 while healthy */
-    uint64_t written;    /* bytes accepted by the kernel */
+    uint64_t written;    /* bytes accepted: by the kernel, or into the spill */
+    size_t spill_max;    /* 0 (the default): never spill, always wait */
+    gc__buf_t spill;     /* owned: accepted bytes the socket did not take yet */
+    size_t spill_off;    /* how much of `spill` has gone out since */
 };
 
-/* Initialises a sink on fd with the poll(2)-based wait. */
+/* Initialises a sink on fd with the poll(2)-based wait, without spilling. */
 void gc__sink_init(gc__sink_t *s, int fd, int timeout_ms);
+/* Frees what the sink still holds (spilled bytes nobody took). */
+void gc__sink_free(gc__sink_t *s);
+/* Moves the bytes still to be written into `out` (which must be empty; the caller
+ * owns them afterwards). Returns how many there are. */
+size_t gc__sink_take_spill(gc__sink_t *s, gc__buf_t *out);
 
 /* Writes every byte of iov[0..n). Returns 0 or the sink's error. */
 int gc__sink_writev(gc__sink_t *s, const struct iovec *iov, int n);

@@ -15,6 +15,9 @@ void gc__sync_run(gc__conn_t *c)
     gc__sink_t sink;
     /* A client that takes longer than --timeout to accept bytes loses the connection. */
     gc__sink_init(&sink, c->fd, (int)gc__cfg_int(w->cfg, GC_S_timeout) * 1000);
+    /* ... but a client that reads slowly gets the end of its response from the loop,
+     * so the application is not kept waiting for it. */
+    sink.spill_max = gc__conn_spill_room(c);
     const gc__listener_t *l = c->listener;
     gc__wsgi_peer_t peer = {
         .remote_addr = l->is_unix ? "" : c->remote_addr,
@@ -32,6 +35,9 @@ void gc__sync_run(gc__conn_t *c)
     gc__debug("%.*s %.*s", (int)method.len, method.base, (int)target.len, target.base);
     int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
     enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, &sink, keep);
+    if (sink.error == 0)
+        gc__conn_take_spill(c, &sink);
+    gc__sink_free(&sink);
     gc__conn_request_done(c, out == GC_WSGI_KEEP && keep && sink.error == 0);
 }
 

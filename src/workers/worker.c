@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "http/response.h"
@@ -24,6 +25,9 @@
 static void worker_exit(gc__worker_t *w) __attribute__((noreturn));
 void gc__worker_quit(gc__worker_t *w, int code) __attribute__((noreturn));
 static void drive(gc__conn_t *c);
+static void accept_update(gc__worker_t *w);
+static void out_release(gc__conn_t *c);
+static void on_acceptable(uv_poll_t *h, int status, int events);
 
 /* --- connection lifetime ---------------------------------------------------------- */
 
@@ -40,11 +44,14 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    w->nclosing--;
+    out_release(c);
     gc__http_parser_free(&c->parser);
     gc__buf_free(&c->pending);
     free(c);
     if (w->stopping && w->nconns == 0)
         worker_exit(w);
+    accept_update(w);
 }
 
 void gc__conn_close(gc__conn_t *c)
@@ -52,6 +59,7 @@ void gc__conn_close(gc__conn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
+    c->w->nclosing++;
     uv_close(&c->h.handle, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
@@ -62,6 +70,9 @@ static void on_timer(uv_timer_t *t)
     if (c->timer_for_request)
         gc__debug("Closing connection from %s: request not received within %lds",
                   c->remote_addr, gc__cfg_int(c->w->cfg, GC_S_timeout));
+    else if (c->out.len > 0)
+        gc__debug("Closing connection to %s: response not read within %lds", c->remote_addr,
+                  gc__cfg_int(c->w->cfg, GC_S_timeout));
     gc__conn_close(c);
 }
 
@@ -69,6 +80,10 @@ static void arm_timer(gc__conn_t *c, int for_request)
 {
     long secs = for_request ? gc__cfg_int(c->w->cfg, GC_S_timeout)
                             : gc__cfg_int(c->w->cfg, GC_S_keepalive);
+    /* --keep-alive 0 means no idle wait between requests (the connection closes after
+     * each response), not that a new connection may stay silent for ever. */
+    if (!for_request && secs <= 0 && !c->answered)
+        secs = gc__cfg_int(c->w->cfg, GC_S_timeout);
     c->timer_for_request = for_request;
     if (secs > 0)
         uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
@@ -207,6 +222,80 @@ static void drive(gc__conn_t *c)
         start_reading(c);
 }
 
+/* --- responses the loop finishes ---------------------------------------------------- *
+ *
+ * When a client reads slowly, the sink keeps the last part of a response in memory
+ * (its spill) rather than make the application wait, and the connection takes it over
+ * here: the loop writes it in 64 KiB steps, each within --timeout, and only then goes
+ * on to the next request or closes. A response keeps at most GC_SPILL_PER_RESPONSE
+ * bytes and a worker at most GC_SPILL_PER_WORKER in all; past those the sink waits for
+ * the socket as before. */
+#define GC_SPILL_PER_RESPONSE ((size_t)1 << 20)
+#define GC_SPILL_PER_WORKER ((size_t)32 << 20)
+#define GC_OUT_STEP ((size_t)64 << 10)
+
+size_t gc__conn_spill_room(const gc__conn_t *c)
+{
+    size_t used = c->w->out_bytes;
+    if (used >= GC_SPILL_PER_WORKER)
+        return 0;
+    size_t room = GC_SPILL_PER_WORKER - used;
+    return room < GC_SPILL_PER_RESPONSE ? room : GC_SPILL_PER_RESPONSE;
+}
+
+void gc__conn_take_spill(gc__conn_t *c, gc__sink_t *sink)
+{
+    out_release(c);
+    if (gc__sink_take_spill(sink, &c->out) > 0)
+        c->w->out_bytes += c->out.len;
+}
+
+static void out_release(gc__conn_t *c)
+{
+    c->w->out_bytes -= c->out.len;
+    gc__buf_free(&c->out);
+    c->out_sent = c->out_step = 0;
+}
+
+static void request_continue(gc__conn_t *c, int keep);
+static void out_send(gc__conn_t *c);
+
+static void on_out_written(uv_write_t *req, int status)
+{
+    gc__conn_t *c = req->data;
+    if (status < 0 || c->closing) {
+        /* Cancelled by a close, or the client went away. */
+        gc__conn_close(c);
+        out_release(c);
+        return;
+    }
+    c->out_sent += c->out_step;
+    if (c->out_sent < c->out.len) {
+        out_send(c);
+        return;
+    }
+    out_release(c);
+    uv_timer_stop(&c->timer);
+    request_continue(c, c->keep_after_out);
+}
+
+static void out_send(gc__conn_t *c)
+{
+    size_t n = c->out.len - c->out_sent;
+    c->out_step = n < GC_OUT_STEP ? n : GC_OUT_STEP;
+    uv_buf_t b = uv_buf_init(c->out.data + c->out_sent, (unsigned int)c->out_step);
+    c->out_req.data = c;
+    if (uv_write(&c->out_req, &c->h.stream, &b, 1, on_out_written) < 0) {
+        gc__conn_close(c);
+        out_release(c);
+        return;
+    }
+    long secs = gc__cfg_int(c->w->cfg, GC_S_timeout);
+    c->timer_for_request = 0;
+    if (secs > 0)
+        uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
+}
+
 void gc__conn_request_done(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
@@ -227,36 +316,57 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
         atomic_store(&w->slot->state, GC_SLOT_RETIRING);
         gc__scoreboard_ring(w->bell);
     }
+    if (c->out.len > 0 && !c->closing) {
+        /* The end of the response is still to go out (the sink spilled it): the loop
+         * sends it, then goes on. */
+        c->keep_after_out = keep;
+        out_send(c);
+        return;
+    }
+    request_continue(c, keep);
+}
+
+/* After a response has gone out: close, or get ready for the next request. */
+static void request_continue(gc__conn_t *c, int keep)
+{
+    gc__worker_t *w = c->w;
     if (!keep || w->stopping || c->closing) {
         gc__conn_close(c);
         return;
     }
     gc__http_parser_next(&c->parser);
     c->continue_sent = 0;
+    c->idle_since = uv_hrtime();
     arm_timer(c, 0);
     drive(c);
+    /* Idle now, the connection can make room for a new one at the limit. */
+    if (w->accept_paused && !c->closing && !c->parser.started)
+        accept_update(w);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* Takes ownership of fd, a connection just accepted on listener `li`. */
+static void conn_open(gc__worker_t *w, size_t li, int fd)
 {
-    gc__worker_t *w = server->data;
-    if (status < 0 || w->stopping)
-        return;
+    const gc__listener_t *l = &w->listeners[li];
     gc__conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        close(fd);
         return;
-    const gc__listener_t *l = &w->listeners[0];
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (&w->servers[i].stream == server)
-            l = &w->listeners[i];
+    }
     c->w = w;
     c->listener = l;
     int rc = l->is_unix ? uv_pipe_init(w->loop, &c->h.pipe, 0) : uv_tcp_init(w->loop, &c->h.tcp);
-    if (rc < 0) {
+    if (rc == 0) {
+        rc = l->is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
+        if (rc < 0) /* the handle never owned fd; closing it below leaves fd to us */
+            close(fd);
+    } else {
+        close(fd);
         free(c);
         return;
     }
     c->h.handle.data = c;
+    c->fd = fd;
     c->open_handles = 1;
     gc__http_parser_init(&c->parser, &w->limits);
     gc__buf_init(&c->pending);
@@ -268,12 +378,10 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
-    if (uv_accept(server, &c->h.stream) < 0) {
-        /* Another worker took it first (every worker watches the same socket). */
+    if (rc < 0) {
         gc__conn_close(c);
         return;
     }
-    uv_fileno(&c->h.handle, &c->fd);
     if (!l->is_unix) {
         struct sockaddr_storage ss;
         int len = sizeof(ss);
@@ -295,13 +403,150 @@ static void on_connection(uv_stream_t *server, int status)
     start_reading(c);
 }
 
+/* --- the accept gate -------------------------------------------------------------- *
+ *
+ * A worker holds at most --worker-connections connections. Reads cost no Python, so
+ * the limit is about descriptors and memory, not about the application: at the limit
+ * the worker first closes the connection that has been idle longest between keep-alive
+ * requests (its client reconnects when it needs to, and no request is lost: nothing
+ * of a next request has arrived), and only when none is idle does it stop accepting,
+ * leaving new connections in the kernel's backlog for other workers, until a
+ * connection closes or goes idle.
+ *
+ * The listeners are watched with uv_poll and accepted with accept4() by hand rather
+ * than with uv_listen, because a libuv server handle cannot stop accepting without
+ * being closed. Every worker watches the same sockets, so each new connection wakes
+ * them all and one wins the accept (the others see EAGAIN): with a handful of workers
+ * that costs a few system calls. A worker takes one connection per wake-up when it
+ * shares the sockets, so that one worker does not swallow a burst that its siblings
+ * could serve while it runs the application. */
+
+static gc__conn_t *longest_idle(gc__worker_t *w)
+{
+    gc__conn_t *best = NULL;
+    for (gc__conn_t *c = w->conns; c; c = c->next)
+        if (!c->closing && c->answered && !c->parser.started && c->pending.len == 0 &&
+            (best == NULL || c->idle_since <= best->idle_since)) /* newest first: ties go to the older */
+            best = c;
+    return best;
+}
+
+static void accept_pause(gc__worker_t *w, int paused)
+{
+    if (w->accept_paused == paused)
+        return;
+    w->accept_paused = paused;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (uv_is_closing((uv_handle_t *)&w->accepts[i]))
+            continue;
+        if (paused)
+            uv_poll_stop(&w->accepts[i]);
+        else
+            uv_poll_start(&w->accepts[i], UV_READABLE, on_acceptable);
+    }
+}
+
+static void log_limit(gc__worker_t *w)
+{
+    uint64_t now = uv_now(w->loop);
+    if (w->limit_logged_at == 0 || now - w->limit_logged_at >= 60000) {
+        w->limit_logged_at = now;
+        gc__warning("Worker connection limit reached (%zu open): new connections wait "
+                    "until one closes (--worker-connections)",
+                    w->max_conns);
+    }
+}
+
+/* Resumes accepting when there is room again (called when a connection closes or
+ * goes idle). */
+static void accept_update(gc__worker_t *w)
+{
+    if (!w->accept_paused || w->stopping || w->accepts == NULL)
+        return;
+    if (w->nconns - w->nclosing < w->max_conns || longest_idle(w) != NULL)
+        accept_pause(w, 0);
+}
+
+static void on_acceptable(uv_poll_t *h, int status, int events)
+{
+    gc__worker_t *w = h->data;
+    size_t li = (size_t)(h - w->accepts);
+    if (status < 0 || w->stopping)
+        return;
+    for (int n = 0; n < w->accept_batch; n++) {
+        /* At the limit, an idle connection makes room, but only once a new connection
+         * has really been accepted (a sibling may have taken it). */
+        gc__conn_t *idle = NULL;
+        if (w->nconns - w->nclosing >= w->max_conns && (idle = longest_idle(w)) == NULL) {
+            log_limit(w);
+            accept_pause(w, 1);
+            return;
+        }
+        int fd = accept4(w->listeners[li].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            if (idle != NULL) {
+                gc__debug("Closing the idle keep-alive connection from %s to make room "
+                          "(--worker-connections %zu)",
+                          idle->remote_addr, w->max_conns);
+                gc__conn_close(idle);
+            }
+            conn_open(w, li, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* Out of descriptors: the socket stays readable, so polling on would spin.
+             * A closing connection or the next tick resumes. */
+            gc__warning("Cannot accept a connection: %s", strerror(errno));
+            accept_pause(w, 1);
+        }
+        return; /* EAGAIN: another worker took it, or the backlog is empty */
+    }
+}
+
+/* Starts watching every listener. Returns 0 or a negative errno. */
+static int accept_start(gc__worker_t *w)
+{
+    w->accepts = calloc(w->nlisteners ? w->nlisteners : 1, sizeof(*w->accepts));
+    if (w->accepts == NULL)
+        return -ENOMEM;
+    long max = gc__cfg_int(w->cfg, GC_S_worker_connections);
+    w->max_conns = max > 0 ? (size_t)max : 1;
+    /* Every connection is a descriptor: the soft limit (often 1024) goes up to the hard
+     * one, which is what the hard limit is for. */
+    long nofile = gc__nofile_raise();
+    if (nofile > 0 && (size_t)nofile < w->max_conns + 64)
+        gc__warning("The open file limit (%ld) is too low for --worker-connections %zu",
+                    nofile, w->max_conns);
+    w->accept_batch = gc__cfg_int(w->cfg, GC_S_workers) > 1 ? 1 : 64;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        int fd = w->listeners[i].fd;
+        int flags = fcntl(fd, F_GETFL);
+        /* Shared by every worker: accept4 must fail with EAGAIN, never block, when a
+         * sibling won the race. */
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+            return -errno;
+        /* As uv_listen did: an adopted socket (fd://, systemd) gets our backlog too. */
+        if (listen(fd, (int)gc__cfg_int(w->cfg, GC_S_backlog)) < 0)
+            return -errno;
+        int rc = uv_poll_init(w->loop, &w->accepts[i], fd);
+        if (rc < 0)
+            return rc;
+        w->accepts[i].data = w;
+        if ((rc = uv_poll_start(&w->accepts[i], UV_READABLE, on_acceptable)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* --- stopping --------------------------------------------------------------------- */
 
 static void close_servers(gc__worker_t *w)
 {
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (!uv_is_closing(&w->servers[i].handle))
-            uv_close(&w->servers[i].handle, NULL);
+    for (size_t i = 0; w->accepts && i < w->nlisteners; i++)
+        if (!uv_is_closing((uv_handle_t *)&w->accepts[i]))
+            uv_close((uv_handle_t *)&w->accepts[i], NULL);
 }
 
 static void worker_exit(gc__worker_t *w)
@@ -386,6 +631,7 @@ static void on_tick(uv_timer_t *t)
 {
     gc__worker_t *w = t->data;
     gc__slot_beat(w->slot, gc__monotonic_ms());
+    accept_update(w); /* after running out of descriptors */
     if (getppid() != w->ppid) {
         gc__info("Parent changed, shutting down: %ld", (long)getpid());
         worker_exit(w);
@@ -564,6 +810,22 @@ static void set_limits(gc__worker_t *w, const gc__config_t *cfg)
     w->limits.max_field_size = fsize <= 0 ? 8190 : (size_t)fsize;
 }
 
+/* --no-sendfile (sendfile = False) turns sendfile(2) off. Unset, $SENDFILE decides as
+ * in Gunicorn: y, 1, yes or true (any case) turn it on, any other value off, and it is
+ * on when the variable is absent. Gunicorn also turns it off for `sendfile = True`
+ * (any value but None); here True means on. */
+static int sendfile_enabled(const gc__config_t *cfg)
+{
+    const gc__setting_value_t *v = &cfg->v[GC_S_sendfile];
+    if (!v->none)
+        return v->i != 0;
+    const char *env = getenv("SENDFILE");
+    if (env == NULL)
+        return 1;
+    return strcasecmp(env, "y") == 0 || strcasecmp(env, "1") == 0 ||
+           strcasecmp(env, "yes") == 0 || strcasecmp(env, "true") == 0;
+}
+
 /* Switches to --user / --group when they differ from ours. */
 static void drop_privileges(const gc__config_t *cfg)
 {
@@ -651,7 +913,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     gc__wsgi_options_t opt = {
         .multithread = 0,
         .multiprocess = gc__cfg_int(cfg, GC_S_workers) > 1,
-        .sendfile = 1,
+        .sendfile = sendfile_enabled(cfg),
     };
     if (gc__wsgi_state_init(&w->wsgi, app, &opt) < 0) {
         gc__py_log_exception(GC_LOG_ERROR, "Exception in worker process");
@@ -660,22 +922,10 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     Py_DECREF(app);
     w->wsgi.hook_worker = w->hook_worker;
 
-    w->servers = calloc(w->nlisteners, sizeof(*w->servers));
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        gc__listener_t *l = &w->listeners[i];
-        int err = l->is_unix ? uv_pipe_init(loop, &w->servers[i].pipe, 0)
-                             : uv_tcp_init(loop, &w->servers[i].tcp);
-        if (err == 0)
-            err = l->is_unix ? uv_pipe_open(&w->servers[i].pipe, l->fd)
-                             : uv_tcp_open(&w->servers[i].tcp, l->fd);
-        w->servers[i].handle.data = w;
-        if (err == 0)
-            err = uv_listen(&w->servers[i].stream, (int)gc__cfg_int(cfg, GC_S_backlog),
-                            on_connection);
-        if (err < 0) {
-            gc__error("Cannot listen on %s: %s", l->url, uv_strerror(err));
-            _exit(GC_EXIT_WORKER_BOOT_ERROR);
-        }
+    int err = accept_start(w);
+    if (err < 0) {
+        gc__error("Cannot accept connections: %s", uv_strerror(err));
+        _exit(GC_EXIT_WORKER_BOOT_ERROR);
     }
     uv_timer_init(loop, &w->tick);
     uv_timer_init(loop, &w->deadline);

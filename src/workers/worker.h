@@ -47,6 +47,12 @@ struct gc__conn {
     int timer_for_request; /* the timer is the request deadline, not keep-alive */
     int continue_sent;
     int answered; /* a response went out: idle now means between keep-alive requests */
+    uint64_t idle_since; /* uv_hrtime() when the connection last went idle (keep-alive) */
+    /* The end of a response that the loop still writes (see gc__conn_take_spill). */
+    gc__buf_t out;
+    size_t out_sent, out_step;
+    uv_write_t out_req;
+    int keep_after_out;
     int closing;
     int open_handles; /* freed when both handles have closed */
     gc__conn_t *prev, *next;
@@ -74,12 +80,15 @@ struct gc__worker {
     const gc__config_t *cfg;
     gc__listener_t *listeners; /* borrowed from the arbiter (inherited by fork) */
     size_t nlisteners;
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } *servers; /* owned, one per listener */
+    /* Accepting (see "the accept gate" in worker.c): one poll handle per listener, so
+     * that accepting can pause at --worker-connections and resume below it. */
+    uv_poll_t *accepts; /* owned, one per listener */
+    size_t max_conns;   /* --worker-connections */
+    size_t nclosing;    /* connections closed but not yet freed (still in nconns) */
+    size_t out_bytes;   /* response bytes held for slow readers, all connections */
+    int accept_paused;
+    int accept_batch;   /* connections taken per wake-up: 1 when workers share a socket */
+    uint64_t limit_logged_at; /* when the limit was last logged (loop time, ms) */
     gc__http_limits_t limits;
     gc__frontend_t front; /* trust lists, header policy, PROXY mode */
     gc__wsgi_state_t wsgi;
@@ -115,6 +124,12 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot) __attribute
  * connection or goes on with the next request (pipelined bytes, then reading). */
 void gc__conn_request_done(gc__conn_t *conn, int keep);
 void gc__conn_close(gc__conn_t *conn);
+/* How many bytes of a response a sink may spill for the loop to send later (its
+ * spill_max), within the per-response and per-worker bounds. */
+size_t gc__conn_spill_room(const gc__conn_t *conn);
+/* Takes over what the sink spilled: gc__conn_request_done then sends it before the
+ * connection goes on. Call after the response, before gc__conn_request_done. */
+void gc__conn_take_spill(gc__conn_t *conn, gc__sink_t *sink);
 
 /* The sync class's run function. */
 void gc__sync_run(gc__conn_t *conn);
