@@ -310,6 +310,13 @@ static int on_headers_complete(llhttp_t *ll)
     }
     r->major = ll->http_major;
     r->minor = ll->http_minor;
+    /* A request line without a version is HTTP/0.9 to llhttp, and no version callback
+     * runs; Gunicorn refuses the two-part line (found by tests/fuzz). */
+    if (r->major != 1)
+        return fail(p, 400, "Invalid HTTP request line: '%.*s %.*s'", (int)r->method_len,
+                    r->head.data + r->method_off,
+                    (int)(r->target_len > 200 ? 200 : r->target_len),
+                    r->head.data + r->target_off);
     if (validate_head(p) < 0)
         return -1;
     int fwd_status;
