@@ -24,6 +24,10 @@ void gc__http_limits_default(gc__http_limits_t *l)
     l->max_fields = 100;
     l->max_field_size = 8190;
     l->spool_threshold = 1024 * 1024;
+    l->permit_obsolete_folding = 0;
+    l->permit_unconventional_method = 0;
+    l->casefold_method = 0;
+    l->strip_header_spaces = 0;
 }
 
 static gc__http_parser_t *parser_of(llhttp_t *ll)
@@ -57,17 +61,18 @@ static int on_message_begin(llhttp_t *ll)
     return 0;
 }
 
+/* llhttp reports the method it was given; we gave it the one we checked in
+ * take_method, or a stand-in, so the request keeps the method as we saw it. */
 static int on_method(llhttp_t *ll, const char *at, size_t len)
 {
     gc__http_parser_t *p = parser_of(ll);
     gc__http_request_t *r = &p->req;
-    if (r->method_len == 0)
-        r->method_off = (uint32_t)r->head.len;
-    if (r->method_len + len > 64)
-        return fail(p, 400, "Invalid HTTP method");
-    if (gc__buf_append(&r->head, at, len) < 0)
+    if (r->method_len > 0)
+        return 0;
+    r->method_off = (uint32_t)r->head.len;
+    if (gc__buf_append(&r->head, p->method, p->method_len) < 0)
         return oom(p);
-    r->method_len += (uint32_t)len;
+    r->method_len = (uint32_t)p->method_len;
     return 0;
 }
 
@@ -132,6 +137,7 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
         f->name_len = 0;
         f->value_off = (uint32_t)r->head.len;
         f->value_len = 0;
+        f->folded = 0;
     }
     p->in_value = 0;
     gc__http_field_t *f = &r->fields[r->nfields - 1];
@@ -192,8 +198,10 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
      * value piece normally follows ':' or whitespace; one that follows a line feed is
      * a continuation line. */
     char before = at > p->feed_data ? at[-1] : p->prev_last;
-    if (len > 0 && before == '\n')
+    if (len > 0 && before == '\n') {
         p->folded = 1;
+        f->folded = 1;
+    }
     if (gc__buf_append(&r->head, at, len) < 0)
         return oom(p);
     f->value_len += (uint32_t)len;
@@ -263,6 +271,28 @@ static int check_transfer_encoding(gc__http_parser_t *p)
     return 0;
 }
 
+/* --permit-obsolete-folding: a folded value reads as its lines joined by one space,
+ * as Gunicorn joins them (llhttp keeps the continuation's own blanks). */
+static void unfold_values(gc__http_request_t *r)
+{
+    for (size_t i = 0; i < r->nfields; i++) {
+        gc__http_field_t *f = &r->fields[i];
+        if (!f->folded)
+            continue;
+        char *v = r->head.data + f->value_off;
+        uint32_t out = 0;
+        for (uint32_t j = 0; j < f->value_len; j++) {
+            int blank = v[j] == ' ' || v[j] == '\t';
+            if (blank && (out == 0 || v[out - 1] == ' '))
+                continue;
+            v[out++] = blank ? ' ' : v[j];
+        }
+        while (out > 0 && v[out - 1] == ' ')
+            out--;
+        f->value_len = out;
+    }
+}
+
 /* Our own rules on a complete head, beyond what llhttp checks (see docs/http.md). */
 static int validate_head(gc__http_parser_t *p)
 {
@@ -298,6 +328,9 @@ static int on_headers_complete(llhttp_t *ll)
     for (size_t i = 0; i < r->nfields; i++) {
         gc__http_field_t *f = &r->fields[i];
         gc__view_t name = gc__http_field_name(r, i);
+        while (p->limits->strip_header_spaces && f->name_len > 0 &&
+               (name.base[f->name_len - 1] == ' ' || name.base[f->name_len - 1] == '\t'))
+            name.len = --f->name_len;
         if (!gc__http_is_token(name))
             return fail(p, 400, "Invalid HTTP header name: '%.*s'",
                         (int)(name.len > 64 ? 64 : name.len), name.base);
@@ -319,6 +352,8 @@ static int on_headers_complete(llhttp_t *ll)
                     r->head.data + r->target_off);
     if (validate_head(p) < 0)
         return -1;
+    if (p->folded)
+        unfold_values(r);
     int fwd_status;
     char fwd_msg[256];
     if (gc__forward_check_head(forward_policy(p), p->trusted, r, &fwd_status, fwd_msg,
@@ -335,6 +370,13 @@ static int on_headers_complete(llhttp_t *ll)
         if (!gc__view_ieq(v, "100-continue"))
             return fail(p, 417, "Unable to comply with expectation: '%.*s'", (int)v.len, v.base);
         r->expect_continue = r->chunked || r->content_length > 0;
+    }
+    if (r->expect_continue) {
+        /* Hand the head over now: 100 Continue goes out only if the application reads
+         * the body (see gc__http_parser_resume_body). */
+        r->body_pending = 1;
+        p->state = GC_HTTP_HEAD;
+        return HPE_PAUSED;
     }
     return 0;
 }
@@ -393,6 +435,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
 
 static int on_message_complete(llhttp_t *ll)
 {
+    parser_of(ll)->req.body_pending = 0;
     parser_of(ll)->state = GC_HTTP_READY;
     return HPE_PAUSED;
 }
@@ -432,7 +475,7 @@ static void request_clear(gc__http_request_t *r)
     r->target_off = r->target_len = 0;
     r->nfields = 0;
     r->major = r->minor = 0;
-    r->keep_alive = r->chunked = r->expect_continue = 0;
+    r->keep_alive = r->chunked = r->expect_continue = r->body_pending = 0;
     r->content_length = -1;
     r->url_scheme = 0;
     r->script_name = -1;
@@ -461,6 +504,8 @@ void gc__http_parser_next(gc__http_parser_t *p)
     request_clear(&p->req);
     p->state = GC_HTTP_NEED_MORE;
     p->headers_done = p->in_value = p->started = p->folded = 0;
+    p->line_started = p->substituted = 0;
+    p->method_len = 0;
     p->ndropped = 0;
     /* After a request with "Connection: Upgrade" (or a CONNECT) llhttp would hand every
      * later byte over as another protocol's, with no request around it. Gunicorn has no
@@ -505,7 +550,7 @@ static size_t feed(gc__http_parser_t *p, const char *data, size_t len)
     llhttp_errno_t err = llhttp_execute(&p->ll, data, len);
     if (err == HPE_OK)
         return len;
-    if (err == HPE_PAUSED && p->state == GC_HTTP_READY)
+    if (err == HPE_PAUSED && (p->state == GC_HTTP_READY || p->state == GC_HTTP_HEAD))
         return (size_t)(llhttp_get_error_pos(&p->ll) - data);
     if (err == HPE_PAUSED_UPGRADE) {
         /* An Upgrade or CONNECT request: hand over its head; the connection will not
@@ -520,14 +565,98 @@ static size_t feed(gc__http_parser_t *p, const char *data, size_t len)
     return len;
 }
 
+static int is_method_char(unsigned char c)
+{
+    return c > ' ' && c < 0x7f;
+}
+
+/* llhttp knows a fixed list of methods; Gunicorn takes any token. */
+static int llhttp_knows(const char *m, size_t n)
+{
+    static const char *const known[] = {
+#define XX(num, name, string) #string,
+        HTTP_METHOD_MAP(XX)
+#undef XX
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strlen(known[i]) == n && memcmp(known[i], m, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Collects and checks the method ourselves, with Gunicorn's rules: a token; unless
+ * --permit-unconventional-http-method, 3 to 20 characters, no lowercase and no '#'.
+ * llhttp then gets the method, or PUT as a stand-in for one it does not know (body
+ * framing never depends on the method). Empty lines before a request are skipped, as
+ * RFC 9112 section 2.2 allows. Returns the bytes consumed. */
+static size_t take_method(gc__http_parser_t *p, const char *data, size_t len)
+{
+    size_t i = 0;
+    if (p->method_len == 0)
+        while (i < len && (data[i] == '\r' || data[i] == '\n'))
+            i++;
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c == ' ')
+            break;
+        p->started = 1;
+        if (!is_method_char(c) || p->method_len >= sizeof(p->method) - 1) {
+            fail(p, 400, "Invalid HTTP method: '%.*s'", (int)p->method_len, p->method);
+            p->state = GC_HTTP_ERROR;
+            return len;
+        }
+        p->method[p->method_len++] = (char)c;
+    }
+    if (i == len)
+        return len; /* the method goes on in the next read */
+    gc__view_t m = gc__view(p->method, p->method_len);
+    int ok = gc__http_is_token(m);
+    if (ok && !p->limits->permit_unconventional_method) {
+        ok = m.len >= 3 && m.len <= 20 && memchr(m.base, '#', m.len) == NULL;
+        for (size_t j = 0; ok && j < m.len; j++)
+            ok = !(m.base[j] >= 'a' && m.base[j] <= 'z');
+    }
+    if (!ok) {
+        fail(p, 400, "Invalid HTTP method: '%.*s'", (int)m.len, m.base);
+        p->state = GC_HTTP_ERROR;
+        return len;
+    }
+    if (p->limits->casefold_method)
+        for (size_t j = 0; j < p->method_len; j++)
+            if (p->method[j] >= 'a' && p->method[j] <= 'z')
+                p->method[j] = (char)(p->method[j] - 32);
+    p->line_started = 1;
+    char line[32];
+    int known = llhttp_knows(p->method, p->method_len);
+    p->substituted = !known;
+    int n = snprintf(line, sizeof(line), "%.*s ", known ? (int)p->method_len : 3,
+                     known ? p->method : "PUT");
+    feed(p, line, (size_t)n);
+    return i + 1;
+}
+
 size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
 {
     if (p->state != GC_HTTP_NEED_MORE || len == 0)
         return 0;
-    size_t used = feed(p, data, len);
+    size_t pre = 0;
+    if (!p->line_started) {
+        pre = take_method(p, data, len);
+        if (p->state != GC_HTTP_NEED_MORE || !p->line_started || pre == len)
+            return pre;
+    }
+    size_t used = feed(p, data + pre, len - pre);
     if (used > 0)
-        p->prev_last = data[used - 1];
-    return used;
+        p->prev_last = data[pre + used - 1];
+    return pre + used;
+}
+
+void gc__http_parser_resume_body(gc__http_parser_t *p)
+{
+    if (p->state != GC_HTTP_HEAD)
+        return;
+    p->state = GC_HTTP_NEED_MORE;
+    llhttp_resume(&p->ll);
 }
 
 void gc__http_parser_eof(gc__http_parser_t *p)

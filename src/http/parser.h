@@ -27,6 +27,9 @@ typedef struct {
     size_t max_field_size; /* limit_request_field_size: bytes of one "Name: value\r\n" */
     size_t spool_threshold; /* body bytes kept in memory before spilling to a file */
     int permit_obsolete_folding; /* join folded header lines instead of refusing them */
+    int permit_unconventional_method; /* lowercase, '#', any length: only a token needed */
+    int casefold_method;              /* upper-case the method (after the checks) */
+    int strip_header_spaces;          /* "Name : v" is "Name: v" instead of a 400 */
     /* header_map, forwarder_headers, secure_scheme_headers, SCRIPT_NAME (http/forward.h);
      * borrowed, NULL for Gunicorn's defaults. */
     const struct gc__forward_policy *forward;
@@ -39,6 +42,7 @@ void gc__http_limits_default(gc__http_limits_t *l);
 typedef struct {
     uint32_t name_off, name_len;
     uint32_t value_off, value_len;
+    uint32_t folded; /* the value had obs-fold continuation lines */
 } gc__http_field_t;
 
 /* A request body: in memory until it passes the spool threshold, then in an unlinked
@@ -60,6 +64,7 @@ typedef struct {
     int chunked;            /* the body came with chunked framing */
     int64_t content_length; /* -1 when absent */
     int expect_continue;    /* "Expect: 100-continue" on HTTP/1.1 */
+    int body_pending;       /* handed over at GC_HTTP_HEAD: the body is still to be read */
     int url_scheme;         /* enum gc__url_scheme: set by a trusted front end's headers */
     int script_name;        /* index of the SCRIPT_NAME field in force, or -1 ($SCRIPT_NAME) */
     gc__http_body_t body;
@@ -92,6 +97,9 @@ ssize_t gc__http_body_read(const gc__http_body_t *b, uint64_t off, char *dst, si
 enum gc__http_state {
     GC_HTTP_NEED_MORE = 0, /* feed more bytes */
     GC_HTTP_READY,         /* p->req holds a whole request */
+    GC_HTTP_HEAD,          /* p->req holds the head of a request that said "Expect:
+                            * 100-continue": the client waits for our word before it sends
+                            * the body, so the application runs first and decides */
     GC_HTTP_ERROR,         /* p->error_status / p->error_msg say why; close afterwards */
 };
 
@@ -107,6 +115,10 @@ typedef struct {
     int trusted;       /* the peer is a trusted front end (set by the caller, kept across
                         * requests): see http/forward.h */
     size_t ndropped;   /* fields of this head that header_map drops */
+    int line_started;  /* the method has been checked and handed to llhttp */
+    char method[24];   /* the method while it arrives (checked by us, not llhttp) */
+    size_t method_len;
+    int substituted;   /* llhttp was given a stand-in for a method it does not know */
     const char *feed_data; /* the buffer being fed, to look one byte behind a piece */
     char prev_last;    /* the last byte of the previous feed */
     int error_status;  /* 400, 431, 501 ... when state is GC_HTTP_ERROR */
@@ -126,6 +138,10 @@ size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len);
 /* Signals end of input. A request cut off mid-way becomes an error only if it had
  * started; an idle connection closing is not an error. */
 void gc__http_parser_eof(gc__http_parser_t *p);
+
+/* After GC_HTTP_HEAD: goes on parsing the body of the same request (feed it bytes until
+ * GC_HTTP_READY). */
+void gc__http_parser_resume_body(gc__http_parser_t *p);
 
 /* Forgets the current request and gets ready for the next one on the connection. */
 void gc__http_parser_next(gc__http_parser_t *p);

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -119,6 +121,49 @@ static void send_continue(gc__conn_t *c)
         gc__conn_close(c);
 }
 
+/* The application reads a body the client has been holding back ("Expect:
+ * 100-continue"): say "100 Continue", then read the body here and now, feeding the
+ * parser until the request is complete. The worker waits at most --timeout for each
+ * read. Bytes after the body (a pipelined request) are kept for later. */
+int gc__conn_pull_body(void *ctx)
+{
+    gc__conn_t *c = ctx;
+    gc__http_parser_t *p = &c->parser;
+    if (p->state != GC_HTTP_HEAD)
+        return 0;
+    send_continue(c);
+    if (c->closing)
+        return -EPIPE;
+    gc__http_parser_resume_body(p);
+    if (c->pending.len > 0) {
+        size_t used = gc__http_parser_feed(p, c->pending.data, c->pending.len);
+        gc__buf_consume(&c->pending, used);
+    }
+    int timeout_ms = (int)gc__cfg_int(c->w->cfg, GC_S_timeout) * 1000;
+    while (p->state == GC_HTTP_NEED_MORE) {
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        int n = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n == 0 ? -ETIMEDOUT : -errno;
+        ssize_t r = recv(c->fd, c->w->readbuf, sizeof(c->w->readbuf), 0);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return r == 0 ? -ECONNRESET : -errno;
+        size_t used = gc__http_parser_feed(p, c->w->readbuf, (size_t)r);
+        if (p->state == GC_HTTP_READY && used < (size_t)r &&
+            gc__buf_append(&c->pending, c->w->readbuf + used, (size_t)r - used) < 0)
+            return -ENOMEM;
+    }
+    if (p->state != GC_HTTP_READY) {
+        gc__debug("Invalid request body from ip=%s: %s", c->remote_addr, p->error_msg);
+        return -EPROTO;
+    }
+    return 0;
+}
+
 static void stop_reading(gc__conn_t *c)
 {
     if (c->reading) {
@@ -144,6 +189,7 @@ static int after_feed(gc__conn_t *c)
         reject(c);
         return 0;
     case GC_HTTP_READY:
+    case GC_HTTP_HEAD:
         stop_reading(c);
         uv_timer_stop(&c->timer);
         c->timer_for_request = 0;
@@ -152,8 +198,6 @@ static int after_feed(gc__conn_t *c)
     case GC_HTTP_NEED_MORE:
         if (p->started && !c->timer_for_request)
             arm_timer(c, 1);
-        if (p->headers_done && p->req.expect_continue && !c->continue_sent)
-            send_continue(c);
         return 1;
     }
     return 1;
@@ -193,7 +237,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     size_t used = gc__http_parser_feed(&c->parser, buf->base, (size_t)nread);
-    if (c->parser.state == GC_HTTP_READY && used < (size_t)nread &&
+    if ((c->parser.state == GC_HTTP_READY || c->parser.state == GC_HTTP_HEAD) &&
+        used < (size_t)nread &&
         gc__buf_append(&c->pending, buf->base + used, (size_t)nread - used) < 0) {
         gc__conn_close(c);
         return;
@@ -808,6 +853,11 @@ static void set_limits(gc__worker_t *w, const gc__config_t *cfg)
     w->limits.max_fields = fields <= 0 || fields > 32768 ? 32768 : (size_t)fields;
     long fsize = gc__cfg_int(cfg, GC_S_limit_request_field_size);
     w->limits.max_field_size = fsize <= 0 ? 8190 : (size_t)fsize;
+    w->limits.permit_obsolete_folding = gc__cfg_int(cfg, GC_S_permit_obsolete_folding) != 0;
+    w->limits.permit_unconventional_method =
+        gc__cfg_int(cfg, GC_S_permit_unconventional_http_method) != 0;
+    w->limits.casefold_method = gc__cfg_int(cfg, GC_S_casefold_http_method) != 0;
+    w->limits.strip_header_spaces = gc__cfg_int(cfg, GC_S_strip_header_spaces) != 0;
 }
 
 /* --no-sendfile (sendfile = False) turns sendfile(2) off. Unset, $SENDFILE decides as

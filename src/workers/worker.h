@@ -130,6 +130,9 @@ size_t gc__conn_spill_room(const gc__conn_t *conn);
 /* Takes over what the sink spilled: gc__conn_request_done then sends it before the
  * connection goes on. Call after the response, before gc__conn_request_done. */
 void gc__conn_take_spill(gc__conn_t *conn, gc__sink_t *sink);
+/* Reads the rest of a request that was handed over at GC_HTTP_HEAD (a gc__wsgi_pull_fn
+ * with the connection as context). */
+int gc__conn_pull_body(void *conn);
 
 /* The sync class's run function. */
 void gc__sync_run(gc__conn_t *conn);

@@ -13,9 +13,26 @@ struct gc__wsgi_input {
     PyObject_HEAD
     const gc__http_body_t *body; /* borrowed; NULL once detached */
     uint64_t pos;
+    gc__wsgi_pull_fn pull; /* reads the body on first use (Expect: 100-continue) */
+    void *pull_ctx;
 };
 
-PyObject *gc__wsgi_input_new(const gc__http_body_t *body);
+/* Before the first read of a body that has not been received yet: fetch it all. */
+static int ensure_body(gc__wsgi_input_t *in)
+{
+    if (in->pull == NULL)
+        return 0;
+    gc__wsgi_pull_fn pull = in->pull;
+    in->pull = NULL;
+    int rc = pull(in->pull_ctx);
+    if (rc < 0) {
+        in->body = NULL;
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
 
 static uint64_t remaining(const gc__wsgi_input_t *in)
 {
@@ -60,6 +77,8 @@ static int size_arg(PyObject *arg, int64_t *out)
 
 static PyObject *input_read(gc__wsgi_input_t *in, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (ensure_body(in) < 0)
+        return NULL;
     int64_t size;
     if (nargs > 1)
         return PyErr_Format(PyExc_TypeError, "read() takes at most 1 argument");
@@ -109,6 +128,8 @@ static PyObject *readline_impl(gc__wsgi_input_t *in, int64_t size)
 
 static PyObject *input_readline(gc__wsgi_input_t *in, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (ensure_body(in) < 0)
+        return NULL;
     int64_t size;
     if (nargs > 1)
         return PyErr_Format(PyExc_TypeError, "readline() takes at most 1 argument");
@@ -119,6 +140,8 @@ static PyObject *input_readline(gc__wsgi_input_t *in, PyObject *const *args, Py_
 
 static PyObject *input_readlines(gc__wsgi_input_t *in, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (ensure_body(in) < 0)
+        return NULL;
     int64_t hint;
     if (nargs > 1)
         return PyErr_Format(PyExc_TypeError, "readlines() takes at most 1 argument");
@@ -145,6 +168,8 @@ static PyObject *input_readlines(gc__wsgi_input_t *in, PyObject *const *args, Py
 
 static PyObject *input_iternext(gc__wsgi_input_t *in)
 {
+    if (ensure_body(in) < 0)
+        return NULL;
     if (remaining(in) == 0)
         return NULL; /* StopIteration */
     return readline_impl(in, -1);
@@ -169,19 +194,22 @@ static PyTypeObject input_type = {
     .tp_methods = input_methods,
 };
 
-PyObject *gc__wsgi_input_new(const gc__http_body_t *body)
+PyObject *gc__wsgi_input_new(const gc__http_body_t *body, gc__wsgi_pull_fn pull, void *ctx)
 {
     gc__wsgi_input_t *in = PyObject_New(gc__wsgi_input_t, &input_type);
     if (in == NULL)
         return NULL;
     in->body = body;
     in->pos = 0;
+    in->pull = pull;
+    in->pull_ctx = ctx;
     return (PyObject *)in;
 }
 
 void gc__wsgi_input_detach(PyObject *input)
 {
     ((gc__wsgi_input_t *)input)->body = NULL;
+    ((gc__wsgi_input_t *)input)->pull = NULL;
 }
 
 /* --- wsgi.file_wrapper ------------------------------------------------------------ */

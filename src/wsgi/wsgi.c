@@ -31,6 +31,7 @@ typedef struct {
     int64_t app_length; /* the application's Content-Length, or -1 */
     int headers_sent;
     int head_request;
+    const int *body_pending; /* the request body is still unread (Expect: 100-continue) */
     int minor;
     int keep_alive;
     int chunked;
@@ -183,6 +184,10 @@ static int build_head(response_t *r, int64_t known_length)
         else
             r->keep_alive = 0; /* HTTP/1.0 without a length: the close ends the body */
     }
+    /* A body the client still holds back (no 100 Continue was sent) would have to be
+     * read or skipped before another request: close instead. */
+    if (r->body_pending && *r->body_pending)
+        r->keep_alive = 0;
     head.connection = r->keep_alive ? GC_CONN_KEEP_ALIVE : GC_CONN_CLOSE;
     gc__buf_reset(&r->st->head);
     int rc = gc__http_write_head(&r->st->head, &head);
@@ -423,7 +428,8 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     int failed = 0;
     gc__view_t method = gc__http_method(req);
 
-    input = gc__wsgi_input_new(&req->body);
+    input = gc__wsgi_input_new(&req->body, req->body_pending ? peer->pull_body : NULL,
+                               peer->pull_ctx);
     if (input == NULL)
         goto error;
     env = gc__wsgi_environ(st, req, peer, input);
@@ -440,6 +446,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     r->headers_sent = r->chunked = r->warned_no_body = 0;
     r->body_sent = 0;
     r->minor = req->minor;
+    r->body_pending = &req->body_pending;
     r->keep_alive = keep_alive;
     r->head_request = method.len == 4 && memcmp(method.base, "HEAD", 4) == 0;
 

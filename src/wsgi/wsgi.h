@@ -60,8 +60,14 @@ typedef struct {
     gc__buf_t scratch;       /* reused buffer for decoding */
 } gc__wsgi_state_t;
 
+/* Fetches the rest of a request body that was not read before the application ran
+ * (the client sent "Expect: 100-continue"). Returns 0 or a negative errno. */
+typedef int (*gc__wsgi_pull_fn)(void *ctx);
+
 /* Where a request came from and arrived. Strings are borrowed for the call. */
 typedef struct {
+    gc__wsgi_pull_fn pull_body; /* NULL when the body is already complete */
+    void *pull_ctx;
     const char *remote_addr; /* "" for unix sockets */
     const char *remote_port; /* NULL for unix sockets */
     const char *server_name;
@@ -100,8 +106,9 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
 /* Types, made ready by gc__wsgi_state_init. */
 int gc__wsgi_types_ready(void);
 /* wsgi.input over a request body. Returns a new reference or NULL. The body is
- * borrowed until gc__wsgi_input_detach, after which reads return b"". */
-PyObject *gc__wsgi_input_new(const gc__http_body_t *body);
+ * borrowed until gc__wsgi_input_detach, after which reads return b"". With `pull`, the
+ * body is fetched on the first read. */
+PyObject *gc__wsgi_input_new(const gc__http_body_t *body, gc__wsgi_pull_fn pull, void *ctx);
 void gc__wsgi_input_detach(PyObject *input);
 extern PyTypeObject gc__wsgi_filewrapper_type;
 /* For a FileWrapper over a real file: its descriptor and the wrapped object. */

@@ -195,10 +195,11 @@ static void run(const uint8_t *data, size_t size, const gc__http_limits_t *limit
             open = 0;
             break;
         default:
-            /* The head of a request whose body waits for "100 Continue": an
-             * application that never reads the body ends the connection. */
-            take_request(&p, 0, out, &rnd, data, size);
-            open = 0;
+            /* The head of a request whose body waits for "100 Continue": follow the
+             * application that reads it, the path that parses more. */
+            check(p.state == GC_HTTP_HEAD && p.req.body_pending, "a head-only hand-over",
+                  data, size);
+            gc__http_parser_resume_body(&p);
             break;
         }
     }

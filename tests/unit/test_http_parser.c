@@ -562,23 +562,38 @@ static void test_expect(void)
                                "Content-Length: 4\r\n\r\n";
     gc__http_parser_t p;
     gc__http_parser_init(&p, &limits);
-    /* The flag is visible once the head is in, before the body arrives: the worker
-     * answers "100 Continue" at that point. */
+    /* The head is handed over alone (GC_HTTP_HEAD): the application decides whether
+     * the body is wanted, and only then does the worker say "100 Continue". */
     ASSERT_EQ_INT(gc__http_parser_feed(&p, LIT(cont)), sizeof(cont) - 1);
-    ASSERT_EQ_INT(p.state, GC_HTTP_NEED_MORE);
+    ASSERT_EQ_INT(p.state, GC_HTTP_HEAD);
     ASSERT(p.headers_done);
     ASSERT_EQ_INT(p.req.expect_continue, 1);
+    ASSERT_EQ_INT(p.req.body_pending, 1);
+    ASSERT_EQ_INT(gc__http_parser_feed(&p, LIT("data")), 0); /* paused until resumed */
+    gc__http_parser_resume_body(&p);
     ASSERT_EQ_INT(gc__http_parser_feed(&p, LIT("data")), 4);
     ASSERT_EQ_INT(p.state, GC_HTTP_READY);
-    ASSERT_EQ_INT(p.req.expect_continue, 1);
+    ASSERT_EQ_INT(p.req.body_pending, 0);
+    ASSERT_EQ_INT(p.req.body.len, 4);
     gc__http_parser_free(&p);
 
-    /* Case does not matter. */
+    /* Case does not matter; a body sent along anyway stays unparsed until resumed. */
+    static const char eager[] = "PUT / HTTP/1.1\r\nHost: h\r\nexpect: 100-Continue\r\n"
+                                "Content-Length: 1\r\n\r\nx";
     gc__http_parser_init(&p, &limits);
-    gc__http_parser_feed(&p, LIT("PUT / HTTP/1.1\r\nHost: h\r\nexpect: 100-Continue\r\n"
-                                 "Content-Length: 1\r\n\r\nx"));
-    ASSERT_EQ_INT(p.state, GC_HTTP_READY);
+    ASSERT_EQ_INT(gc__http_parser_feed(&p, LIT(eager)), sizeof(eager) - 2);
+    ASSERT_EQ_INT(p.state, GC_HTTP_HEAD);
     ASSERT_EQ_INT(p.req.expect_continue, 1);
+    gc__http_parser_resume_body(&p);
+    ASSERT_EQ_INT(gc__http_parser_feed(&p, LIT("x")), 1);
+    ASSERT_EQ_INT(p.state, GC_HTTP_READY);
+    gc__http_parser_free(&p);
+
+    /* Without a body there is nothing to wait for. */
+    gc__http_parser_init(&p, &limits);
+    gc__http_parser_feed(&p, LIT("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n"));
+    ASSERT_EQ_INT(p.state, GC_HTTP_READY);
+    ASSERT_EQ_INT(p.req.expect_continue, 0);
     gc__http_parser_free(&p);
 
     /* Anything else cannot be met. */
