@@ -28,6 +28,7 @@ void gc__http_limits_default(gc__http_limits_t *l)
     l->permit_unconventional_method = 0;
     l->casefold_method = 0;
     l->strip_header_spaces = 0;
+    l->permit_unconventional_version = 0;
 }
 
 static gc__http_parser_t *parser_of(llhttp_t *ll)
@@ -476,6 +477,7 @@ static void request_clear(gc__http_request_t *r)
     r->nfields = 0;
     r->major = r->minor = 0;
     r->keep_alive = r->chunked = r->expect_continue = r->body_pending = 0;
+    r->version[0] = '\0';
     r->content_length = -1;
     r->url_scheme = 0;
     r->script_name = -1;
@@ -493,6 +495,7 @@ void gc__http_parser_free(gc__http_parser_t *p)
 {
     request_clear(&p->req);
     gc__buf_free(&p->req.head);
+    gc__buf_free(&p->line);
     gc__buf_free(&p->req.body.mem);
     free(p->req.fields);
     p->req.fields = NULL;
@@ -504,7 +507,8 @@ void gc__http_parser_next(gc__http_parser_t *p)
     request_clear(&p->req);
     p->state = GC_HTTP_NEED_MORE;
     p->headers_done = p->in_value = p->started = p->folded = 0;
-    p->line_started = p->substituted = 0;
+    p->line_started = p->substituted = p->line_done = 0;
+    gc__buf_reset(&p->line);
     p->method_len = 0;
     p->ndropped = 0;
     /* After a request with "Connection: Upgrade" (or a CONNECT) llhttp would hand every
@@ -635,6 +639,65 @@ static size_t take_method(gc__http_parser_t *p, const char *data, size_t len)
     return i + 1;
 }
 
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* With --permit-unconventional-http-version, the rest of the request line is collected
+ * and its version checked here: any "HTTP/d.d" is taken (llhttp knows only 1.0 and
+ * 1.1 among them) and llhttp is given HTTP/1.1 for versions from 1.1 up, HTTP/1.0
+ * below; the application sees the version as sent in SERVER_PROTOCOL. */
+static size_t take_line(gc__http_parser_t *p, const char *data, size_t len)
+{
+    const char *nl = memchr(data, '\n', len);
+    size_t n = nl ? (size_t)(nl - data) + 1 : len;
+    size_t limit = p->limits->max_line ? p->limits->max_line + 2 : 8192;
+    if (p->method_len + 1 + p->line.len + n > limit + 1) {
+        fail(p, 400, "Request Line is too large (%zu > %zu)",
+             p->method_len + 1 + p->line.len + n, p->limits->max_line);
+        goto error;
+    }
+    if (gc__buf_append(&p->line, data, n) < 0) {
+        oom(p);
+        goto error;
+    }
+    if (nl == NULL)
+        return len;
+    char *line = p->line.data;
+    size_t l = p->line.len;
+    if (l < 2 || line[l - 2] != '\r') {
+        fail(p, 400, "Invalid HTTP request line: bare LF");
+        goto error;
+    }
+    l -= 2;
+    char *sp = NULL;
+    for (size_t i = l; i > 0; i--)
+        if (line[i - 1] == ' ') {
+            sp = line + i - 1;
+            break;
+        }
+    const char *v = sp ? sp + 1 : NULL;
+    size_t vlen = sp ? (size_t)(line + l - v) : 0;
+    if (v == NULL || vlen != 8 || memcmp(v, "HTTP/", 5) != 0 || !is_digit(v[5]) ||
+        v[6] != '.' || !is_digit(v[7])) {
+        fail(p, 400, "Invalid HTTP Version: '%.*s'", (int)(vlen > 16 ? 16 : vlen), v ? v : "");
+        goto error;
+    }
+    int major = v[5] - '0', minor = v[7] - '0';
+    if (!(major == 1 && minor <= 1))
+        snprintf(p->req.version, sizeof(p->req.version), "%.8s", v);
+    int newer = major > 1 || (major == 1 && minor >= 1);
+    p->line.len = (size_t)(sp - line);
+    gc__buf_append_str(&p->line, newer ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
+    p->line_done = 1;
+    feed(p, p->line.data, p->line.len);
+    return n;
+error:
+    p->state = GC_HTTP_ERROR;
+    return len;
+}
+
 size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
 {
     if (p->state != GC_HTTP_NEED_MORE || len == 0)
@@ -643,6 +706,11 @@ size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
     if (!p->line_started) {
         pre = take_method(p, data, len);
         if (p->state != GC_HTTP_NEED_MORE || !p->line_started || pre == len)
+            return pre;
+    }
+    if (p->limits->permit_unconventional_version && !p->line_done) {
+        pre += take_line(p, data + pre, len - pre);
+        if (p->state != GC_HTTP_NEED_MORE || !p->line_done || pre == len)
             return pre;
     }
     size_t used = feed(p, data + pre, len - pre);

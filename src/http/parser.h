@@ -30,6 +30,7 @@ typedef struct {
     int permit_unconventional_method; /* lowercase, '#', any length: only a token needed */
     int casefold_method;              /* upper-case the method (after the checks) */
     int strip_header_spaces;          /* "Name : v" is "Name: v" instead of a 400 */
+    int permit_unconventional_version; /* any HTTP/d.d, served with HTTP/1.x rules */
     /* header_map, forwarder_headers, secure_scheme_headers, SCRIPT_NAME (http/forward.h);
      * borrowed, NULL for Gunicorn's defaults. */
     const struct gc__forward_policy *forward;
@@ -65,6 +66,7 @@ typedef struct {
     int64_t content_length; /* -1 when absent */
     int expect_continue;    /* "Expect: 100-continue" on HTTP/1.1 */
     int body_pending;       /* handed over at GC_HTTP_HEAD: the body is still to be read */
+    char version[12];       /* the version as sent, when it is not HTTP/1.0 or 1.1 */
     int url_scheme;         /* enum gc__url_scheme: set by a trusted front end's headers */
     int script_name;        /* index of the SCRIPT_NAME field in force, or -1 ($SCRIPT_NAME) */
     gc__http_body_t body;
@@ -119,6 +121,8 @@ typedef struct {
     char method[24];   /* the method while it arrives (checked by us, not llhttp) */
     size_t method_len;
     int substituted;   /* llhttp was given a stand-in for a method it does not know */
+    int line_done;     /* --permit-unconventional-http-version: the line went to llhttp */
+    gc__buf_t line;    /* ... and the request line while it arrives */
     const char *feed_data; /* the buffer being fed, to look one byte behind a piece */
     char prev_last;    /* the last byte of the previous feed */
     int error_status;  /* 400, 431, 501 ... when state is GC_HTTP_ERROR */

@@ -858,6 +858,8 @@ static void set_limits(gc__worker_t *w, const gc__config_t *cfg)
         gc__cfg_int(cfg, GC_S_permit_unconventional_http_method) != 0;
     w->limits.casefold_method = gc__cfg_int(cfg, GC_S_casefold_http_method) != 0;
     w->limits.strip_header_spaces = gc__cfg_int(cfg, GC_S_strip_header_spaces) != 0;
+    w->limits.permit_unconventional_version =
+        gc__cfg_int(cfg, GC_S_permit_unconventional_http_version) != 0;
 }
 
 /* --no-sendfile (sendfile = False) turns sendfile(2) off. Unset, $SENDFILE decides as

@@ -21,6 +21,17 @@ static int set_str(PyObject *env, PyObject *key, const char *s, Py_ssize_t len)
     return rc;
 }
 
+/* SERVER_PROTOCOL: interned for HTTP/1.0 and 1.1; an unconventional version (allowed
+ * by --permit-unconventional-http-version) as sent. */
+static int set_protocol(gc__wsgi_state_t *st, PyObject *env, const gc__http_request_t *req)
+{
+    if (req->version[0] != '\0')
+        return set_str(env, st->keys[GC_K_SERVER_PROTOCOL], req->version,
+                       (Py_ssize_t)strlen(req->version));
+    return PyDict_SetItem(env, st->keys[GC_K_SERVER_PROTOCOL],
+                          req->minor >= 1 ? st->http11 : st->http10);
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -117,8 +128,7 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
     if (set_str(env, K[GC_K_REQUEST_METHOD], method.base, (Py_ssize_t)method.len) < 0 ||
         set_str(env, K[GC_K_RAW_URI], target.base, (Py_ssize_t)target.len) < 0 ||
         set_str(env, K[GC_K_QUERY_STRING], query.base, (Py_ssize_t)query.len) < 0 ||
-        PyDict_SetItem(env, K[GC_K_SERVER_PROTOCOL],
-                       req->minor >= 1 ? st->http11 : st->http10) < 0 ||
+        set_protocol(st, env, req) < 0 ||
         PyDict_SetItem(env, K[GC_K_wsgi_input], input) < 0)
         goto fail;
 

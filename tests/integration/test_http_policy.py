@@ -210,3 +210,48 @@ def test_client_gone_before_sending_the_body(start_server):
     # The worker goes on.
     with srv.connect() as s2:
         assert exchange(s2, request(method="POST", body=b"ok")).body == b"ok"
+
+
+# --- versions ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.2", "HTTP/2.0", "HTTP/0.9", "HTTP/11", "HTTX/1.1"])
+def test_unconventional_versions_refused_by_default(start_server, version):
+    srv = start_server("hello")
+    resp, closed = send_raw(srv, request(version=version))
+    assert resp.status == 400
+    assert closed
+
+
+@pytest.mark.parametrize("version,keeps", [("HTTP/1.2", True), ("HTTP/2.0", True),
+                                           ("HTTP/0.9", False)])
+def test_permit_unconventional_http_version(start_server, version, keeps):
+    srv = start_server("echo:environ", "--permit-unconventional-http-version")
+    with srv.connect() as s:
+        resp = exchange(s, request(version=version, path="/v?q=1"))
+        env = json.loads(resp.body)
+        assert env["SERVER_PROTOCOL"] == version
+        assert env["PATH_INFO"] == "/v" and env["QUERY_STRING"] == "q=1"
+        # From 1.1 up the connection follows HTTP/1.1 rules (kept alive).
+        assert (resp.header("Connection") == "keep-alive") == keeps
+        if keeps:
+            assert exchange(s, request()).status == 200
+
+
+def test_permit_unconventional_version_still_refuses_garbage(start_server):
+    srv = start_server("hello", "--permit-unconventional-http-version")
+    for version in ("HTTP/11", "HTTP/1.x", "FOO/1.1"):
+        resp, closed = send_raw(srv, request(version=version))
+        assert resp.status == 400, version
+        assert closed
+
+
+def test_permit_unconventional_version_split_line(start_server):
+    srv = start_server("echo:environ", "--permit-unconventional-http-version")
+    with srv.connect() as s:
+        for piece in (b"GET /sp", b"lit HTTP/1.", b"3\r", b"\nHost: t\r\n\r\n"):
+            s.sendall(piece)
+            time.sleep(0.05)
+        env = json.loads(Reader(s).read_response().body)
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.3"
+    assert env["PATH_INFO"] == "/split"
