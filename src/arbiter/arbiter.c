@@ -136,6 +136,27 @@ static void become_worker(arbiter_t *a, int slot, PyObject *obj)
     gc__worker_main(a->loop, &boot);
 }
 
+/* fork() with CPython's fork hooks and every signal blocked: nothing may reach the
+ * child before it has replaced the arbiter's handlers. The parent gets its mask back
+ * at once; the child keeps signals blocked (*old holds the mask to restore). */
+static pid_t fork_blocked(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, old);
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        return 0;
+    }
+    int err = errno;
+    PyOS_AfterFork_Parent();
+    sigprocmask(SIG_SETMASK, old, NULL);
+    errno = err;
+    return pid;
+}
+
 static int spawn_worker(arbiter_t *a)
 {
     if (a->nworkers == a->cap) {
@@ -154,20 +175,12 @@ static int spawn_worker(arbiter_t *a)
     unsigned age = ++a->age;
     PyObject *obj = gc__rt_worker_new(age);
     gc__rt_worker_hook(GC_HOOK_pre_fork, obj);
-    /* Signals stay blocked across fork, so none lands in the child before it has
-     * replaced the arbiter's handlers with its own. */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    PyOS_BeforeFork();
-    pid_t pid = fork();
+    sigset_t old;
+    pid_t pid = fork_blocked(&old);
     if (pid == 0) {
-        PyOS_AfterFork_Child();
         atomic_store(&a->sb.slots[slot].pid, (int32_t)getpid());
         become_worker(a, slot, obj);
     }
-    PyOS_AfterFork_Parent();
-    sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         int err = errno;
         gc__error("Unable to fork a worker: %s", strerror(err));
@@ -348,9 +361,10 @@ static void check_timeouts(arbiter_t *a, uint64_t now)
     }
 }
 
+/* The old master is gone: take its names. The log line comes last, so whoever reads
+ * it finds the pidfile and the title already in place. */
 static void promote(arbiter_t *a)
 {
-    gc__info("Master has been promoted.");
     a->reexec_parent = 0;
     a->master_name = "Master";
     const char *configured = gc__cfg_str(a->cfg, GC_S_pidfile);
@@ -362,6 +376,7 @@ static void promote(arbiter_t *a)
     if (n > 2 && strcmp(a->proc_name + n - 2, ".2") == 0)
         a->proc_name[n - 2] = '\0';
     gc__proctitle_set("gunicorn-c: master [%s]", a->proc_name);
+    gc__info("Master has been promoted.");
 }
 
 /* Marks workers that reached --max-requests for replacement, and replaces them. */
@@ -445,13 +460,9 @@ static void reexec(arbiter_t *a)
         return;
     }
     pid_t master = getpid();
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    PyOS_BeforeFork();
-    pid_t pid = fork();
+    sigset_t old;
+    pid_t pid = fork_blocked(&old);
     if (pid == 0) {
-        PyOS_AfterFork_Child();
         gc__rt_server_hook(GC_HOOK_pre_exec);
         gc__buf_t fds;
         gc__buf_init(&fds);
@@ -467,15 +478,13 @@ static void reexec(arbiter_t *a)
         if (chdir(a->cwd) < 0) {
             /* keep going: the new master resolves paths the way it would anyway */
         }
-        sigprocmask(SIG_SETMASK, &old, NULL);
         for (int s = 1; s < NSIG; s++)
             signal(s, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
         execv(a->exe, a->argv);
         gc__error("Cannot re-execute %s: %s", a->exe, strerror(errno));
         _exit(1);
     }
-    PyOS_AfterFork_Parent();
-    sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         gc__error("Cannot fork a new master: %s", strerror(errno));
         return;
