@@ -149,6 +149,7 @@ static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err
         {"gevent_pywsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 0},
         {"tornado", "gunicorn.workers.gtornado.TornadoWorker", -1},
         {"asgi", "gunicorn.workers.gasgi.ASGIWorker", -1},
+        {"eventlet", "gunicorn.workers.geventlet.EventletWorker", -2},
     };
     char r[512];
     const char *uri = nv->s ? nv->s : "";
@@ -166,9 +167,20 @@ static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err
             return fail(err,
                         "worker class %s is not available in gunicorn-c yet; use 'sync'",
                         repr(uri, r, sizeof(r)));
+        if (classes[i].ok == -2)
+            return fail(err,
+                        "worker class %s is not in gunicorn-c (Gunicorn 26 removed it too); "
+                        "use 'sync'",
+                        repr(uri, r, sizeof(r)));
         return fail(err, "worker class %s cannot apply to gunicorn-c, a WSGI server; use 'sync'",
                     repr(uri, r, sizeof(r)));
     }
+    /* A dotted path names a Python worker class: gunicorn-c's workers are C. */
+    if (strchr(name, '.') != NULL || strncmp(uri, "egg:", 4) == 0)
+        return fail(err,
+                    "worker class %s: gunicorn-c cannot load Python worker classes; use 'sync' "
+                    "(its own workers are written in C)",
+                    repr(uri, r, sizeof(r)));
     return fail(err, "class uri %s invalid or not found", repr(uri, r, sizeof(r)));
 }
 

@@ -299,8 +299,13 @@ def test_bad_config_file_value(tmp_path, line, value, error):
     (["-w", "-2"], "Error: Value must be positive: -2"),
     (["--chdir", "/no/such/dir"], "Error: can't chdir to '/no/such/dir'"),
     (["-k", "gevent"], "Error: worker class 'gevent' is not available in gunicorn-c yet"),
+    (["-k", "tornado"], "Error: worker class 'tornado' cannot apply to gunicorn-c"),
+    (["-k", "eventlet"], "Error: worker class 'eventlet' is not in gunicorn-c"),
+    (["-k", "myapp.workers.Custom"],
+     "Error: worker class 'myapp.workers.Custom': gunicorn-c cannot load Python worker classes"),
     (["--log-level", "loud"], "Error: Invalid log level: 'loud'"),
-], ids=["choice", "negative", "chdir", "worker-class", "log-level"])
+], ids=["choice", "negative", "chdir", "worker-class", "tornado", "eventlet", "dotted",
+        "log-level"])
 def test_bad_command_line_value(args, error):
     out = cli("--check-config", *args, "hello")
     assert out.returncode == 1
