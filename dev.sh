@@ -16,7 +16,7 @@ export PYTHON
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev
           python3-pytest python3-requests python3-gevent python3-django python3-pastedeploy gunicorn
-          wrk nginx curl)
+          wrk nginx curl clang-format)
 
 install_deps() {
     local missing=()
@@ -56,6 +56,9 @@ serve)
     ;;
 test)
     install_deps
+    echo "== clang-format (the committed .clang-format)" >&2
+    clang-format --dry-run --Werror src/*/*.c src/*/*.h src/main.c include/*.h \
+        tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
     echo "== build with -Werror" >&2
     build build-ci -DGC_WERROR=ON
     run_suite build-ci

@@ -41,7 +41,7 @@ typedef struct {
     pid_t pid;
     unsigned age;
     int slot;
-    int retiring;  /* to be replaced; gets TERM once the replacements have booted */
+    int retiring; /* to be replaced; gets TERM once the replacements have booted */
     int term_sent;
     int aborted;   /* SIGABRT sent after a missed heartbeat; SIGKILL comes next */
     PyObject *obj; /* owned: the Worker object hooks receive */
@@ -79,23 +79,34 @@ typedef struct {
     uv_timer_t kill_timer;
 } arbiter_t;
 
-static const int handled_signals[11] = {SIGTERM, SIGINT,  SIGQUIT, SIGCHLD, SIGHUP, SIGTTIN,
+static const int handled_signals[11] = {SIGTERM, SIGINT,  SIGQUIT, SIGCHLD,  SIGHUP, SIGTTIN,
                                         SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
 
 static const char *signame(int sig)
 {
     switch (sig) {
-    case SIGTERM: return "term";
-    case SIGINT: return "int";
-    case SIGQUIT: return "quit";
-    case SIGHUP: return "hup";
-    case SIGTTIN: return "ttin";
-    case SIGTTOU: return "ttou";
-    case SIGUSR1: return "usr1";
-    case SIGUSR2: return "usr2";
-    case SIGWINCH: return "winch";
-    case SIGCHLD: return "chld";
-    default: return "signal";
+    case SIGTERM:
+        return "term";
+    case SIGINT:
+        return "int";
+    case SIGQUIT:
+        return "quit";
+    case SIGHUP:
+        return "hup";
+    case SIGTTIN:
+        return "ttin";
+    case SIGTTOU:
+        return "ttou";
+    case SIGUSR1:
+        return "usr1";
+    case SIGUSR2:
+        return "usr2";
+    case SIGWINCH:
+        return "winch";
+    case SIGCHLD:
+        return "chld";
+    default:
+        return "signal";
     }
 }
 
@@ -626,7 +637,10 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     /* Gunicorn's default_proc_name is APP_MODULE (or the --paste ini file). */
     const char *fallback = gc__cfg_str(cfg, GC_S_default_proc_name);
     snprintf(a->proc_name, sizeof(a->proc_name), "%s",
-             name ? name : fallback ? fallback : cfg->app_uri ? cfg->app_uri : "gunicorn-c");
+             name           ? name
+             : fallback     ? fallback
+             : cfg->app_uri ? cfg->app_uri
+                            : "gunicorn-c");
 
     /* A client closing early must not kill the writer with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);

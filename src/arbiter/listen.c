@@ -131,8 +131,8 @@ int gc__listener_adopt(gc__listener_t *l, int fd)
 
 static int bind_inet(gc__listener_t *l, const gc__address_t *a, const gc__bind_opts_t *o)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(a->host, a->port, &hints, &res);
     if (rc != 0)

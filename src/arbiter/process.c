@@ -218,7 +218,7 @@ long gc__nofile_raise(void)
             return -errno;
     }
     return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX
-                                                                       : (long)rl.rlim_cur;
+                                                                          : (long)rl.rlim_cur;
 }
 
 int gc__systemd_listen_fds(void)

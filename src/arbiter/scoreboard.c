@@ -11,8 +11,8 @@
 int gc__scoreboard_init(gc__scoreboard_t *sb, size_t n)
 {
     sb->bell = -1;
-    void *p = mmap(NULL, n * sizeof(gc__slot_t), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, n * sizeof(gc__slot_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
     if (p == MAP_FAILED)
         return -errno;
     sb->slots = p; /* mmap gives zeroed pages: every slot starts GC_SLOT_FREE */
@@ -119,8 +119,8 @@ void gc__slot_request_end(gc__slot_t *s, uint64_t now_ms)
         atomic_store_explicit(&s->state, GC_SLOT_IDLE, memory_order_relaxed);
 }
 
-int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *path,
-                          size_t pcap, uint64_t *started_ms)
+int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *path, size_t pcap,
+                          uint64_t *started_ms)
 {
     for (int attempt = 0; attempt < 100; attempt++) {
         uint32_t before = atomic_load_explicit(&s->seq, memory_order_acquire);

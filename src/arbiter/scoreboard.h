@@ -68,7 +68,7 @@ void gc__slot_request_end(gc__slot_t *s, uint64_t now_ms);
 
 /* Arbiter side: copies the current request's method and path consistently. Returns 1
  * when the worker is running a request (and fills the buffers), else 0. */
-int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *path,
-                          size_t pcap, uint64_t *started_ms);
+int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *path, size_t pcap,
+                          uint64_t *started_ms);
 
 #endif

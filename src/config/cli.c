@@ -286,8 +286,8 @@ static const flag_t *find_prefix(const char *arg, size_t len, int *ambiguous)
             continue;
         count++;
         match = f;
-        int n = snprintf(list + used, sizeof(list) - used, "%s%.*s", used ? ", " : "",
-                         (int)f->len, f->name);
+        int n = snprintf(list + used, sizeof(list) - used, "%s%.*s", used ? ", " : "", (int)f->len,
+                         f->name);
         if (n > 0 && (size_t)n < sizeof(list) - used)
             used += (size_t)n;
     }
@@ -300,8 +300,8 @@ static const flag_t *find_prefix(const char *arg, size_t len, int *ambiguous)
 
 /* Handles one option that has been identified; `explicit` is its attached argument
  * ("--workers=4", "-w4"), or NULL. Returns 0 to go on, or a result to return. */
-static int take_option(gc__cli_args_t *out, const flag_t *f, const char *explicit,
-                       int argc, char **argv, int *i)
+static int take_option(gc__cli_args_t *out, const flag_t *f, const char *explicit, int argc,
+                       char **argv, int *i)
 {
     char names[128];
     switch (f->id) {

@@ -164,8 +164,7 @@ static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err
         if (classes[i].ok == 1)
             return 0;
         if (classes[i].ok == 0)
-            return fail(err,
-                        "worker class %s is not available in gunicorn-c yet; use 'sync'",
+            return fail(err, "worker class %s is not available in gunicorn-c yet; use 'sync'",
                         repr(uri, r, sizeof(r)));
         if (classes[i].ok == -2)
             return fail(err,
@@ -517,8 +516,8 @@ int gc__config_set_str(gc__config_t *cfg, int id, const char *text, gc__config_e
             const char *stop = comma ? comma : end;
             if (stop > p) {
                 char piece[1024];
-                size_t plen = (size_t)(stop - p) < sizeof(piece) - 1 ? (size_t)(stop - p)
-                                                                     : sizeof(piece) - 1;
+                size_t plen =
+                    (size_t)(stop - p) < sizeof(piece) - 1 ? (size_t)(stop - p) : sizeof(piece) - 1;
                 memcpy(piece, p, plen);
                 piece[plen] = '\0';
                 size_t ilen;

@@ -129,7 +129,7 @@ typedef struct {
     struct gc__cli_opt {
         int id;
         char *text; /* owned; NULL for a flag */
-    } *opts;
+    } * opts;
     size_t n;
     char **pos; /* positional arguments (APP_MODULE), owned */
     size_t npos;

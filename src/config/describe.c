@@ -93,9 +93,8 @@ static void flag_text(int id, char *out, size_t cap, const char *sep, const char
         size_t len = strcspn(p, " ");
         if (len == 0)
             break;
-        int n = snprintf(out + used, cap - used, "%s%s%.*s%s%s%s", used ? sep : "", quote,
-                         (int)len, p, info->metavar ? " " : "",
-                         info->metavar ? info->metavar : "", quote);
+        int n = snprintf(out + used, cap - used, "%s%s%.*s%s%s%s", used ? sep : "", quote, (int)len,
+                         p, info->metavar ? " " : "", info->metavar ? info->metavar : "", quote);
         if (n < 0 || (size_t)n >= cap - used)
             break;
         used += (size_t)n;

@@ -49,7 +49,7 @@ struct gc__forward_policy {
     enum gc__header_map header_map;
     char **forwarders; /* owned: names exempt from header_map for trusted peers */
     size_t nforwarders;
-    int forwarders_any; /* forwarder_headers holds "*" */
+    int forwarders_any;           /* forwarder_headers holds "*" */
     gc__scheme_header_t *schemes; /* owned */
     size_t nschemes;
     char *script_name; /* owned: $SCRIPT_NAME, "" when unset */

@@ -165,7 +165,7 @@ static int check_underscore(gc__http_parser_t *p, gc__view_t name)
         size_t n = name.len < sizeof(upper) ? name.len : sizeof(upper);
         for (size_t i = 0; i < n; i++)
             upper[i] = name.base[i] >= 'a' && name.base[i] <= 'z' ? (char)(name.base[i] - 32)
-                                                                 : name.base[i];
+                                                                  : name.base[i];
         return fail(p, 400, "Invalid HTTP header name: '%.*s'", (int)n, upper);
     }
     case GC_FORWARD_DROP:
@@ -348,8 +348,7 @@ static int on_headers_complete(llhttp_t *ll)
      * runs; Gunicorn refuses the two-part line (found by tests/fuzz). */
     if (r->major != 1)
         return fail(p, 400, "Invalid HTTP request line: '%.*s %.*s'", (int)r->method_len,
-                    r->head.data + r->method_off,
-                    (int)(r->target_len > 200 ? 200 : r->target_len),
+                    r->head.data + r->method_off, (int)(r->target_len > 200 ? 200 : r->target_len),
                     r->head.data + r->target_off);
     if (validate_head(p) < 0)
         return -1;
@@ -654,8 +653,8 @@ static size_t take_line(gc__http_parser_t *p, const char *data, size_t len)
     size_t n = nl ? (size_t)(nl - data) + 1 : len;
     size_t limit = p->limits->max_line ? p->limits->max_line + 2 : 8192;
     if (p->method_len + 1 + p->line.len + n > limit + 1) {
-        fail(p, 400, "Request Line is too large (%zu > %zu)",
-             p->method_len + 1 + p->line.len + n, p->limits->max_line);
+        fail(p, 400, "Request Line is too large (%zu > %zu)", p->method_len + 1 + p->line.len + n,
+             p->limits->max_line);
         goto error;
     }
     if (gc__buf_append(&p->line, data, n) < 0) {
@@ -679,8 +678,8 @@ static size_t take_line(gc__http_parser_t *p, const char *data, size_t len)
         }
     const char *v = sp ? sp + 1 : NULL;
     size_t vlen = sp ? (size_t)(line + l - v) : 0;
-    if (v == NULL || vlen != 8 || memcmp(v, "HTTP/", 5) != 0 || !is_digit(v[5]) ||
-        v[6] != '.' || !is_digit(v[7])) {
+    if (v == NULL || vlen != 8 || memcmp(v, "HTTP/", 5) != 0 || !is_digit(v[5]) || v[6] != '.' ||
+        !is_digit(v[7])) {
         fail(p, 400, "Invalid HTTP Version: '%.*s'", (int)(vlen > 16 ? 16 : vlen), v ? v : "");
         goto error;
     }

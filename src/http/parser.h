@@ -22,11 +22,11 @@
 #include "common/buf.h"
 
 typedef struct {
-    size_t max_line;       /* limit_request_line: 0 means unlimited */
-    size_t max_fields;     /* limit_request_fields */
-    size_t max_field_size; /* limit_request_field_size: bytes of one "Name: value\r\n" */
-    size_t spool_threshold; /* body bytes kept in memory before spilling to a file */
-    int permit_obsolete_folding; /* join folded header lines instead of refusing them */
+    size_t max_line;                  /* limit_request_line: 0 means unlimited */
+    size_t max_fields;                /* limit_request_fields */
+    size_t max_field_size;            /* limit_request_field_size: bytes of one "Name: value\r\n" */
+    size_t spool_threshold;           /* body bytes kept in memory before spilling to a file */
+    int permit_obsolete_folding;      /* join folded header lines instead of refusing them */
     int permit_unconventional_method; /* lowercase, '#', any length: only a token needed */
     int casefold_method;              /* upper-case the method (after the checks) */
     int strip_header_spaces;          /* "Name : v" is "Name: v" instead of a 400 */
@@ -110,22 +110,22 @@ typedef struct {
     const gc__http_limits_t *limits; /* borrowed; must outlive the parser */
     gc__http_request_t req;
     enum gc__http_state state;
-    int headers_done;  /* the head of the current request has been parsed */
-    int in_value;      /* the last callback was part of a header value */
-    int started;       /* some byte of the current request has been seen */
-    int folded;        /* a header line of the current request was folded (obs-fold) */
-    int trusted;       /* the peer is a trusted front end (set by the caller, kept across
-                        * requests): see http/forward.h */
-    size_t ndropped;   /* fields of this head that header_map drops */
-    int line_started;  /* the method has been checked and handed to llhttp */
-    char method[24];   /* the method while it arrives (checked by us, not llhttp) */
+    int headers_done; /* the head of the current request has been parsed */
+    int in_value;     /* the last callback was part of a header value */
+    int started;      /* some byte of the current request has been seen */
+    int folded;       /* a header line of the current request was folded (obs-fold) */
+    int trusted;      /* the peer is a trusted front end (set by the caller, kept across
+                       * requests): see http/forward.h */
+    size_t ndropped;  /* fields of this head that header_map drops */
+    int line_started; /* the method has been checked and handed to llhttp */
+    char method[24];  /* the method while it arrives (checked by us, not llhttp) */
     size_t method_len;
-    int substituted;   /* llhttp was given a stand-in for a method it does not know */
-    int line_done;     /* --permit-unconventional-http-version: the line went to llhttp */
-    gc__buf_t line;    /* ... and the request line while it arrives */
+    int substituted;       /* llhttp was given a stand-in for a method it does not know */
+    int line_done;         /* --permit-unconventional-http-version: the line went to llhttp */
+    gc__buf_t line;        /* ... and the request line while it arrives */
     const char *feed_data; /* the buffer being fed, to look one byte behind a piece */
-    char prev_last;    /* the last byte of the previous feed */
-    int error_status;  /* 400, 431, 501 ... when state is GC_HTTP_ERROR */
+    char prev_last;        /* the last byte of the previous feed */
+    int error_status;      /* 400, 431, 501 ... when state is GC_HTTP_ERROR */
     char error_msg[256];
 } gc__http_parser_t;
 

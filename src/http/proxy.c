@@ -98,8 +98,7 @@ static int v1_addr(gc__view_t v, int family, char out[48])
     return inet_pton(family, out, bin) == 1 ? 0 : -1;
 }
 
-static ssize_t parse_v1(const char *data, size_t len, gc__proxy_info_t *info, char *why,
-                        size_t cap)
+static ssize_t parse_v1(const char *data, size_t len, gc__proxy_info_t *info, char *why, size_t cap)
 {
     size_t scan = len < GC_PROXY_V1_MAX ? len : GC_PROXY_V1_MAX;
     const char *crlf = NULL;
@@ -174,8 +173,7 @@ static unsigned be16(const char *p)
     return (unsigned)((unsigned char)p[0] << 8 | (unsigned char)p[1]);
 }
 
-static ssize_t parse_v2(const char *data, size_t len, gc__proxy_info_t *info, char *why,
-                        size_t cap)
+static ssize_t parse_v2(const char *data, size_t len, gc__proxy_info_t *info, char *why, size_t cap)
 {
     if (len < 16)
         return 0;
@@ -196,8 +194,7 @@ static ssize_t parse_v2(const char *data, size_t len, gc__proxy_info_t *info, ch
     }
     unsigned family = fam_proto >> 4, transport = fam_proto & 0x0f;
     if (transport != 1)
-        return v2_bad(why, cap, "only TCP (STREAM) is supported, not transport %d",
-                      (int)transport);
+        return v2_bad(why, cap, "only TCP (STREAM) is supported, not transport %d", (int)transport);
     const char *a = data + 16;
     switch (family) {
     case 0: /* UNSPEC */

@@ -46,7 +46,7 @@ enum gc__proxy_kind gc__proxy_detect(enum gc__proxy_mode mode, const char *data,
 
 /* What a PROXY header said. */
 typedef struct {
-    char protocol[8]; /* "TCP4", "TCP6", "LOCAL" or "UNSPEC" ("" before a header) */
+    char protocol[8];  /* "TCP4", "TCP6", "LOCAL" or "UNSPEC" ("" before a header) */
     int has_addresses; /* 0 for LOCAL and UNSPEC: the connection's own addresses stand */
     char src_addr[48], dst_addr[48]; /* the client, and the proxy's address it reached */
     char src_port[6], dst_port[6];   /* decimal, without leading zeros */

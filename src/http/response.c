@@ -55,8 +55,9 @@ int gc__http_parse_status(gc__view_t v, int *code)
 int gc__http_is_hop_by_hop(gc__view_t name)
 {
     static const char *const names[] = {
-        "connection", "keep-alive",        "proxy-authenticate", "proxy-authorization", "te",
-        "trailers",   "transfer-encoding", "upgrade",            "server",              "date",
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+        "te",         "trailers",   "transfer-encoding",  "upgrade",
+        "server",     "date",
     };
     /* Quick reject on length: most application headers match none of these. */
     if (name.len < 2 || name.len > 19)
@@ -75,18 +76,30 @@ int gc__http_status_has_body(int code)
 const char *gc__http_reason(int code)
 {
     switch (code) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 413: return "Request Entity Too Large";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 413:
+        return "Request Entity Too Large";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -155,12 +168,24 @@ static int append_escaped(gc__buf_t *out, const char *s)
     for (; *s; s++) {
         int rc;
         switch (*s) {
-        case '&': rc = APPEND_LIT(out, "&amp;"); break;
-        case '<': rc = APPEND_LIT(out, "&lt;"); break;
-        case '>': rc = APPEND_LIT(out, "&gt;"); break;
-        case '"': rc = APPEND_LIT(out, "&quot;"); break;
-        case '\'': rc = APPEND_LIT(out, "&#x27;"); break;
-        default: rc = gc__buf_append(out, s, 1); break;
+        case '&':
+            rc = APPEND_LIT(out, "&amp;");
+            break;
+        case '<':
+            rc = APPEND_LIT(out, "&lt;");
+            break;
+        case '>':
+            rc = APPEND_LIT(out, "&gt;");
+            break;
+        case '"':
+            rc = APPEND_LIT(out, "&quot;");
+            break;
+        case '\'':
+            rc = APPEND_LIT(out, "&#x27;");
+            break;
+        default:
+            rc = gc__buf_append(out, s, 1);
+            break;
         }
         if (rc < 0)
             return -ENOMEM;

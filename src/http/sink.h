@@ -28,15 +28,15 @@ typedef struct gc__sink gc__sink_t;
 typedef int (*gc__sink_wait_fn)(gc__sink_t *sink, int fd, int timeout_ms);
 
 struct gc__sink {
-    int fd;              /* borrowed socket */
-    int timeout_ms;      /* per wait; <= 0 waits forever */
+    int fd;         /* borrowed socket */
+    int timeout_ms; /* per wait; <= 0 waits forever */
     gc__sink_wait_fn wait;
-    void *wait_data;     /* for the worker class's wait function */
-    int error;           /* first failure (negative errno), 0 while healthy */
-    uint64_t written;    /* bytes accepted: by the kernel, or into the spill */
-    size_t spill_max;    /* 0 (the default): never spill, always wait */
-    gc__buf_t spill;     /* owned: accepted bytes the socket did not take yet */
-    size_t spill_off;    /* how much of `spill` has gone out since */
+    void *wait_data;  /* for the worker class's wait function */
+    int error;        /* first failure (negative errno), 0 while healthy */
+    uint64_t written; /* bytes accepted: by the kernel, or into the spill */
+    size_t spill_max; /* 0 (the default): never spill, always wait */
+    gc__buf_t spill;  /* owned: accepted bytes the socket did not take yet */
+    size_t spill_off; /* how much of `spill` has gone out since */
 };
 
 /* Initialises a sink on fd with the poll(2)-based wait, without spilling. */

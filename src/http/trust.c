@@ -85,7 +85,7 @@ int gc__trust_parse_net(const char *entry, gc__trust_net_t *out, char *err, size
         uint8_t masked[16];
         memcpy(masked, out->addr, sizeof(masked));
         for (unsigned i = out->bits; i < 128; i++)
-            masked[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+            masked[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
         if (memcmp(masked, out->addr, sizeof(masked)) != 0) {
             snprintf(err, cap, "%s has host bits set", entry);
             return -EINVAL;

@@ -73,8 +73,8 @@ static const struct {
     const char *label;
     int level;
 } levels[] = {
-    {"debug", "DEBUG", GC_LOG_DEBUG},       {"info", "INFO", GC_LOG_INFO},
-    {"warning", "WARNING", GC_LOG_WARNING}, {"error", "ERROR", GC_LOG_ERROR},
+    {"debug", "DEBUG", GC_LOG_DEBUG},          {"info", "INFO", GC_LOG_INFO},
+    {"warning", "WARNING", GC_LOG_WARNING},    {"error", "ERROR", GC_LOG_ERROR},
     {"critical", "CRITICAL", GC_LOG_CRITICAL},
 };
 

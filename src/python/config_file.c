@@ -127,8 +127,7 @@ static PyObject *import_callable(PyObject *val, gc__config_err_t *err)
     const char *s = PyUnicode_AsUTF8(val);
     const char *dot = s ? strrchr(s, '.') : NULL;
     if (dot == NULL) {
-        err_set(err,
-                "Value '%s' is not import string. Format: module[.submodules...].object", val);
+        err_set(err, "Value '%s' is not import string. Format: module[.submodules...].object", val);
         return NULL;
     }
     char *module = strndup(s, (size_t)(dot - s));
@@ -155,8 +154,7 @@ static PyObject *wrap_post_request(PyObject *f, int arity)
         "        return lambda worker, req, environ, resp: f(worker, req, environ)\n"
         "    return lambda worker, req, environ, resp: f(worker, req)\n";
     PyObject *globals = PyDict_New(), *res = NULL, *wrapped = NULL;
-    if (globals == NULL ||
-        PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+    if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
         goto out;
     res = PyRun_String(src, Py_file_input, globals, globals);
     PyObject *wrap = res ? PyDict_GetItemString(globals, "wrap") : NULL; /* borrowed */
@@ -267,8 +265,9 @@ static int apply_class(gc__config_t *cfg, int id, PyObject *val, gc__config_err_
         Py_XDECREF(qual);
         PyErr_Clear();
         if (id == GC_S_worker_class && strncmp(dotted, "gunicorn.workers.", 17) != 0)
-            rc = err_set(err, "worker class %s is a Python class; gunicorn-c runs its own "
-                              "C workers (use 'sync')",
+            rc = err_set(err,
+                         "worker class %s is a Python class; gunicorn-c runs its own "
+                         "C workers (use 'sync')",
                          v);
         else
             rc = gc__config_set_str(cfg, id, dotted, err);
@@ -456,8 +455,8 @@ static void maybe_warn_unknown(PyObject *key, PyObject *val, const char *module_
         return;
     }
     if (near != NULL)
-        gc__warning("Config file: '%s' is not a setting and is ignored (did you mean '%s'?)",
-                    name, near);
+        gc__warning("Config file: '%s' is not a setting and is ignored (did you mean '%s'?)", name,
+                    near);
     else
         gc__warning("Config file: '%s' is not a setting and is ignored", name);
 }
@@ -510,8 +509,8 @@ static PyObject *exec_config_file(const char *filename)
     }
     const char *ext = strrchr(filename, '.');
     const char *slash = strrchr(filename, '/');
-    int python_ext = ext && (!slash || ext > slash) &&
-                     (strcmp(ext, ".py") == 0 || strcmp(ext, ".pyc") == 0);
+    int python_ext =
+        ext && (!slash || ext > slash) && (strcmp(ext, ".py") == 0 || strcmp(ext, ".pyc") == 0);
     PyObject *util = NULL, *machinery = NULL, *loader = NULL, *spec = NULL, *mod = NULL;
     PyObject *res = NULL, *dict = NULL, *modules, *spec_loader = NULL;
     if (!python_ext)

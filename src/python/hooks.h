@@ -8,21 +8,21 @@
 
 #include <Python.h>
 
-#define GC_HOOKS(X)                                                                            \
-    X(on_starting)                                                                             \
-    X(on_reload)                                                                               \
-    X(when_ready)                                                                              \
-    X(pre_fork)                                                                                \
-    X(post_fork)                                                                               \
-    X(post_worker_init)                                                                        \
-    X(worker_int)                                                                              \
-    X(worker_abort)                                                                            \
-    X(pre_exec)                                                                                \
-    X(pre_request)                                                                             \
-    X(post_request)                                                                            \
-    X(child_exit)                                                                              \
-    X(worker_exit)                                                                             \
-    X(nworkers_changed)                                                                        \
+#define GC_HOOKS(X)                                                                                \
+    X(on_starting)                                                                                 \
+    X(on_reload)                                                                                   \
+    X(when_ready)                                                                                  \
+    X(pre_fork)                                                                                    \
+    X(post_fork)                                                                                   \
+    X(post_worker_init)                                                                            \
+    X(worker_int)                                                                                  \
+    X(worker_abort)                                                                                \
+    X(pre_exec)                                                                                    \
+    X(pre_request)                                                                                 \
+    X(post_request)                                                                                \
+    X(child_exit)                                                                                  \
+    X(worker_exit)                                                                                 \
+    X(nworkers_changed)                                                                            \
     X(on_exit)
 
 enum gc__hook_id {

@@ -20,8 +20,8 @@
 
 /* The Python objects this module keeps for the life of the process. */
 static struct {
-    PyObject *app_import_error; /* the AppImportError type */
-    int paste;                  /* the app comes from a PasteDeploy ini */
+    PyObject *app_import_error;  /* the AppImportError type */
+    int paste;                   /* the app comes from a PasteDeploy ini */
     PyObject *paste_global_conf; /* dict */
     PyObject *saved_env;         /* dict: key -> value before --env, or None if unset */
 } py;
@@ -33,8 +33,7 @@ int gc__py_start(int argc, char **argv)
     /* Signals belong to the C side (libuv in the arbiter and the workers). */
     config.install_signal_handlers = 0;
     config.parse_argv = 0;
-    PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
-                                              GC_PYTHON_EXECUTABLE);
+    PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, GC_PYTHON_EXECUTABLE);
     if (!PyStatus_Exception(status))
         status = PyConfig_SetBytesArgv(&config, argc, argv);
     if (!PyStatus_Exception(status))
@@ -101,7 +100,8 @@ int gc__py_add_pythonpath(const gc__config_t *cfg)
     const char *pp = gc__cfg_str(cfg, GC_S_pythonpath);
     if (pp == NULL || *pp == '\0')
         return 0;
-    PyObject *text = PyUnicode_DecodeFSDefault(pp), *comma = PyUnicode_FromString(","), *parts = NULL;
+    PyObject *text = PyUnicode_DecodeFSDefault(pp), *comma = PyUnicode_FromString(","),
+             *parts = NULL;
     if (text == NULL || comma == NULL || (parts = PyUnicode_Split(text, comma, -1)) == NULL)
         goto fail;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
@@ -201,8 +201,8 @@ static char *format_exception(void)
     PyObject *mod = PyImport_ImportModule("traceback"), *lines = NULL, *text = NULL;
     PyObject *empty = PyUnicode_FromString("");
     if (mod != NULL)
-        lines = PyObject_CallMethod(mod, "format_exception", "OOO", type,
-                                    value ? value : Py_None, tb ? tb : Py_None);
+        lines = PyObject_CallMethod(mod, "format_exception", "OOO", type, value ? value : Py_None,
+                                    tb ? tb : Py_None);
     if (lines != NULL && empty != NULL)
         text = PyUnicode_Join(empty, lines);
     Py_XDECREF(empty);
@@ -507,8 +507,7 @@ static PyObject *paste_global_conf(const gc__config_t *cfg)
 
 int gc__py_set_app_source(const gc__config_t *cfg)
 {
-    py.paste = cfg->v[GC_S_paste].s != NULL && cfg->app_uri != NULL &&
-               cfg->app_uri[0] == '/';
+    py.paste = cfg->v[GC_S_paste].s != NULL && cfg->app_uri != NULL && cfg->app_uri[0] == '/';
     Py_CLEAR(py.paste_global_conf);
     if (py.paste && (py.paste_global_conf = paste_global_conf(cfg)) == NULL)
         return -1;
@@ -524,8 +523,8 @@ static PyObject *load_paste(const char *uri)
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof(cwd)) == NULL)
         strcpy(cwd, "/");
-    PyObject *config_uri = strchr(uri, ':') ? PyUnicode_DecodeFSDefault(uri)
-                                            : PyUnicode_FromFormat("config:%s", uri);
+    PyObject *config_uri =
+        strchr(uri, ':') ? PyUnicode_DecodeFSDefault(uri) : PyUnicode_FromFormat("config:%s", uri);
     PyObject *kwargs = Py_BuildValue("{s:s,s:O}", "relative_to", cwd, "global_conf",
                                      py.paste_global_conf ? py.paste_global_conf : Py_None);
     PyObject *loadapp = PyObject_GetAttrString(deploy, "loadapp"), *app = NULL;

@@ -44,8 +44,15 @@ static PyMethodDef c_methods[] = {
 };
 
 static struct PyModuleDef c_module = {
-    PyModuleDef_HEAD_INIT, "_gunicorn_c", "gunicorn-c's C side, for its runtime.", -1,
-    c_methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_gunicorn_c",
+    "gunicorn-c's C side, for its runtime.",
+    -1,
+    c_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 /* --- the Config object ------------------------------------------------------------ */
@@ -111,8 +118,7 @@ static PyObject *config_object(const gc__config_t *cfg)
     }
     for (int h = 0; h < GC_HOOK__COUNT; h++) {
         PyObject *fn = gc__hook_get((enum gc__hook_id)h);
-        if (PyDict_SetItemString(values, gc__hook_name((enum gc__hook_id)h),
-                                 fn ? fn : Py_None) < 0)
+        if (PyDict_SetItemString(values, gc__hook_name((enum gc__hook_id)h), fn ? fn : Py_None) < 0)
             goto out;
     }
     obj = PyObject_CallMethod(runtime, "Config", "O", values);
@@ -143,8 +149,7 @@ int gc__rt_start(const gc__config_t *cfg)
     cfgobj = config_object(cfg);
     if (cfgobj == NULL)
         goto fail;
-    server = PyObject_CallMethod(runtime, "Server", "Os", cfgobj,
-                                 cfg->app_uri ? cfg->app_uri : "");
+    server = PyObject_CallMethod(runtime, "Server", "Os", cfgobj, cfg->app_uri ? cfg->app_uri : "");
     Py_CLEAR(cfgobj);
     if (server == NULL)
         goto fail;
@@ -265,8 +270,7 @@ void gc__rt_nworkers_changed(long new_value, long old_value)
 
 int gc__rt_request_hooks(void)
 {
-    return gc__hook_get(GC_HOOK_pre_request) != NULL ||
-           gc__hook_get(GC_HOOK_post_request) != NULL;
+    return gc__hook_get(GC_HOOK_pre_request) != NULL || gc__hook_get(GC_HOOK_post_request) != NULL;
 }
 
 PyObject *gc__rt_request_new(PyObject *environ, const gc__http_request_t *req)

@@ -125,8 +125,7 @@ static int refuse(gc__conn_t *c, int status, const char *msg)
     return -1;
 }
 
-int gc__frontend_proxy_read(const gc__frontend_t *f, gc__conn_t *c, const char *data,
-                            size_t len)
+int gc__frontend_proxy_read(const gc__frontend_t *f, gc__conn_t *c, const char *data, size_t len)
 {
     if (gc__buf_append(&c->pending, data, len) < 0)
         return refuse(c, 500, "Out of memory while reading the request");
@@ -140,13 +139,11 @@ int gc__frontend_proxy_read(const gc__frontend_t *f, gc__conn_t *c, const char *
     /* Checked before the header is parsed, as in Gunicorn: a peer that may not speak
      * for clients gets 403 whatever it sent. */
     if (!c->listener->is_unix && !gc__trust_match(&f->proxy_allow, c->remote_addr)) {
-        gc__debug("PROXY protocol header from %s refused: not in proxy_allow_ips",
-                  c->remote_addr);
+        gc__debug("PROXY protocol header from %s refused: not in proxy_allow_ips", c->remote_addr);
         return refuse(c, 403, "Request forbidden");
     }
     char why[sizeof(c->parser.error_msg)];
-    ssize_t n = gc__proxy_parse(kind, c->pending.data, c->pending.len, &c->proxy, why,
-                                sizeof(why));
+    ssize_t n = gc__proxy_parse(kind, c->pending.data, c->pending.len, &c->proxy, why, sizeof(why));
     if (n == 0)
         return 1;
     if (n < 0)
@@ -154,9 +151,9 @@ int gc__frontend_proxy_read(const gc__frontend_t *f, gc__conn_t *c, const char *
     gc__buf_consume(&c->pending, (size_t)n);
     c->proxy_wait = 0;
     if (c->proxy.has_addresses)
-        gc__debug("PROXY %s header from %s: client %s port %s, proxy %s port %s",
-                  c->proxy.protocol, c->remote_addr, c->proxy.src_addr, c->proxy.src_port,
-                  c->proxy.dst_addr, c->proxy.dst_port);
+        gc__debug("PROXY %s header from %s: client %s port %s, proxy %s port %s", c->proxy.protocol,
+                  c->remote_addr, c->proxy.src_addr, c->proxy.src_port, c->proxy.dst_addr,
+                  c->proxy.dst_port);
     else
         gc__debug("PROXY %s header from %s", c->proxy.protocol, c->remote_addr);
     return 0;

@@ -45,4 +45,3 @@ void gc__sync_run(gc__conn_t *c)
     gc__sink_free(&sink);
     gc__conn_request_done(c, out == GC_WSGI_KEEP && keep && sink.error == 0 && !unread);
 }
-

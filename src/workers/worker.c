@@ -70,8 +70,8 @@ static void on_timer(uv_timer_t *t)
 {
     gc__conn_t *c = t->data;
     if (c->timer_for_request)
-        gc__debug("Closing connection from %s: request not received within %lds",
-                  c->remote_addr, gc__cfg_int(c->w->cfg, GC_S_timeout));
+        gc__debug("Closing connection from %s: request not received within %lds", c->remote_addr,
+                  gc__cfg_int(c->w->cfg, GC_S_timeout));
     else if (c->out.len > 0)
         gc__debug("Closing connection to %s: response not read within %lds", c->remote_addr,
                   gc__cfg_int(c->w->cfg, GC_S_timeout));
@@ -80,8 +80,8 @@ static void on_timer(uv_timer_t *t)
 
 static void arm_timer(gc__conn_t *c, int for_request)
 {
-    long secs = for_request ? gc__cfg_int(c->w->cfg, GC_S_timeout)
-                            : gc__cfg_int(c->w->cfg, GC_S_keepalive);
+    long secs =
+        for_request ? gc__cfg_int(c->w->cfg, GC_S_timeout) : gc__cfg_int(c->w->cfg, GC_S_keepalive);
     /* --keep-alive 0 means no idle wait between requests (the connection closes after
      * each response), not that a new connection may stay silent for ever. */
     if (!for_request && secs <= 0 && !c->answered)
@@ -471,7 +471,8 @@ static gc__conn_t *longest_idle(gc__worker_t *w)
     gc__conn_t *best = NULL;
     for (gc__conn_t *c = w->conns; c; c = c->next)
         if (!c->closing && c->answered && !c->parser.started && c->pending.len == 0 &&
-            (best == NULL || c->idle_since <= best->idle_since)) /* newest first: ties go to the older */
+            (best == NULL ||
+             c->idle_since <= best->idle_since)) /* newest first: ties go to the older */
             best = c;
     return best;
 }
@@ -562,8 +563,8 @@ static int accept_start(gc__worker_t *w)
      * one, which is what the hard limit is for. */
     long nofile = gc__nofile_raise();
     if (nofile > 0 && (size_t)nofile < w->max_conns + 64)
-        gc__warning("The open file limit (%ld) is too low for --worker-connections %zu",
-                    nofile, w->max_conns);
+        gc__warning("The open file limit (%ld) is too low for --worker-connections %zu", nofile,
+                    w->max_conns);
     w->accept_batch = gc__cfg_int(w->cfg, GC_S_workers) > 1 ? 1 : 64;
     for (size_t i = 0; i < w->nlisteners; i++) {
         int fd = w->listeners[i].fd;
@@ -874,8 +875,8 @@ static int sendfile_enabled(const gc__config_t *cfg)
     const char *env = getenv("SENDFILE");
     if (env == NULL)
         return 1;
-    return strcasecmp(env, "y") == 0 || strcasecmp(env, "1") == 0 ||
-           strcasecmp(env, "yes") == 0 || strcasecmp(env, "true") == 0;
+    return strcasecmp(env, "y") == 0 || strcasecmp(env, "1") == 0 || strcasecmp(env, "yes") == 0 ||
+           strcasecmp(env, "true") == 0;
 }
 
 /* Switches to --user / --group when they differ from ours. */

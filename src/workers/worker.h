@@ -41,12 +41,12 @@ struct gc__conn {
     char remote_addr[64];
     char remote_port[8];
     gc__proxy_info_t proxy; /* what a PROXY protocol header said (protocol "" without) */
-    int proxy_wait; /* the first bytes may still be a PROXY header (workers/frontend.h) */
+    int proxy_wait;         /* the first bytes may still be a PROXY header (workers/frontend.h) */
     int fd;
     int reading;
     int timer_for_request; /* the timer is the request deadline, not keep-alive */
     int continue_sent;
-    int answered; /* a response went out: idle now means between keep-alive requests */
+    int answered;        /* a response went out: idle now means between keep-alive requests */
     uint64_t idle_since; /* uv_hrtime() when the connection last went idle (keep-alive) */
     /* The end of a response that the loop still writes (see gc__conn_take_spill). */
     gc__buf_t out;
@@ -87,7 +87,7 @@ struct gc__worker {
     size_t nclosing;    /* connections closed but not yet freed (still in nconns) */
     size_t out_bytes;   /* response bytes held for slow readers, all connections */
     int accept_paused;
-    int accept_batch;   /* connections taken per wake-up: 1 when workers share a socket */
+    int accept_batch;         /* connections taken per wake-up: 1 when workers share a socket */
     uint64_t limit_logged_at; /* when the limit was last logged (loop time, ms) */
     gc__http_limits_t limits;
     gc__frontend_t front; /* trust lists, header policy, PROXY mode */
@@ -108,8 +108,8 @@ struct gc__worker {
     int wakeup_fds[2];
     uv_fs_event_t *watches; /* --reload: one per watched file */
     size_t nwatches;
-    uv_timer_t tick;     /* once a second: is the arbiter still our parent? */
-    uv_timer_t deadline; /* graceful stop: the longest we wait for requests */
+    uv_timer_t tick;         /* once a second: is the arbiter still our parent? */
+    uv_timer_t deadline;     /* graceful stop: the longest we wait for requests */
     char readbuf[64 * 1024]; /* shared by all connections: reads are copied out at once */
     /* Runs one complete request found on conn (the class-specific part). */
     void (*run)(gc__conn_t *conn);

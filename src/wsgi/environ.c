@@ -52,8 +52,8 @@ static int percent_decode(gc__buf_t *out, gc__view_t v)
     for (size_t i = 0; i < v.len; i++) {
         char c = v.base[i];
         int hi, lo;
-        if (c == '%' && i + 2 < v.len &&
-            (hi = hexval(v.base[i + 1])) >= 0 && (lo = hexval(v.base[i + 2])) >= 0) {
+        if (c == '%' && i + 2 < v.len && (hi = hexval(v.base[i + 1])) >= 0 &&
+            (lo = hexval(v.base[i + 2])) >= 0) {
             c = (char)(hi * 16 + lo);
             i += 2;
         }
@@ -128,8 +128,7 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
     if (set_str(env, K[GC_K_REQUEST_METHOD], method.base, (Py_ssize_t)method.len) < 0 ||
         set_str(env, K[GC_K_RAW_URI], target.base, (Py_ssize_t)target.len) < 0 ||
         set_str(env, K[GC_K_QUERY_STRING], query.base, (Py_ssize_t)query.len) < 0 ||
-        set_protocol(st, env, req) < 0 ||
-        PyDict_SetItem(env, K[GC_K_wsgi_input], input) < 0)
+        set_protocol(st, env, req) < 0 || PyDict_SetItem(env, K[GC_K_wsgi_input], input) < 0)
         goto fail;
 
     /* SCRIPT_NAME comes from a kept SCRIPT_NAME header or the environment; the raw
@@ -165,19 +164,16 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
     if (set_str(env, K[GC_K_REMOTE_ADDR], peer->remote_addr,
                 (Py_ssize_t)strlen(peer->remote_addr)) < 0)
         goto fail;
-    if (peer->remote_port &&
-        set_str(env, K[GC_K_REMOTE_PORT], peer->remote_port,
-                (Py_ssize_t)strlen(peer->remote_port)) < 0)
+    if (peer->remote_port && set_str(env, K[GC_K_REMOTE_PORT], peer->remote_port,
+                                     (Py_ssize_t)strlen(peer->remote_port)) < 0)
         goto fail;
-    if (peer->proxy_protocol &&
-        set_str(env, K[GC_K_PROXY_PROTOCOL], peer->proxy_protocol,
-                (Py_ssize_t)strlen(peer->proxy_protocol)) < 0)
+    if (peer->proxy_protocol && set_str(env, K[GC_K_PROXY_PROTOCOL], peer->proxy_protocol,
+                                        (Py_ssize_t)strlen(peer->proxy_protocol)) < 0)
         goto fail;
-    if (peer->proxy_addr &&
-        (set_str(env, K[GC_K_PROXY_ADDR], peer->proxy_addr,
-                 (Py_ssize_t)strlen(peer->proxy_addr)) < 0 ||
-         set_str(env, K[GC_K_PROXY_PORT], peer->proxy_port,
-                 (Py_ssize_t)strlen(peer->proxy_port)) < 0))
+    if (peer->proxy_addr && (set_str(env, K[GC_K_PROXY_ADDR], peer->proxy_addr,
+                                     (Py_ssize_t)strlen(peer->proxy_addr)) < 0 ||
+                             set_str(env, K[GC_K_PROXY_PORT], peer->proxy_port,
+                                     (Py_ssize_t)strlen(peer->proxy_port)) < 0))
         goto fail;
 
     if (peer->is_unix && host != NULL) {

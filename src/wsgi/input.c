@@ -10,8 +10,7 @@
 #include <structmember.h>
 
 struct gc__wsgi_input {
-    PyObject_HEAD
-    const gc__http_body_t *body; /* borrowed; NULL once detached */
+    PyObject_HEAD const gc__http_body_t *body; /* borrowed; NULL once detached */
     uint64_t pos;
     gc__wsgi_pull_fn pull; /* reads the body on first use (Expect: 100-continue) */
     void *pull_ctx;
@@ -215,8 +214,7 @@ void gc__wsgi_input_detach(PyObject *input)
 /* --- wsgi.file_wrapper ------------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *filelike; /* owned */
+    PyObject_HEAD PyObject *filelike; /* owned */
     Py_ssize_t blksize;
 } filewrapper_t;
 

@@ -22,9 +22,8 @@
 #include "wsgi/environ.h"
 
 typedef struct {
-    PyObject_HEAD
-    gc__wsgi_state_t *st;
-    gc__sink_t *sink; /* borrowed; NULL once the request is over */
+    PyObject_HEAD gc__wsgi_state_t *st;
+    gc__sink_t *sink;  /* borrowed; NULL once the request is over */
     PyObject *status;  /* owned str, NULL until start_response */
     PyObject *headers; /* owned list */
     int code;
@@ -56,8 +55,7 @@ static int validate(response_t *r, PyObject *status, PyObject *headers)
 {
     gc__view_t v;
     if (!PyUnicode_Check(status)) {
-        PyErr_Format(PyExc_TypeError, "status must be a str, not %.100s",
-                     Py_TYPE(status)->tp_name);
+        PyErr_Format(PyExc_TypeError, "status must be a str, not %.100s", Py_TYPE(status)->tp_name);
         return -1;
     }
     if (latin1_view(status, &v) < 0 || !gc__http_parse_status(v, &r->code)) {
@@ -111,8 +109,8 @@ static PyObject *start_response(response_t *r, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"status", "headers", "exc_info", NULL};
     PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status,
-                                     &headers, &exc_info))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status, &headers,
+                                     &exc_info))
         return NULL;
     if (exc_info != Py_None) {
         if (r->headers_sent) {
@@ -419,8 +417,7 @@ static void write_error_response(gc__sink_t *sink, int status)
 }
 
 enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
-                                      const gc__wsgi_peer_t *peer, gc__sink_t *sink,
-                                      int keep_alive)
+                                      const gc__wsgi_peer_t *peer, gc__sink_t *sink, int keep_alive)
 {
     PyObject *input = NULL, *env = NULL, *result = NULL, *hook_req = NULL;
     response_t *r = NULL;
@@ -428,8 +425,8 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     int failed = 0;
     gc__view_t method = gc__http_method(req);
 
-    input = gc__wsgi_input_new(&req->body, req->body_pending ? peer->pull_body : NULL,
-                               peer->pull_ctx);
+    input =
+        gc__wsgi_input_new(&req->body, req->body_pending ? peer->pull_body : NULL, peer->pull_ctx);
     if (input == NULL)
         goto error;
     env = gc__wsgi_environ(st, req, peer, input);
@@ -569,10 +566,9 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
         "{s:(ii),s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:s}", "wsgi.version", 1, 0, "wsgi.url_scheme",
         st->http, "wsgi.errors", errors ? errors : Py_None, "wsgi.multithread",
         opt->multithread ? Py_True : Py_False, "wsgi.multiprocess",
-        opt->multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False,
-        "wsgi.input_terminated", Py_True, "wsgi.file_wrapper",
-        (PyObject *)&gc__wsgi_filewrapper_type, "SCRIPT_NAME", st->script_name,
-        "SERVER_SOFTWARE", "gunicorn-c/" GC_VERSION);
+        opt->multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False, "wsgi.input_terminated",
+        Py_True, "wsgi.file_wrapper", (PyObject *)&gc__wsgi_filewrapper_type, "SCRIPT_NAME",
+        st->script_name, "SERVER_SOFTWARE", "gunicorn-c/" GC_VERSION);
     if (st->environ_base == NULL)
         return -1;
     Py_INCREF(app);

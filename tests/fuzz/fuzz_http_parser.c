@@ -35,9 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_INPUT (256 * 1024)
 
 typedef struct {
-    uint64_t hash;     /* of every request handed over, in order */
+    uint64_t hash; /* of every request handed over, in order */
     int requests;
-    int refused;       /* the connection ended in a refusal */
+    int refused; /* the connection ended in a refusal */
 } outcome_t;
 
 static void check(int ok, const char *what, const uint8_t *data, size_t size)
@@ -79,8 +79,8 @@ static int view_in(const gc__buf_t *head, uint32_t off, uint32_t len)
 
 /* Checks a request handed over (with its body, unless it is only the head of one
  * that waits for "100 Continue") and folds it into the outcome. */
-static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *out,
-                         uint64_t *rnd, const uint8_t *data, size_t size)
+static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *out, uint64_t *rnd,
+                         const uint8_t *data, size_t size)
 {
     const gc__http_request_t *r = &p->req;
     const gc__http_limits_t *l = p->limits;
@@ -91,8 +91,8 @@ static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *o
     check(!(r->chunked && r->content_length >= 0), "one framing only", data, size);
     check(!(r->chunked && r->minor == 0), "no chunked on HTTP/1.0", data, size);
     if (l->max_line)
-        check((size_t)r->method_len + r->target_len + 10 <= l->max_line, "request line limit",
-              data, size);
+        check((size_t)r->method_len + r->target_len + 10 <= l->max_line, "request line limit", data,
+              size);
     check(r->nfields <= l->max_fields, "field count limit", data, size);
     int hosts = 0;
     uint64_t h = out->hash;
@@ -107,9 +107,9 @@ static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *o
         gc__view_t name = gc__http_field_name(r, i), value = gc__http_field_value(r, i);
         check(gc__http_is_token(name), "field name is a token", data, size);
         check(gc__http_is_field_value(value), "field value has no control bytes", data, size);
-        check(value.len == 0 || (value.base[0] != ' ' && value.base[0] != '\t' &&
-                                 value.base[value.len - 1] != ' ' &&
-                                 value.base[value.len - 1] != '\t'),
+        check(value.len == 0 ||
+                  (value.base[0] != ' ' && value.base[0] != '\t' &&
+                   value.base[value.len - 1] != ' ' && value.base[value.len - 1] != '\t'),
               "field value trimmed", data, size);
         check(name.len + value.len + 4 <= l->max_field_size, "field size limit", data, size);
         hosts += gc__view_ieq(name, "host");
@@ -117,8 +117,7 @@ static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *o
         h = mix(h, ":", 1);
         h = mix(h, value.base, value.len);
     }
-    check(hosts <= 1 && (r->minor == 0 || hosts == 1), "one Host (required in 1.1)", data,
-          size);
+    check(hosts <= 1 && (r->minor == 0 || hosts == 1), "one Host (required in 1.1)", data, size);
     h = mix_int(h, r->keep_alive);
     h = mix_int(h, r->chunked);
     h = mix_int(h, r->content_length);
@@ -132,8 +131,7 @@ static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *o
     /* The body, read back in pieces of random size, as wsgi.input would. */
     const gc__http_body_t *b = &r->body;
     if (r->content_length >= 0)
-        check(b->len == (uint64_t)r->content_length, "body length is Content-Length", data,
-              size);
+        check(b->len == (uint64_t)r->content_length, "body length is Content-Length", data, size);
     if (r->content_length < 0 && !r->chunked)
         check(b->len == 0, "no framing, no body", data, size);
     char buf[4096];
@@ -155,8 +153,8 @@ static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *o
 
 /* Runs one connection's bytes through a parser in pieces: piece 0 means one byte at a
  * time, SIZE_MAX the whole input at once, anything else random sizes up to it. */
-static void run(const uint8_t *data, size_t size, const gc__http_limits_t *limits,
-                size_t piece, uint64_t seed, outcome_t *out)
+static void run(const uint8_t *data, size_t size, const gc__http_limits_t *limits, size_t piece,
+                uint64_t seed, outcome_t *out)
 {
     gc__http_parser_t p;
     gc__http_parser_init(&p, limits);
@@ -197,8 +195,8 @@ static void run(const uint8_t *data, size_t size, const gc__http_limits_t *limit
         default:
             /* The head of a request whose body waits for "100 Continue": follow the
              * application that reads it, the path that parses more. */
-            check(p.state == GC_HTTP_HEAD && p.req.body_pending, "a head-only hand-over",
-                  data, size);
+            check(p.state == GC_HTTP_HEAD && p.req.body_pending, "a head-only hand-over", data,
+                  size);
             gc__http_parser_resume_body(&p);
             break;
         }

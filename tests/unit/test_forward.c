@@ -37,8 +37,7 @@ static const char *names(const gc__http_request_t *r)
     out[0] = '\0';
     for (size_t i = 0; i < r->nfields; i++) {
         gc__view_t n = gc__http_field_name(r, i);
-        o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%.*s", i ? "," : "", (int)n.len,
-                              n.base);
+        o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%.*s", i ? "," : "", (int)n.len, n.base);
     }
     return out;
 }
@@ -145,7 +144,8 @@ static void test_dropped_fields_do_not_count(void)
 static void test_dropped_fields_are_still_checked(void)
 {
     /* As in Gunicorn, a field is validated before header_map drops it. */
-    const char *req = "GET / HTTP/1.1\r\nHost: a\r\nX_Foo: a\x01" "b\r\n\r\n";
+    const char *req = "GET / HTTP/1.1\r\nHost: a\r\nX_Foo: a\x01"
+                      "b\r\n\r\n";
     expect(gc__forward_policy_default(), 0, req, 400, NULL, 0, NULL);
 }
 
@@ -161,13 +161,14 @@ static void test_scheme_headers(void)
            "Host,X-Forwarded-Proto", GC_SCHEME_HTTP, NULL);
     expect(d, 1, "GET / HTTP/1.1\r\nHost: a\r\nx-forwarded-ssl: on\r\n\r\n", 0,
            "Host,x-forwarded-ssl", GC_SCHEME_HTTPS, NULL);
-    expect(d, 1, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Protocol: ssl\r\n"
-                 "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: on\r\n\r\n",
-           0, "Host,X-Forwarded-Protocol,X-Forwarded-Proto,X-Forwarded-Ssl", GC_SCHEME_HTTPS,
-           NULL);
+    expect(d, 1,
+           "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Protocol: ssl\r\n"
+           "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: on\r\n\r\n",
+           0, "Host,X-Forwarded-Protocol,X-Forwarded-Proto,X-Forwarded-Ssl", GC_SCHEME_HTTPS, NULL);
     /* Agreeing on http is fine; disagreeing is a 400 (Gunicorn's requests/invalid/019). */
-    expect(d, 1, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n"
-                 "X-Forwarded-Ssl: off\r\n\r\n",
+    expect(d, 1,
+           "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n"
+           "X-Forwarded-Ssl: off\r\n\r\n",
            0, "Host,X-Forwarded-Proto,X-Forwarded-Ssl", GC_SCHEME_HTTP, NULL);
     const char *bad = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n"
                       "X-Forwarded-Ssl: off\r\n\r\n";
@@ -178,8 +179,9 @@ static void test_scheme_headers(void)
     gc__http_parser_free(&p);
     expect(d, 0, bad, 0, "Host,X-Forwarded-Proto,X-Forwarded-Ssl", GC_SCHEME_UNSET, NULL);
     /* Repeated, the same header is judged line by line. */
-    expect(d, 1, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n"
-                 "X-Forwarded-Proto: http\r\n\r\n",
+    expect(d, 1,
+           "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n"
+           "X-Forwarded-Proto: http\r\n\r\n",
            400, NULL, 0, NULL);
 
     /* A config-file dict; a NULL value (not a str) never matches. */
@@ -189,8 +191,8 @@ static void test_scheme_headers(void)
     ASSERT_OK(gc__forward_policy_add_scheme(&fp, "X-Odd", NULL));
     expect(&fp, 1, "GET / HTTP/1.1\r\nHost: a\r\nX-Scheme: secure\r\n\r\n", 0, "Host,X-Scheme",
            GC_SCHEME_HTTPS, NULL);
-    expect(&fp, 1, "GET / HTTP/1.1\r\nHost: a\r\nX-Odd: 1\r\n\r\n", 0, "Host,X-Odd",
-           GC_SCHEME_HTTP, NULL);
+    expect(&fp, 1, "GET / HTTP/1.1\r\nHost: a\r\nX-Odd: 1\r\n\r\n", 0, "Host,X-Odd", GC_SCHEME_HTTP,
+           NULL);
     expect(&fp, 1, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n", 0,
            "Host,X-Forwarded-Proto", GC_SCHEME_UNSET, NULL);
     gc__forward_policy_free(&fp);
@@ -218,8 +220,8 @@ static void test_script_name(void)
            "Host,SCRIPT_NAME", 0, "/hdr");
     expect(&fp, 1, "GET /two HTTP/1.1\r\nHost: a\r\nscript_name: /one\r\nSCRIPT_NAME: /two\r\n\r\n",
            0, "Host,script_name,SCRIPT_NAME", 0, "/two");
-    expect(&fp, 1, "GET /x HTTP/1.1\r\nHost: a\r\nSCRIPT_NAME:\r\n\r\n", 0, "Host,SCRIPT_NAME",
-           0, "");
+    expect(&fp, 1, "GET /x HTTP/1.1\r\nHost: a\r\nSCRIPT_NAME:\r\n\r\n", 0, "Host,SCRIPT_NAME", 0,
+           "");
     expect(&fp, 1, "GET /env/x HTTP/1.1\r\nHost: a\r\nSCRIPT_NAME: /hdr\r\n\r\n", 500, NULL, 0,
            NULL);
     /* An untrusted peer's header is dropped: $SCRIPT_NAME stands. */

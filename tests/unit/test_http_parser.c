@@ -365,7 +365,8 @@ static void test_upgrade_reads_on(void)
     static const char *const first[] = {
         "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-        "POST /u HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc",
+        "POST /u HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: "
+        "3\r\n\r\nabc",
     };
     static const char second[] = "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
     for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
@@ -597,8 +598,10 @@ static void test_expect(void)
     gc__http_parser_free(&p);
 
     /* Anything else cannot be met. */
-    parse_error(&p, LIT("PUT / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx"),
-                0, 417);
+    parse_error(
+        &p,
+        LIT("PUT / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx"), 0,
+        417);
     ASSERT(strstr(p.error_msg, "something-else") != NULL);
     gc__http_parser_free(&p);
 }
@@ -718,7 +721,8 @@ static void spool_case(int chunked, size_t step)
     gc__buf_t req;
     gc__buf_init(&req);
     if (chunked) {
-        gc__buf_append_str(&req, "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+        gc__buf_append_str(&req,
+                           "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
         for (size_t off = 0; off < BODY; off += 3000) {
             size_t n = BODY - off < 3000 ? BODY - off : 3000;
             gc__buf_printf(&req, "%zx\r\n", n);
@@ -780,7 +784,8 @@ static void test_body_spooling(void)
     small.spool_threshold = 16;
     gc__http_parser_t p;
     gc__http_parser_init(&p, &small);
-    gc__http_parser_feed(&p, LIT("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 16\r\n\r\n0123456789abcdef"));
+    gc__http_parser_feed(
+        &p, LIT("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 16\r\n\r\n0123456789abcdef"));
     ASSERT_EQ_INT(p.state, GC_HTTP_READY);
     ASSERT_EQ_INT(p.req.body.fd, -1);
     ASSERT_EQ_INT(p.req.body.len, 16);
@@ -788,7 +793,8 @@ static void test_body_spooling(void)
 
     /* A spooled body's file is closed by gc__http_parser_free. */
     gc__http_parser_init(&p, &small);
-    gc__http_parser_feed(&p, LIT("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n0123456789abcdefg"));
+    gc__http_parser_feed(
+        &p, LIT("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n0123456789abcdefg"));
     ASSERT_EQ_INT(p.state, GC_HTTP_READY);
     int fd = p.req.body.fd;
     ASSERT(fd >= 0);

@@ -137,8 +137,8 @@ static void test_v1_line_is_bounded(void)
 }
 
 /* A v2 header: signature, version/command, family/transport, length, addresses. */
-static size_t v2(char *out, unsigned char ver_cmd, unsigned char fam, const void *addr,
-                 size_t alen, size_t extra)
+static size_t v2(char *out, unsigned char ver_cmd, unsigned char fam, const void *addr, size_t alen,
+                 size_t extra)
 {
     memcpy(out, sig, 12);
     out[12] = (char)ver_cmd;
@@ -229,11 +229,13 @@ static void test_v2_errors(void)
     n = v2(h, 0x21, 0x31, "0123456789ab", 12, 0);
     expect_v2_error(h, n, "Invalid PROXY protocol v2 header: unsupported address family 3");
     n = v2(h, 0x21, 0x11, "01234567890", 11, 0);
-    expect_v2_error(h, n, "Invalid PROXY protocol v2 header: 11 bytes are too few for IPv4 "
-                          "addresses");
+    expect_v2_error(h, n,
+                    "Invalid PROXY protocol v2 header: 11 bytes are too few for IPv4 "
+                    "addresses");
     n = v2(h, 0x21, 0x21, "0123456789ab", 12, 0);
-    expect_v2_error(h, n, "Invalid PROXY protocol v2 header: 12 bytes are too few for IPv6 "
-                          "addresses");
+    expect_v2_error(h, n,
+                    "Invalid PROXY protocol v2 header: 12 bytes are too few for IPv6 "
+                    "addresses");
 }
 
 static void test_v2_waits_for_its_length(void)

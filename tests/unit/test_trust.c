@@ -95,8 +95,8 @@ static void test_entries_as_python_checks_them(void)
     ASSERT_EQ_STR(err, "192.168.1.1/24 has host bits set");
     ASSERT_EQ_INT(gc__trust_parse_net("foo", &n, err, sizeof(err)), -EINVAL);
     ASSERT_EQ_STR(err, "'foo' does not appear to be an IPv4 or IPv6 network");
-    const char *bad[] = {"10.0.0.0/33", "1.2.3.4/", "01.2.3.4", " 1.2.3.4", "1.2.3.4/ 8",
-                         "::1/129", "1.2.3.4/-1", "", "1.2.3.4/8x"};
+    const char *bad[] = {"10.0.0.0/33", "1.2.3.4/",   "01.2.3.4", " 1.2.3.4",  "1.2.3.4/ 8",
+                         "::1/129",     "1.2.3.4/-1", "",         "1.2.3.4/8x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ASSERT_EQ_INT(gc__trust_parse_net(bad[i], &n, err, sizeof(err)), -EINVAL);
 
