@@ -19,16 +19,7 @@ PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev
           wrk nginx curl clang-format)
 
 install_deps() {
-    local missing=()
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    echo "dev.sh: installing ${missing[*]}" >&2
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    "$ROOT/tools/ensure-packages.sh" "${PACKAGES[@]}"
 }
 
 # build DIR [cmake args...]

@@ -21,16 +21,7 @@ BUILD=$ROOT/build-fuzz
 PYTHON=${PYTHON:-/usr/bin/python3}
 
 install_clang() {
-    local missing=()
-    for p in clang libclang-rt-14-dev; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    echo "fuzz.sh: installing ${missing[*]}" >&2
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    "$ROOT/tools/ensure-packages.sh" clang libclang-rt-14-dev
 }
 
 case "${1:-}" in
