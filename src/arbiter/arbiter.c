@@ -707,6 +707,16 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
         goto out;
     log_listeners(a);
     gc__info("Using worker: %s", gc__cfg_str(cfg, GC_S_worker_class));
+    if (gc__worker_class_for(cfg) == &gc__gevent_class) {
+        if (!gc__gevent_available()) {
+            gc__error("The gevent worker needs the gevent package, which this Python cannot "
+                      "import: install it (Debian: python3-gevent)");
+            goto out;
+        }
+        /* A preloaded application is imported here: patch first, as the workers do. */
+        if (gc__cfg_int(cfg, GC_S_preload_app) && gc__gevent_patch() < 0)
+            goto out;
+    }
     if (gc__cfg_int(cfg, GC_S_preload_app)) {
         int lrc = gc__py_load_app(cfg->app_uri, &a->app);
         if (lrc != 0)

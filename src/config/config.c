@@ -140,13 +140,13 @@ static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err
     static const struct {
         const char *name;
         const char *dotted;
-        int ok; /* 1: available; 0: not yet; -1: cannot apply */
+        int ok; /* 1: available; -1: cannot apply; -2: removed from Gunicorn */
     } classes[] = {
         {"sync", "gunicorn.workers.sync.SyncWorker", 1},
-        {"gthread", "gunicorn.workers.gthread.ThreadWorker", 0},
-        {"gevent", "gunicorn.workers.ggevent.GeventWorker", 0},
-        {"gevent_wsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 0},
-        {"gevent_pywsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 0},
+        {"gthread", "gunicorn.workers.gthread.ThreadWorker", 1},
+        {"gevent", "gunicorn.workers.ggevent.GeventWorker", 1},
+        {"gevent_wsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1},
+        {"gevent_pywsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1},
         {"tornado", "gunicorn.workers.gtornado.TornadoWorker", -1},
         {"asgi", "gunicorn.workers.gasgi.ASGIWorker", -1},
         {"eventlet", "gunicorn.workers.geventlet.EventletWorker", -2},
@@ -163,22 +163,21 @@ static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err
             continue;
         if (classes[i].ok == 1)
             return 0;
-        if (classes[i].ok == 0)
-            return fail(err, "worker class %s is not available in gunicorn-c yet; use 'sync'",
-                        repr(uri, r, sizeof(r)));
         if (classes[i].ok == -2)
             return fail(err,
                         "worker class %s is not in gunicorn-c (Gunicorn 26 removed it too); "
-                        "use 'sync'",
+                        "use 'gevent'",
                         repr(uri, r, sizeof(r)));
-        return fail(err, "worker class %s cannot apply to gunicorn-c, a WSGI server; use 'sync'",
+        return fail(err,
+                    "worker class %s cannot apply to gunicorn-c, a WSGI server; use 'gevent' "
+                    "or 'gthread'",
                     repr(uri, r, sizeof(r)));
     }
     /* A dotted path names a Python worker class: gunicorn-c's workers are C. */
     if (strchr(name, '.') != NULL || strncmp(uri, "egg:", 4) == 0)
         return fail(err,
-                    "worker class %s: gunicorn-c cannot load Python worker classes; use 'sync' "
-                    "(its own workers are written in C)",
+                    "worker class %s: gunicorn-c cannot load Python worker classes; use 'sync', "
+                    "'gthread' or 'gevent' (its own workers are written in C)",
                     repr(uri, r, sizeof(r)));
     return fail(err, "class uri %s invalid or not found", repr(uri, r, sizeof(r)));
 }

@@ -39,9 +39,9 @@ size_t gc__sink_take_spill(gc__sink_t *s, gc__buf_t *out)
     return out->len;
 }
 
-int gc__sink_poll_wait(gc__sink_t *s, int fd, int timeout_ms)
+int gc__sink_poll_wait(gc__sink_t *s, int fd, int events, int timeout_ms)
 {
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    struct pollfd pfd = {.fd = fd, .events = (short)events};
     for (;;) {
         int n = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : -1);
         if (n > 0)
@@ -105,7 +105,7 @@ static int flush_spill(gc__sink_t *s, size_t keep)
                 return s->error = -errno;
             if (!block)
                 return 0;
-            int rc = s->wait(s, s->fd, s->timeout_ms);
+            int rc = s->wait(s, s->fd, POLLOUT, s->timeout_ms);
             if (rc < 0)
                 return s->error = rc;
             continue;
@@ -138,7 +138,7 @@ static int before_write(gc__sink_t *s, uint64_t more)
     return spilled(s) > 0;
 }
 
-int gc__sink_writev(gc__sink_t *s, const struct iovec *iov_in, int n)
+static int writev_io(gc__sink_t *s, const struct iovec *iov_in, int n)
 {
     if (s->error)
         return s->error;
@@ -164,7 +164,7 @@ int gc__sink_writev(gc__sink_t *s, const struct iovec *iov_in, int n)
                 /* The rest fits in the spill: the event loop will send it later. */
                 if (s->spill_max > 0 && iov_total(cur, n) <= s->spill_max)
                     return spill_iov(s, cur, n);
-                int rc = s->wait(s, s->fd, s->timeout_ms);
+                int rc = s->wait(s, s->fd, POLLOUT, s->timeout_ms);
                 if (rc < 0)
                     return s->error = rc;
                 continue;
@@ -183,6 +183,16 @@ int gc__sink_writev(gc__sink_t *s, const struct iovec *iov_in, int n)
         }
     }
     return 0;
+}
+
+int gc__sink_writev(gc__sink_t *s, const struct iovec *iov, int n)
+{
+    if (s->error)
+        return s->error;
+    gc__sink_io_enter(s);
+    int rc = writev_io(s, iov, n);
+    gc__sink_io_leave(s);
+    return rc;
 }
 
 int gc__sink_write(gc__sink_t *s, const void *p, size_t len)
@@ -213,7 +223,7 @@ static int spill_file(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
     return 0;
 }
 
-int gc__sink_sendfile(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
+static int sendfile_io(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
 {
     if (s->error)
         return s->error;
@@ -230,7 +240,7 @@ int gc__sink_sendfile(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
                 /* The tail fits in the spill: read it now, let the loop send it. */
                 if (s->spill_max > 0 && count <= s->spill_max)
                     return spill_file(s, in_fd, offset, count);
-                int rc = s->wait(s, s->fd, s->timeout_ms);
+                int rc = s->wait(s, s->fd, POLLOUT, s->timeout_ms);
                 if (rc < 0)
                     return s->error = rc;
                 continue;
@@ -243,4 +253,14 @@ int gc__sink_sendfile(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
         count -= (uint64_t)w;
     }
     return 0;
+}
+
+int gc__sink_sendfile(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
+{
+    if (s->error)
+        return s->error;
+    gc__sink_io_enter(s);
+    int rc = sendfile_io(s, in_fd, offset, count);
+    gc__sink_io_leave(s);
+    return rc;
 }

@@ -2,8 +2,9 @@
  *
  * Sockets are non-blocking (libuv owns them). A sink writes as much as the kernel takes
  * and, when the socket would block, waits for it to become writable through `wait`,
- * which each worker class supplies: the sync and gthread workers poll(2) the socket,
- * the gevent worker parks the greenlet on the hub. A client that reads nothing for
+ * which each worker class supplies: the sync and gthread workers poll(2) the socket
+ * (without Python's lock: see io_enter), the gevent worker parks the greenlet on the
+ * hub. A client that reads nothing for
  * `timeout_ms` loses its connection. After the first failure the sink stays failed and
  * every later write returns the same error, so callers check once at the end.
  *
@@ -24,19 +25,25 @@
 
 typedef struct gc__sink gc__sink_t;
 
-/* Waits until fd is writable or timeout_ms passes. Returns 0, -ETIMEDOUT or -errno. */
-typedef int (*gc__sink_wait_fn)(gc__sink_t *sink, int fd, int timeout_ms);
+/* Waits until fd is ready for `events` (POLLIN or POLLOUT) or timeout_ms passes.
+ * Returns 0, -ETIMEDOUT or -errno. */
+typedef int (*gc__sink_wait_fn)(gc__sink_t *sink, int fd, int events, int timeout_ms);
+/* Called around the system calls of one write (and its waits): the worker classes
+ * whose loop thread must not hold Python's lock meanwhile release it here. */
+typedef void (*gc__sink_io_fn)(gc__sink_t *sink);
 
 struct gc__sink {
     int fd;         /* borrowed socket */
     int timeout_ms; /* per wait; <= 0 waits forever */
     gc__sink_wait_fn wait;
-    void *wait_data;  /* for the worker class's wait function */
-    int error;        /* first failure (negative errno), 0 while healthy */
-    uint64_t written; /* bytes accepted: by the kernel, or into the spill */
-    size_t spill_max; /* 0 (the default): never spill, always wait */
-    gc__buf_t spill;  /* owned: accepted bytes the socket did not take yet */
-    size_t spill_off; /* how much of `spill` has gone out since */
+    void *wait_data;                   /* for the worker class's wait function */
+    gc__sink_io_fn io_enter, io_leave; /* both NULL, or both set */
+    void *io_state;                    /* for io_enter/io_leave */
+    int error;                         /* first failure (negative errno), 0 while healthy */
+    uint64_t written;                  /* bytes accepted: by the kernel, or into the spill */
+    size_t spill_max;                  /* 0 (the default): never spill, always wait */
+    gc__buf_t spill;                   /* owned: accepted bytes the socket did not take yet */
+    size_t spill_off;                  /* how much of `spill` has gone out since */
 };
 
 /* Initialises a sink on fd with the poll(2)-based wait, without spilling. */
@@ -54,8 +61,21 @@ int gc__sink_write(gc__sink_t *s, const void *p, size_t len);
 /* Sends count bytes of in_fd from offset with sendfile(2). Returns 0 or the error. */
 int gc__sink_sendfile(gc__sink_t *s, int in_fd, off_t offset, uint64_t count);
 
-/* The default wait: poll(2) for POLLOUT. */
-int gc__sink_poll_wait(gc__sink_t *s, int fd, int timeout_ms);
+/* The default wait: poll(2). */
+int gc__sink_poll_wait(gc__sink_t *s, int fd, int events, int timeout_ms);
+
+/* Brackets system calls made outside the sink on its behalf (reading a request body
+ * with the same wait, say). */
+static inline void gc__sink_io_enter(gc__sink_t *s)
+{
+    if (s->io_enter)
+        s->io_enter(s);
+}
+static inline void gc__sink_io_leave(gc__sink_t *s)
+{
+    if (s->io_leave)
+        s->io_leave(s);
+}
 
 /* Errors that mean the client went away (EPIPE, ECONNRESET, timeouts): logged at
  * debug level, never as server errors. */

@@ -6,42 +6,38 @@
  * full by the event loop beforehand, so a slow client never holds the worker. */
 #include "workers/worker.h"
 
-#include "http/sink.h"
-#include "log/log.h"
+#include <string.h>
 
-void gc__sync_run(gc__conn_t *c)
+static void sync_run(gc__conn_t *c)
 {
     gc__worker_t *w = c->w;
-    gc__sink_t sink;
-    /* A client that takes longer than --timeout to accept bytes loses the connection. */
-    gc__sink_init(&sink, c->fd, (int)gc__cfg_int(w->cfg, GC_S_timeout) * 1000);
-    /* ... but a client that reads slowly gets the end of its response from the loop,
-     * so the application is not kept waiting for it. */
-    sink.spill_max = gc__conn_spill_room(c);
-    const gc__listener_t *l = c->listener;
-    gc__wsgi_peer_t peer = {
-        .remote_addr = l->is_unix ? "" : c->remote_addr,
-        .remote_port = l->is_unix ? NULL : c->remote_port,
-        .server_name = l->host,
-        .server_port = l->port,
-        .is_unix = l->is_unix,
-        .pull_body = gc__conn_pull_body,
-        .pull_ctx = c,
-    };
-    gc__frontend_peer(c, &peer);
-    gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
-    gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
-                           gc__monotonic_ms());
-    gc__debug("%.*s %.*s", (int)method.len, method.base, (int)target.len, target.base);
-    /* --keep-alive 0 turns keep-alive off (as in Gunicorn): answer "Connection: close"
-     * rather than keep an idle connection with no timer to ever close it. */
-    int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
-    enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, &sink, keep);
-    /* A body the application never read is still on its way (or held back by the
-     * client): the next request's start is unknown, so the connection ends. */
-    int unread = c->parser.state != GC_HTTP_READY;
-    if (sink.error == 0)
-        gc__conn_take_spill(c, &sink);
-    gc__sink_free(&sink);
-    gc__conn_request_done(c, out == GC_WSGI_KEEP && keep && sink.error == 0 && !unread);
+    gc__worker_gil(w);
+    gc__conn_finish(c, gc__conn_respond(c, &w->head));
+}
+
+const gc__worker_class_t gc__sync_class = {
+    .name = "sync",
+    .run = sync_run,
+    .sink_setup = gc__conn_sink_unlocked,
+    .loop_releases_gil = 1,
+};
+
+/* Gunicorn's names for its classes: "gevent", "egg:gunicorn#gevent", "#gevent" or the
+ * dotted path of the class. The validator (config.c) has refused the others. */
+const gc__worker_class_t *gc__worker_class_for(const gc__config_t *cfg)
+{
+    const char *name = gc__cfg_str(cfg, GC_S_worker_class);
+    if (name == NULL)
+        name = "sync";
+    if (strncmp(name, "egg:gunicorn#", 13) == 0)
+        name += 13;
+    else if (name[0] == '#')
+        name++;
+    if (strcmp(name, "gthread") == 0 || strcmp(name, "gunicorn.workers.gthread.ThreadWorker") == 0)
+        return &gc__gthread_class;
+    if (strncmp(name, "gevent", 6) == 0 || strncmp(name, "gunicorn.workers.ggevent.", 25) == 0)
+        return &gc__gevent_class;
+    if (gc__cfg_int(cfg, GC_S_threads) > 1)
+        return &gc__gthread_class;
+    return &gc__sync_class;
 }

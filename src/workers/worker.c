@@ -25,7 +25,6 @@
 #include "python/runtime.h"
 
 static void worker_exit(gc__worker_t *w) __attribute__((noreturn));
-void gc__worker_quit(gc__worker_t *w, int code) __attribute__((noreturn));
 static void drive(gc__conn_t *c);
 static void accept_update(gc__worker_t *w);
 static void out_release(gc__conn_t *c);
@@ -50,6 +49,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     out_release(c);
     gc__http_parser_free(&c->parser);
     gc__buf_free(&c->pending);
+    gc__buf_free(&c->head);
     free(c);
     if (w->stopping && w->nconns == 0)
         worker_exit(w);
@@ -60,6 +60,10 @@ void gc__conn_close(gc__conn_t *c)
 {
     if (c->closing)
         return;
+    if (c->busy) {
+        c->close_after = 1; /* a thread or greenlet still uses it */
+        return;
+    }
     c->closing = 1;
     c->w->nclosing++;
     uv_close(&c->h.handle, on_conn_handle_closed);
@@ -111,52 +115,56 @@ static void reject(gc__conn_t *c)
     gc__conn_close(c);
 }
 
-static void send_continue(gc__conn_t *c)
-{
-    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    gc__sink_t sink;
-    gc__sink_init(&sink, c->fd, 1000);
-    c->continue_sent = 1;
-    if (gc__sink_write(&sink, line, sizeof(line) - 1) < 0)
-        gc__conn_close(c);
-}
-
 /* The application reads a body the client has been holding back ("Expect:
  * 100-continue"): say "100 Continue", then read the body here and now, feeding the
- * parser until the request is complete. The worker waits at most --timeout for each
- * read. Bytes after the body (a pipelined request) are kept for later. */
+ * parser until the request is complete. Runs where the application runs (any thread
+ * or greenlet) and waits as the response's sink does, at most --timeout per read.
+ * Bytes after the body (a pipelined request) stay in `pending` for later. */
 int gc__conn_pull_body(void *ctx)
 {
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
     gc__conn_t *c = ctx;
     gc__http_parser_t *p = &c->parser;
     if (p->state != GC_HTTP_HEAD)
         return 0;
-    send_continue(c);
-    if (c->closing)
-        return -EPIPE;
+    c->continue_sent = 1;
+    size_t spill_max = c->sink.spill_max;
+    c->sink.spill_max = 0; /* the line must reach the client before we wait for it */
+    int rc = gc__sink_write(&c->sink, line, sizeof(line) - 1);
+    c->sink.spill_max = spill_max;
+    if (rc < 0)
+        return rc;
     gc__http_parser_resume_body(p);
     if (c->pending.len > 0) {
         size_t used = gc__http_parser_feed(p, c->pending.data, c->pending.len);
         gc__buf_consume(&c->pending, used);
     }
     int timeout_ms = (int)gc__cfg_int(c->w->cfg, GC_S_timeout) * 1000;
-    while (p->state == GC_HTTP_NEED_MORE) {
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-        int n = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : -1);
-        if (n < 0 && errno == EINTR)
+    gc__sink_io_enter(&c->sink);
+    while (p->state == GC_HTTP_NEED_MORE && rc == 0) {
+        if (gc__buf_reserve(&c->pending, 16 * 1024) < 0) {
+            rc = -ENOMEM;
+            break;
+        }
+        ssize_t r =
+            recv(c->fd, c->pending.data + c->pending.len, c->pending.cap - c->pending.len, 0);
+        if (r < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return n == 0 ? -ETIMEDOUT : -errno;
-        ssize_t r = recv(c->fd, c->w->readbuf, sizeof(c->w->readbuf), 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = c->sink.wait(&c->sink, c->fd, POLLIN, timeout_ms);
             continue;
-        if (r <= 0)
-            return r == 0 ? -ECONNRESET : -errno;
-        size_t used = gc__http_parser_feed(p, c->w->readbuf, (size_t)r);
-        if (p->state == GC_HTTP_READY && used < (size_t)r &&
-            gc__buf_append(&c->pending, c->w->readbuf + used, (size_t)r - used) < 0)
-            return -ENOMEM;
+        }
+        if (r <= 0) {
+            rc = r == 0 ? -ECONNRESET : -errno;
+            break;
+        }
+        c->pending.len += (size_t)r;
+        size_t used = gc__http_parser_feed(p, c->pending.data, c->pending.len);
+        gc__buf_consume(&c->pending, used);
     }
+    gc__sink_io_leave(&c->sink);
+    if (rc < 0)
+        return rc;
     if (p->state != GC_HTTP_READY) {
         gc__debug("Invalid request body from ip=%s: %s", c->remote_addr, p->error_msg);
         return -EPROTO;
@@ -179,6 +187,27 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(c->w->readbuf);
 }
 
+static size_t spill_room(const gc__worker_t *w);
+
+/* Hands a complete request to the class. Until gc__conn_finish the connection is
+ * busy: not read, not closed, its timer stopped. */
+static void dispatch(gc__conn_t *c)
+{
+    gc__worker_t *w = c->w;
+    stop_reading(c);
+    uv_timer_stop(&c->timer);
+    c->timer_for_request = 0;
+    c->busy = 1;
+    /* What a slow reader's response may leave for the loop to send is set aside now,
+     * on the loop thread, so that concurrent requests stay within the budget. */
+    c->spill_reserved = spill_room(w);
+    w->out_bytes += c->spill_reserved;
+    gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
+    gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
+                           gc__monotonic_ms());
+    w->klass->run(c);
+}
+
 /* Looks at the parser after a feed: reject, dispatch, or wait for more bytes. Returns 1
  * when the connection should keep reading. */
 static int after_feed(gc__conn_t *c)
@@ -190,10 +219,7 @@ static int after_feed(gc__conn_t *c)
         return 0;
     case GC_HTTP_READY:
     case GC_HTTP_HEAD:
-        stop_reading(c);
-        uv_timer_stop(&c->timer);
-        c->timer_for_request = 0;
-        c->w->run(c);
+        dispatch(c);
         return 0;
     case GC_HTTP_NEED_MORE:
         if (p->started && !c->timer_for_request)
@@ -279,20 +305,13 @@ static void drive(gc__conn_t *c)
 #define GC_SPILL_PER_WORKER ((size_t)32 << 20)
 #define GC_OUT_STEP ((size_t)64 << 10)
 
-size_t gc__conn_spill_room(const gc__conn_t *c)
+static size_t spill_room(const gc__worker_t *w)
 {
-    size_t used = c->w->out_bytes;
+    size_t used = w->out_bytes;
     if (used >= GC_SPILL_PER_WORKER)
         return 0;
     size_t room = GC_SPILL_PER_WORKER - used;
     return room < GC_SPILL_PER_RESPONSE ? room : GC_SPILL_PER_RESPONSE;
-}
-
-void gc__conn_take_spill(gc__conn_t *c, gc__sink_t *sink)
-{
-    out_release(c);
-    if (gc__sink_take_spill(sink, &c->out) > 0)
-        c->w->out_bytes += c->out.len;
 }
 
 static void out_release(gc__conn_t *c)
@@ -339,6 +358,132 @@ static void out_send(gc__conn_t *c)
     c->timer_for_request = 0;
     if (secs > 0)
         uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
+}
+
+/* --- the request path every class shares ------------------------------------------ */
+
+static void sink_unlock(gc__sink_t *s)
+{
+    s->io_state = PyEval_SaveThread();
+}
+
+static void sink_relock(gc__sink_t *s)
+{
+    PyEval_RestoreThread(s->io_state);
+}
+
+void gc__conn_sink_unlocked(gc__conn_t *c, gc__sink_t *sink)
+{
+    sink->wait = gc__sink_poll_wait;
+    sink->io_enter = sink_unlock;
+    sink->io_leave = sink_relock;
+}
+
+int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
+{
+    gc__worker_t *w = c->w;
+    gc__sink_t *sink = &c->sink;
+    /* A client that takes longer than --timeout to accept bytes loses the connection,
+     * but one that reads slowly gets the end of its response from the loop (the
+     * spill), so the application is not kept waiting for it. */
+    gc__sink_init(sink, c->fd, (int)gc__cfg_int(w->cfg, GC_S_timeout) * 1000);
+    sink->spill_max = c->spill_reserved;
+    w->klass->sink_setup(c, sink);
+    const gc__listener_t *l = c->listener;
+    gc__wsgi_peer_t peer = {
+        .remote_addr = l->is_unix ? "" : c->remote_addr,
+        .remote_port = l->is_unix ? NULL : c->remote_port,
+        .server_name = l->host,
+        .server_port = l->port,
+        .is_unix = l->is_unix,
+        .pull_body = gc__conn_pull_body,
+        .pull_ctx = c,
+    };
+    gc__frontend_peer(c, &peer);
+    if (gc__log_enabled(GC_LOG_DEBUG)) {
+        gc__view_t m = gc__http_method(&c->parser.req), t = gc__http_target(&c->parser.req);
+        gc__debug("%.*s %.*s", (int)m.len, m.base, (int)t.len, t.base);
+    }
+    /* --keep-alive 0 turns keep-alive off (as in Gunicorn): answer "Connection: close"
+     * rather than keep an idle connection with no timer to ever close it. */
+    int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
+    enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, sink, head, keep);
+    /* A body the application never read is still on its way (or held back by the
+     * client): the next request's start is unknown, so the connection ends. */
+    int unread = c->parser.state != GC_HTTP_READY;
+    return out == GC_WSGI_KEEP && keep && sink->error == 0 && !unread;
+}
+
+void gc__conn_finish(gc__conn_t *c, int keep)
+{
+    gc__worker_t *w = c->w;
+    c->busy = 0;
+    w->out_bytes -= c->spill_reserved;
+    c->spill_reserved = 0;
+    if (c->sink.error == 0) {
+        out_release(c);
+        if (gc__sink_take_spill(&c->sink, &c->out) > 0)
+            w->out_bytes += c->out.len;
+    }
+    gc__sink_free(&c->sink);
+    if (c->close_after) {
+        c->close_after = 0;
+        keep = 0;
+    }
+    gc__conn_request_done(c, keep);
+}
+
+void gc__conn_post_done(gc__conn_t *c, int keep)
+{
+    gc__worker_t *w = c->w;
+    c->done_keep = keep;
+    c->qnext = NULL;
+    pthread_mutex_lock(&w->done_lock);
+    if (w->done_tail)
+        w->done_tail->qnext = c;
+    else
+        w->done_head = c;
+    w->done_tail = c;
+    pthread_mutex_unlock(&w->done_lock);
+    uv_async_send(&w->done_async);
+}
+
+static void on_done(uv_async_t *h)
+{
+    gc__worker_t *w = h->data;
+    pthread_mutex_lock(&w->done_lock);
+    gc__conn_t *c = w->done_head;
+    w->done_head = w->done_tail = NULL;
+    pthread_mutex_unlock(&w->done_lock);
+    while (c != NULL) {
+        gc__conn_t *next = c->qnext;
+        gc__conn_finish(c, c->done_keep);
+        c = next;
+    }
+}
+
+int gc__worker_busy(const gc__worker_t *w)
+{
+    for (const gc__conn_t *c = w->conns; c; c = c->next)
+        if (c->busy)
+            return 1;
+    return 0;
+}
+
+void gc__worker_gil(gc__worker_t *w)
+{
+    if (w->loop_tstate != NULL) {
+        PyThreadState *ts = w->loop_tstate;
+        w->loop_tstate = NULL;
+        PyEval_RestoreThread(ts);
+    }
+}
+
+static void on_gil_release(uv_prepare_t *h)
+{
+    gc__worker_t *w = h->data;
+    if (w->loop_tstate == NULL)
+        w->loop_tstate = PyEval_SaveThread();
 }
 
 void gc__conn_request_done(gc__conn_t *c, int keep)
@@ -470,7 +615,7 @@ static gc__conn_t *longest_idle(gc__worker_t *w)
 {
     gc__conn_t *best = NULL;
     for (gc__conn_t *c = w->conns; c; c = c->next)
-        if (!c->closing && c->answered && !c->parser.started && c->pending.len == 0 &&
+        if (!c->closing && !c->busy && c->answered && !c->parser.started && c->pending.len == 0 &&
             (best == NULL ||
              c->idle_since <= best->idle_since)) /* newest first: ties go to the older */
             best = c;
@@ -597,6 +742,7 @@ static void close_servers(gc__worker_t *w)
 
 static void worker_exit(gc__worker_t *w)
 {
+    gc__worker_gil(w);
     /* Python's finalization puts the default action back on signals it handled, so a
      * second INT/QUIT/ABRT (a terminal's ^C reaches master and workers alike, then the
      * master sends QUIT) would kill us mid-exit with a misleading message. Blocked,
@@ -613,9 +759,13 @@ static void worker_exit(gc__worker_t *w)
         PyErr_Clear();
     }
     gc__info("Worker exiting (pid: %ld)", (long)getpid());
-    gc__wsgi_state_free(&w->wsgi);
-    /* Runs the application's atexit handlers, as Gunicorn's sys.exit does. */
-    Py_FinalizeEx();
+    /* Runs the application's atexit handlers, as Gunicorn's sys.exit does; but not
+     * under code of the application still running in a thread or greenlet (a quick
+     * stop, or the graceful timeout). */
+    if (w->klass->stop == NULL || w->klass->stop(w)) {
+        gc__wsgi_state_free(&w->wsgi);
+        Py_FinalizeEx();
+    }
     fflush(NULL);
     _exit(w->exit_code);
 }
@@ -635,6 +785,7 @@ static void graceful_stop(gc__worker_t *w)
 {
     if (w->stopping)
         return;
+    gc__worker_gil(w);
     w->stopping = 1;
     gc__rt_set_bool(w->hook_worker, "alive", 0);
     close_servers(w);
@@ -646,7 +797,7 @@ static void graceful_stop(gc__worker_t *w)
      * wait if it never does. */
     for (gc__conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->parser.started && c->answered)
+        if (!c->busy && !c->parser.started && c->answered)
             gc__conn_close(c);
     }
     if (w->nconns == 0)
@@ -736,6 +887,7 @@ static void on_wakeup(uv_poll_t *h, int status, int events)
     char buf[64];
     while (read(w->wakeup_fds[0], buf, sizeof(buf)) > 0)
         ;
+    gc__worker_gil(w);
     if (PyErr_CheckSignals() < 0) {
         PyErr_Clear();
         gc__worker_quit(w, w->signal_exit >= 0 ? w->signal_exit : 1);
@@ -913,7 +1065,11 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->ppid = getppid();
     w->signal_exit = -1;
     w->bell = boot->bell;
-    w->run = gc__sync_run;
+    w->klass = gc__worker_class_for(cfg);
+    /* gevent patches the standard library here, before any hook or import: modules
+     * imported later see the patched socket, time, threading. */
+    if (w->klass->early != NULL && w->klass->early(w) < 0)
+        _exit(GC_EXIT_WORKER_BOOT_ERROR);
     set_limits(w, cfg);
     if (gc__frontend_init(&w->front, cfg) < 0)
         _exit(GC_EXIT_WORKER_BOOT_ERROR);
@@ -964,7 +1120,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
         }
     }
     gc__wsgi_options_t opt = {
-        .multithread = 0,
+        .multithread = w->klass->multithread,
         .multiprocess = gc__cfg_int(cfg, GC_S_workers) > 1,
         .sendfile = sendfile_enabled(cfg),
     };
@@ -974,6 +1130,18 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     }
     Py_DECREF(app);
     w->wsgi.hook_worker = w->hook_worker;
+
+    pthread_mutex_init(&w->done_lock, NULL);
+    uv_async_init(loop, &w->done_async, on_done);
+    w->done_async.data = w; /* referenced: the loop lives while requests run elsewhere */
+    if (w->klass->loop_releases_gil) {
+        uv_prepare_init(loop, &w->gil_release);
+        w->gil_release.data = w;
+        uv_prepare_start(&w->gil_release, on_gil_release);
+        uv_unref((uv_handle_t *)&w->gil_release);
+    }
+    if (w->klass->start != NULL && w->klass->start(w) < 0)
+        _exit(GC_EXIT_WORKER_BOOT_ERROR);
 
     int err = accept_start(w);
     if (err < 0) {
@@ -999,6 +1167,9 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     atomic_store(&w->slot->state, GC_SLOT_IDLE);
     gc__scoreboard_ring(w->bell); /* retiring workers may now be stopped */
 
-    uv_run(loop, UV_RUN_DEFAULT);
+    if (w->klass->serve != NULL)
+        w->klass->serve(w);
+    else
+        uv_run(loop, UV_RUN_DEFAULT);
     worker_exit(w);
 }

@@ -2,12 +2,21 @@
  *
  * Every worker class shares this machinery: a libuv loop accepts on the inherited
  * listeners, reads and parses requests in C (whole, before any Python runs), answers
- * malformed ones itself, and hands each complete request to the class's `run`
- * function. The sync class runs the application right there, one request at a time;
- * other classes will hand it to threads or greenlets. Only `run` differs. */
+ * malformed ones itself, and hands each complete request to the class (see
+ * gc__worker_class_t). The sync class runs the application right there, one request
+ * at a time; gthread hands it to a pool of threads, gevent to a greenlet. All three run
+ * it with gc__conn_respond, the one request path, and give the connection back with
+ * gc__conn_finish (on the loop thread) or gc__conn_post_done (from anywhere).
+ *
+ * Python's lock: the loop thread holds the GIL only while a callback needs Python
+ * (gc__worker_gil takes it) and gives it back before the loop waits for events, so
+ * threads the application starts, and gthread's pool, run while the loop is idle.
+ * Sinks give it back around their system calls too (gc__conn_sink_unlocked). */
 #ifndef GC_WORKERS_WORKER_H
 #define GC_WORKERS_WORKER_H
 
+#include <Python.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <uv.h>
@@ -55,8 +64,44 @@ struct gc__conn {
     int keep_after_out;
     int closing;
     int open_handles; /* freed when both handles have closed */
+    /* While the class runs a request (busy), the loop leaves the connection alone:
+     * it neither reads nor closes it. */
+    int busy;
+    int close_after;       /* a close was asked for while busy: happens when it is done */
+    int done_keep;         /* the outcome posted with gc__conn_post_done */
+    size_t spill_reserved; /* bytes of the worker's spill budget set aside for it */
+    gc__sink_t sink;       /* the response's sink, while busy */
+    gc__buf_t head;        /* the gevent class's buffer for response heads */
+    gc__conn_t *qnext;     /* in the worker's done queue or a class's queue */
     gc__conn_t *prev, *next;
 };
+
+/* A worker class: how complete requests reach the application. */
+typedef struct {
+    const char *name; /* "sync", "gthread", "gevent" */
+    /* Python's first action in the worker, right after fork (gevent patches here).
+     * Returns 0 or -1 (logged). NULL: nothing. */
+    int (*early)(gc__worker_t *w);
+    /* After the application is loaded, before serving. Returns 0 or -1 (logged). */
+    int (*start)(gc__worker_t *w);
+    /* A complete request on conn, called on the loop thread with the connection busy. */
+    void (*run)(gc__conn_t *conn);
+    /* Sets up the sink of a response (its wait, its io hooks). */
+    void (*sink_setup)(gc__conn_t *conn, gc__sink_t *sink);
+    /* Runs the loop until the worker exits. NULL: uv_run. */
+    void (*serve)(gc__worker_t *w);
+    /* At exit, with the GIL. Returns 1 when Python may be finalized (nothing of the
+     * application still runs), else 0. NULL: always 1. */
+    int (*stop)(gc__worker_t *w);
+    int multithread;       /* wsgi.multithread */
+    int loop_releases_gil; /* the loop thread gives the GIL back before it waits */
+} gc__worker_class_t;
+
+extern const gc__worker_class_t gc__sync_class, gc__gthread_class, gc__gevent_class;
+
+/* The class for the settings: worker_class (a name Gunicorn knows, already
+ * validated) and threads (sync with threads > 1 is gthread, as in Gunicorn). */
+const gc__worker_class_t *gc__worker_class_for(const gc__config_t *cfg);
 
 /* What the arbiter hands a freshly forked worker. Everything is borrowed and lives as
  * long as the process. */
@@ -111,8 +156,15 @@ struct gc__worker {
     uv_timer_t tick;         /* once a second: is the arbiter still our parent? */
     uv_timer_t deadline;     /* graceful stop: the longest we wait for requests */
     char readbuf[64 * 1024]; /* shared by all connections: reads are copied out at once */
-    /* Runs one complete request found on conn (the class-specific part). */
-    void (*run)(gc__conn_t *conn);
+    const gc__worker_class_t *klass;
+    void *class_data;           /* the class's own state */
+    gc__buf_t head;             /* the loop thread's buffer for response heads (sync) */
+    PyThreadState *loop_tstate; /* the loop thread's state while it has given the GIL back */
+    uv_prepare_t gil_release;   /* gives the GIL back before the loop waits */
+    /* Connections whose request ran elsewhere (gc__conn_post_done), for the loop. */
+    uv_async_t done_async;
+    pthread_mutex_t done_lock;
+    gc__conn_t *done_head, *done_tail;
 };
 
 /* Runs a worker in a freshly forked child: boots (imports the app), serves until told
@@ -120,21 +172,38 @@ struct gc__worker {
  * uv_loop_fork and emptied of the arbiter's handles. Never returns. */
 void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot) __attribute__((noreturn));
 
-/* Finishes a request that `run` handled: sends nothing itself; either closes the
- * connection or goes on with the next request (pipelined bytes, then reading). */
+/* Exits the worker process (worker_exit hook, finalization) with `code`. */
+void gc__worker_quit(gc__worker_t *w, int code) __attribute__((noreturn));
+/* gevent (gevent.c): is the package importable; patch the standard library (0 or -1,
+ * logged). The master patches before it imports a --preload application. */
+int gc__gevent_available(void);
+int gc__gevent_patch(void);
+
+/* 1 while a request runs in a thread or greenlet. */
+int gc__worker_busy(const gc__worker_t *w);
+/* Takes the GIL on the loop thread if it has given it back (see the top). */
+void gc__worker_gil(gc__worker_t *w);
+
+/* Runs the application for the request on conn and writes the response: the request
+ * path every class shares. Needs the GIL; runs on any thread. `head` is the caller's
+ * buffer for the response head. Returns 1 when the connection may go on to another
+ * request. */
+int gc__conn_respond(gc__conn_t *conn, gc__buf_t *head);
+/* Hands a connection back after gc__conn_respond, on the loop thread: takes over what
+ * the sink spilled, then closes or goes on with the next request. */
+void gc__conn_finish(gc__conn_t *conn, int keep);
+/* The same from any thread or greenlet: queues conn for the loop, which finishes it. */
+void gc__conn_post_done(gc__conn_t *conn, int keep);
+/* A sink that waits with poll(2) and gives the GIL back around its system calls (the
+ * sync and gthread classes). */
+void gc__conn_sink_unlocked(gc__conn_t *conn, gc__sink_t *sink);
+
+/* Finishes a request: sends nothing itself; either closes the connection or goes on
+ * with the next request (pipelined bytes, then reading). */
 void gc__conn_request_done(gc__conn_t *conn, int keep);
 void gc__conn_close(gc__conn_t *conn);
-/* How many bytes of a response a sink may spill for the loop to send later (its
- * spill_max), within the per-response and per-worker bounds. */
-size_t gc__conn_spill_room(const gc__conn_t *conn);
-/* Takes over what the sink spilled: gc__conn_request_done then sends it before the
- * connection goes on. Call after the response, before gc__conn_request_done. */
-void gc__conn_take_spill(gc__conn_t *conn, gc__sink_t *sink);
 /* Reads the rest of a request that was handed over at GC_HTTP_HEAD (a gc__wsgi_pull_fn
  * with the connection as context). */
 int gc__conn_pull_body(void *conn);
-
-/* The sync class's run function. */
-void gc__sync_run(gc__conn_t *conn);
 
 #endif

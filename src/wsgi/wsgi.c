@@ -24,6 +24,7 @@
 typedef struct {
     PyObject_HEAD gc__wsgi_state_t *st;
     gc__sink_t *sink;  /* borrowed; NULL once the request is over */
+    gc__buf_t *head;   /* borrowed from the caller: where the head is built */
     PyObject *status;  /* owned str, NULL until start_response */
     PyObject *headers; /* owned list */
     int code;
@@ -187,8 +188,8 @@ static int build_head(response_t *r, int64_t known_length)
     if (r->body_pending && *r->body_pending)
         r->keep_alive = 0;
     head.connection = r->keep_alive ? GC_CONN_KEEP_ALIVE : GC_CONN_CLOSE;
-    gc__buf_reset(&r->st->head);
-    int rc = gc__http_write_head(&r->st->head, &head);
+    gc__buf_reset(r->head);
+    int rc = gc__http_write_head(r->head, &head);
     if (hs != stackh)
         PyMem_Free(hs);
     if (rc < 0) {
@@ -216,7 +217,7 @@ static int send_body(response_t *r, const char *data, size_t len, int last)
     if (!r->headers_sent) {
         if (build_head(r, last ? (int64_t)len : -1) < 0)
             return -1;
-        iov[n++] = (struct iovec){r->st->head.data, r->st->head.len};
+        iov[n++] = (struct iovec){r->head->data, r->head->len};
     }
     if (!body_allowed(r)) {
         if (len > 0 && !r->warned_no_body && !r->head_request) {
@@ -310,7 +311,7 @@ static int try_sendfile(response_t *r, PyObject *result)
     if (!r->headers_sent) {
         if (build_head(r, (int64_t)count) < 0)
             return -1;
-        if (gc__sink_write(r->sink, r->st->head.data, r->st->head.len) < 0)
+        if (gc__sink_write(r->sink, r->head->data, r->head->len) < 0)
             goto io_error;
     }
     if (r->chunked)
@@ -417,7 +418,8 @@ static void write_error_response(gc__sink_t *sink, int status)
 }
 
 enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
-                                      const gc__wsgi_peer_t *peer, gc__sink_t *sink, int keep_alive)
+                                      const gc__wsgi_peer_t *peer, gc__sink_t *sink,
+                                      gc__buf_t *head, int keep_alive)
 {
     PyObject *input = NULL, *env = NULL, *result = NULL, *hook_req = NULL;
     response_t *r = NULL;
@@ -437,6 +439,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
         goto error;
     r->st = st;
     r->sink = sink;
+    r->head = head;
     r->status = r->headers = NULL;
     r->code = 0;
     r->app_length = -1;
@@ -536,7 +539,6 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
 {
     memset(st, 0, sizeof(*st));
     st->exit_code = -1;
-    gc__buf_init(&st->head);
     gc__buf_init(&st->scratch);
     if (gc__wsgi_types_ready() < 0 || PyType_Ready(&response_type) < 0)
         return -1;
@@ -588,6 +590,5 @@ void gc__wsgi_state_free(gc__wsgi_state_t *st)
     Py_CLEAR(st->script_name);
     Py_CLEAR(st->environ_base);
     Py_CLEAR(st->app);
-    gc__buf_free(&st->head);
     gc__buf_free(&st->scratch);
 }

@@ -56,8 +56,7 @@ typedef struct {
     int sendfile;                                     /* wsgi.file_wrapper may use sendfile(2) */
     PyObject *hook_worker; /* borrowed: the `worker` of pre/post_request hooks */
     int exit_code;         /* >= 0 once the app raised SystemExit (SIGABRT): quit */
-    gc__buf_t head;        /* reused buffer for response heads */
-    gc__buf_t scratch;     /* reused buffer for decoding */
+    gc__buf_t scratch;     /* reused buffer for decoding (never held across I/O) */
 } gc__wsgi_state_t;
 
 /* Fetches the rest of a request body that was not read before the application ran
@@ -98,10 +97,12 @@ enum gc__wsgi_outcome {
 /* Calls the application for `req` and writes its whole response to `sink`. Never
  * leaves a Python exception set: application errors become a 500 (or a closed
  * connection once headers are out) and a logged traceback. `keep_alive` says whether
- * the server is willing to keep the connection. */
+ * the server is willing to keep the connection. `head` is the caller's buffer for the
+ * response head: it must stay put while the sink waits, so each thread or greenlet
+ * that runs requests at the same time brings its own. */
 enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
                                       const gc__wsgi_peer_t *peer, gc__sink_t *sink,
-                                      int keep_alive);
+                                      gc__buf_t *head, int keep_alive);
 
 /* Types, made ready by gc__wsgi_state_init. */
 int gc__wsgi_types_ready(void);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,11 +96,30 @@ static void test_sink_writev(void)
 }
 
 static int wait_calls;
+static int io_depth, io_enters, waits_outside_io;
 
-static int counting_wait(gc__sink_t *s, int fd, int timeout_ms)
+static int counting_wait(gc__sink_t *s, int fd, int events, int timeout_ms)
 {
     wait_calls++;
-    return gc__sink_poll_wait(s, fd, timeout_ms);
+    if (s->io_enter != NULL && io_depth != 1)
+        waits_outside_io++;
+    ASSERT_EQ_INT(events, POLLOUT);
+    return gc__sink_poll_wait(s, fd, events, timeout_ms);
+}
+
+/* The io hooks (what gives Python's lock back in the workers) bracket every write and
+ * every wait, once, and never nest. */
+static void io_enter(gc__sink_t *s)
+{
+    ASSERT_EQ_INT(io_depth, 0);
+    io_depth++;
+    io_enters++;
+}
+
+static void io_leave(gc__sink_t *s)
+{
+    ASSERT_EQ_INT(io_depth, 1);
+    io_depth--;
 }
 
 /* A child that starts reading after the writer has filled the socket buffer, then
@@ -144,11 +164,20 @@ static void test_sink_partial_writes(void)
     gc__sink_t s;
     gc__sink_init(&s, fds[0], 10000);
     s.wait = counting_wait;
-    wait_calls = 0;
+    s.io_enter = io_enter;
+    s.io_leave = io_leave;
+    wait_calls = io_enters = waits_outside_io = 0;
     ASSERT_OK(gc__sink_writev(&s, iov, 5));
     ASSERT_EQ_INT(s.written, total);
     ASSERT_EQ_INT(s.error, 0);
     ASSERT(wait_calls > 0);
+    ASSERT_EQ_INT(io_enters, 1);
+    ASSERT_EQ_INT(io_depth, 0);
+    ASSERT_EQ_INT(waits_outside_io, 0);
+    /* A failed sink makes no system call, so it does not enter either. */
+    s.error = -EPIPE;
+    ASSERT_EQ_INT(gc__sink_write(&s, "x", 1), -EPIPE);
+    ASSERT_EQ_INT(io_enters, 1);
     close(fds[0]);
     wait_child_ok(pid);
     free(data);
