@@ -193,4 +193,5 @@ const gc__worker_class_t gc__gevent_class = {
     .sink_setup = gevent_sink_setup,
     .serve = gevent_serve,
     .stop = gevent_stop,
+    .multithread = 1, /* requests run concurrently, as Gunicorn says too */
 };

@@ -12,6 +12,7 @@ timings start only once every client has connected.
 
 import collections
 import json
+import os
 import random
 import signal
 import socket
@@ -38,6 +39,17 @@ GEVENT = ["-k", "gevent"]
 both_classes = pytest.mark.parametrize("klass", [GTHREAD, GEVENT], ids=["gthread", "gevent"])
 
 Reply = collections.namedtuple("Reply", "status headers body")
+
+SANITIZED = bool(os.environ.get("GC_SANITIZED"))
+
+
+@pytest.fixture(autouse=True)
+def _no_greenlets_under_asan(request):
+    # greenlet switches stacks by copying them, redzones included, which AddressSanitizer
+    # reports as a stack-buffer-underflow inside greenlet itself: the gevent tests run
+    # in the -Werror build only.
+    if SANITIZED and "gevent" in request.node.name.lower():
+        pytest.skip("greenlet's stack copying cannot run under AddressSanitizer")
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -122,9 +134,10 @@ def wait_gone(pid, timeout=10.0):
     (["-k", "gunicorn.workers.gthread.ThreadWorker", "--threads", "2"], True, False),
     (["-k", "gunicorn.workers.sync.SyncWorker"], False, False),
     (["-k", "gunicorn.workers.sync.SyncWorker", "--threads", "4"], True, False),
-    (GEVENT, False, True),
-    (["-k", "gunicorn.workers.ggevent.GeventWorker"], False, True),
-    (["-k", "egg:gunicorn#gevent"], False, True),
+    # Greenlets run requests concurrently: wsgi.multithread is True, as in Gunicorn.
+    (GEVENT, True, True),
+    (["-k", "gunicorn.workers.ggevent.GeventWorker"], True, True),
+    (["-k", "egg:gunicorn#gevent"], True, True),
 ], ids=["sync", "sync-threads-1", "threads-4", "sync-threads-4", "gthread-4", "gthread",
         "ThreadWorker", "SyncWorker", "SyncWorker-threads-4", "gevent", "GeventWorker",
         "egg-gevent"])
