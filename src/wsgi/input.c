@@ -48,14 +48,21 @@ static PyObject *take(gc__wsgi_input_t *in, uint64_t n)
         return NULL;
     char *dst = PyBytes_AS_STRING(out);
     uint64_t got = 0;
+    ssize_t r = 1;
+    /* A body spooled to a file is read without the GIL: other threads run meanwhile. */
+    PyThreadState *ts = n > 0 && in->body->fd >= 0 ? PyEval_SaveThread() : NULL;
     while (got < n) {
-        ssize_t r = gc__http_body_read(in->body, in->pos + got, dst + got, (size_t)(n - got));
-        if (r <= 0) {
-            Py_DECREF(out);
-            errno = r < 0 ? (int)-r : EIO;
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
+        r = gc__http_body_read(in->body, in->pos + got, dst + got, (size_t)(n - got));
+        if (r <= 0)
+            break;
         got += (uint64_t)r;
+    }
+    if (ts != NULL)
+        PyEval_RestoreThread(ts);
+    if (got < n) {
+        Py_DECREF(out);
+        errno = r < 0 ? (int)-r : EIO;
+        return PyErr_SetFromErrno(PyExc_OSError);
     }
     in->pos += n;
     return out;
