@@ -706,7 +706,13 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     if (open_listeners(a) < 0)
         goto out;
     log_listeners(a);
-    gc__info("Using worker: %s", gc__cfg_str(cfg, GC_S_worker_class));
+    /* As Gunicorn: sync with --threads above 1 is named for what runs, gthread. */
+    const char *wc = gc__cfg_str(cfg, GC_S_worker_class);
+    size_t wl = wc ? strlen(wc) : 0;
+    int sync_named =
+        wc && (strcmp(wc, "sync") == 0 || (wl >= 10 && strcmp(wc + wl - 10, "SyncWorker") == 0));
+    gc__info("Using worker: %s",
+             sync_named && gc__cfg_int(cfg, GC_S_threads) > 1 ? "gthread" : (wc ? wc : "sync"));
     if (gc__worker_class_for(cfg) == &gc__gevent_class) {
         if (!gc__gevent_available()) {
             gc__error("The gevent worker needs the gevent package, which this Python cannot "

@@ -151,6 +151,11 @@ def test_worker_class_environ_and_patching(start_server, args, multithread, patc
     assert got["patched"].get("socket", False) is patched, got
     assert got["patched"].get("time", False) is patched, got
     assert got["patched"].get("threading", False) is patched, got
+    # The start-up line names what runs: sync with threads is gthread (as Gunicorn says).
+    shown = args[args.index("-k") + 1] if "-k" in args else "sync"
+    if multithread and (shown == "sync" or shown.endswith("SyncWorker")):
+        shown = "gthread"
+    assert f"Using worker: {shown}\n" in srv.log_text()
 
 
 def test_gevent_patches_before_the_worker_hooks(start_server):
