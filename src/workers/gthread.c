@@ -26,7 +26,7 @@ typedef struct {
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t ready;
-    gc__conn_t *head, *tail; /* requests waiting for a thread */
+    gc__conn_queue_t waiting; /* requests waiting for a thread */
     int stop;
     size_t nthreads;
     pool_thread_t *threads;
@@ -45,14 +45,9 @@ static void *thread_main(void *arg)
     PyThreadState *ts = PyEval_SaveThread();
     for (;;) {
         pthread_mutex_lock(&pool->lock);
-        while (pool->head == NULL && !pool->stop)
+        while (pool->waiting.head == NULL && !pool->stop)
             pthread_cond_wait(&pool->ready, &pool->lock);
-        gc__conn_t *c = pool->head;
-        if (c != NULL) {
-            pool->head = c->qnext;
-            if (pool->head == NULL)
-                pool->tail = NULL;
-        }
+        gc__conn_t *c = gc__conn_queue_pop(&pool->waiting);
         pthread_mutex_unlock(&pool->lock);
         if (c == NULL)
             break; /* stopping, and nothing left to run */
@@ -105,13 +100,8 @@ static int gthread_start(gc__worker_t *w)
 static void gthread_run(gc__conn_t *c)
 {
     pool_t *pool = pool_of(c->w);
-    c->qnext = NULL;
     pthread_mutex_lock(&pool->lock);
-    if (pool->tail)
-        pool->tail->qnext = c;
-    else
-        pool->head = c;
-    pool->tail = c;
+    gc__conn_queue_push(&pool->waiting, c);
     pthread_cond_signal(&pool->ready);
     pthread_mutex_unlock(&pool->lock);
 }

@@ -437,13 +437,8 @@ void gc__conn_post_done(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
     c->done_keep = keep;
-    c->qnext = NULL;
     pthread_mutex_lock(&w->done_lock);
-    if (w->done_tail)
-        w->done_tail->qnext = c;
-    else
-        w->done_head = c;
-    w->done_tail = c;
+    gc__conn_queue_push(&w->done, c);
     pthread_mutex_unlock(&w->done_lock);
     uv_async_send(&w->done_async);
 }
@@ -452,14 +447,11 @@ static void on_done(uv_async_t *h)
 {
     gc__worker_t *w = h->data;
     pthread_mutex_lock(&w->done_lock);
-    gc__conn_t *c = w->done_head;
-    w->done_head = w->done_tail = NULL;
+    gc__conn_queue_t done = w->done;
+    w->done.head = w->done.tail = NULL;
     pthread_mutex_unlock(&w->done_lock);
-    while (c != NULL) {
-        gc__conn_t *next = c->qnext;
+    for (gc__conn_t *c; (c = gc__conn_queue_pop(&done)) != NULL;)
         gc__conn_finish(c, c->done_keep);
-        c = next;
-    }
 }
 
 int gc__worker_busy(const gc__worker_t *w)

@@ -76,6 +76,29 @@ struct gc__conn {
     gc__conn_t *prev, *next;
 };
 
+/* A FIFO of connections linked through qnext; its user holds whatever lock guards it. */
+typedef struct {
+    gc__conn_t *head, *tail;
+} gc__conn_queue_t;
+
+static inline void gc__conn_queue_push(gc__conn_queue_t *q, gc__conn_t *c)
+{
+    c->qnext = NULL;
+    if (q->tail)
+        q->tail->qnext = c;
+    else
+        q->head = c;
+    q->tail = c;
+}
+
+static inline gc__conn_t *gc__conn_queue_pop(gc__conn_queue_t *q)
+{
+    gc__conn_t *c = q->head;
+    if (c != NULL && (q->head = c->qnext) == NULL)
+        q->tail = NULL;
+    return c;
+}
+
 /* A worker class: how complete requests reach the application. */
 typedef struct {
     const char *name; /* "sync", "gthread", "gevent" */
@@ -164,7 +187,7 @@ struct gc__worker {
     /* Connections whose request ran elsewhere (gc__conn_post_done), for the loop. */
     uv_async_t done_async;
     pthread_mutex_t done_lock;
-    gc__conn_t *done_head, *done_tail;
+    gc__conn_queue_t done;
 };
 
 /* Runs a worker in a freshly forked child: boots (imports the app), serves until told
