@@ -29,6 +29,7 @@
 #include "log/log.h"
 #include "python/config_file.h"
 #include "python/interp.h"
+#include "python/logsetup.h"
 #include "python/runtime.h"
 #include "workers/worker.h"
 
@@ -436,7 +437,7 @@ static void reload(arbiter_t *a)
         }
     } else {
         /* The listeners stay: changing --bind needs a restart (or USR2). */
-        gc__log_open(gc__cfg_str(cfg, GC_S_errorlog));
+        gc__logging_configure(cfg, 1);
         a->cfg = cfg;
         if (a->owned_cfg) {
             gc__config_free(a->owned_cfg);
@@ -534,7 +535,7 @@ static void on_signal(uv_signal_t *s, int signum)
         }
         break;
     case SIGUSR1:
-        gc__log_reopen();
+        gc__logging_reopen();
         forward_all(a, SIGUSR1);
         break;
     case SIGUSR2:
@@ -644,10 +645,8 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
 
     /* A client closing early must not kill the writer with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    if (gc__log_open(gc__cfg_str(cfg, GC_S_errorlog)) < 0) {
-        fprintf(stderr, "Error: cannot open the error log %s\n", gc__cfg_str(cfg, GC_S_errorlog));
+    if (gc__logging_configure(cfg, 0) < 0)
         return 1;
-    }
     if (gc__cfg_int(cfg, GC_S_daemon)) {
         if (getenv("NOTIFY_SOCKET")) {
             /* The process systemd started is about to exit: a READY from its

@@ -13,7 +13,10 @@
 
 static int threshold = GC_LOG_INFO;
 static int log_fd = STDERR_FILENO;
-static char *log_path; /* owned; NULL while logging to stderr */
+static char *log_path;     /* owned; NULL while logging to stderr */
+static int access_fd = -1; /* -1: no access log */
+static char *access_path;  /* owned; NULL for stdout or none */
+static void (*observer)(int level);
 
 static int open_append(const char *path)
 {
@@ -50,8 +53,71 @@ int gc__log_open(const char *path)
     return 0;
 }
 
+int gc__log_access_open(const char *path)
+{
+    if (path == NULL || strcmp(path, "-") == 0) {
+        if (access_fd > STDERR_FILENO)
+            close(access_fd);
+        access_fd = path ? STDOUT_FILENO : -1;
+        free(access_path);
+        access_path = NULL;
+        return 0;
+    }
+    int fd = open_append(path);
+    if (fd < 0)
+        return fd;
+    char *copy = strdup(path);
+    if (copy == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    free(access_path);
+    access_path = copy;
+    if (access_fd > STDERR_FILENO) {
+        dup2(fd, access_fd); /* keeps the number, as the error log does */
+        close(fd);
+    } else {
+        access_fd = fd;
+    }
+    return 0;
+}
+
+int gc__log_access_enabled(void)
+{
+    return access_fd >= 0;
+}
+
+static void write_fd(int fd, const char *p, size_t n);
+
+void gc__log_access_write(const char *line, size_t len)
+{
+    if (access_fd < 0)
+        return;
+    char stackbuf[4096];
+    char *p = len + 1 <= sizeof(stackbuf) ? stackbuf : malloc(len + 1);
+    if (p == NULL)
+        return;
+    memcpy(p, line, len);
+    p[len] = '\n';
+    write_fd(access_fd, p, len + 1);
+    if (p != stackbuf)
+        free(p);
+}
+
+void gc__log_set_observer(void (*fn)(int level))
+{
+    observer = fn;
+}
+
 int gc__log_reopen(void)
 {
+    if (access_path != NULL) {
+        int afd = open_append(access_path);
+        if (afd >= 0) {
+            dup2(afd, access_fd);
+            close(afd);
+        }
+    }
     if (log_path == NULL)
         return 0;
     int fd = open_append(log_path);
@@ -119,10 +185,10 @@ static size_t format_prefix(char *out, size_t cap, int level)
     return n < 0 ? 0 : (size_t)n;
 }
 
-static void write_all(const char *p, size_t n)
+static void write_fd(int fd, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = write(log_fd, p, n);
+        ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -131,6 +197,11 @@ static void write_all(const char *p, size_t n)
         p += w;
         n -= (size_t)w;
     }
+}
+
+static void write_all(const char *p, size_t n)
+{
+    write_fd(log_fd, p, n);
 }
 
 void gc__log(int level, const char *fmt, ...)
@@ -148,6 +219,8 @@ void gc__log(int level, const char *fmt, ...)
     n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
     line[n++] = '\n';
     write_all(line, n);
+    if (observer != NULL)
+        observer(level);
 }
 
 void gc__log_block(int level, const char *header, const char *text)
@@ -177,4 +250,6 @@ void gc__log_block(int level, const char *header, const char *text)
     write_all(p, off);
     if (p != stackbuf)
         free(p);
+    if (observer != NULL)
+        observer(level);
 }

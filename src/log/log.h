@@ -7,6 +7,8 @@
 #ifndef GC_LOG_LOG_H
 #define GC_LOG_LOG_H
 
+#include <stddef.h>
+
 enum gc__log_level {
     GC_LOG_DEBUG = 10,
     GC_LOG_INFO = 20,
@@ -29,6 +31,16 @@ int gc__log_open(const char *path);
 int gc__log_reopen(void);
 /* The descriptor the error log writes to. */
 int gc__log_fd(void);
+
+/* The access log's destination: `path` ("-" is stdout; NULL turns it off), opened
+ * for appending; reopened by gc__log_reopen too. Returns 0 or -errno. */
+int gc__log_access_open(const char *path);
+int gc__log_access_enabled(void);
+/* Writes one access log line (without its newline) as one write(2). */
+void gc__log_access_write(const char *line, size_t len);
+
+/* Called with the level of every error log line written (StatsD counts them). */
+void gc__log_set_observer(void (*fn)(int level));
 
 /* Writes one line at `level` if it passes the threshold. */
 void gc__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

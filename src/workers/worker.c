@@ -22,6 +22,7 @@
 #include "log/log.h"
 #include "arbiter/process.h"
 #include "python/interp.h"
+#include "python/logsetup.h"
 #include "python/runtime.h"
 
 static void worker_exit(gc__worker_t *w) __attribute__((noreturn));
@@ -806,7 +807,7 @@ static void on_signal(uv_signal_t *s, int signum)
         graceful_stop(w);
         break;
     case SIGUSR1:
-        gc__log_reopen();
+        gc__logging_reopen();
         break;
     case SIGWINCH:
         gc__debug("SIGWINCH ignored. Not a master");

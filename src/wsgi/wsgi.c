@@ -13,12 +13,15 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/response.h"
 #include "log/log.h"
+#include "log/statsd.h"
 #include "python/interp.h"
 #include "python/runtime.h"
+#include "wsgi/access.h"
 #include "wsgi/environ.h"
 
 typedef struct {
@@ -408,13 +411,26 @@ static int close_result(gc__wsgi_state_t *st, PyObject *result)
     return 0;
 }
 
-static void write_error_response(gc__sink_t *sink, int status)
+/* Writes our error page; returns the length of its body. */
+static uint64_t write_error_response(gc__sink_t *sink, int status)
 {
     gc__buf_t out;
     gc__buf_init(&out);
-    if (gc__http_write_error(&out, status, "") == 0)
+    uint64_t body = 0;
+    if (gc__http_write_error(&out, status, "") == 0) {
         gc__sink_write(sink, out.data, out.len);
+        const char *end = memmem(out.data, out.len, "\r\n\r\n", 4);
+        body = end ? (uint64_t)(out.data + out.len - (end + 4)) : 0;
+    }
     gc__buf_free(&out);
+    return body;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
@@ -425,7 +441,11 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     response_t *r = NULL;
     enum gc__wsgi_outcome outcome = GC_WSGI_CLOSE;
     int failed = 0;
+    int error_page = 0; /* the status of an error page we wrote, or 0 */
+    uint64_t error_body = 0;
     gc__view_t method = gc__http_method(req);
+    int logging = gc__access_log_enabled() || gc__statsd_enabled();
+    uint64_t started = logging ? now_us() : 0;
 
     input =
         gc__wsgi_input_new(&req->body, req->body_pending ? peer->pull_body : NULL, peer->pull_ctx);
@@ -488,12 +508,35 @@ error:
         snprintf(header, sizeof(header), "Error handling request %.*s %.*s", (int)method.len,
                  method.base, (int)(target.len > 400 ? 400 : target.len), target.base);
         gc__py_log_exception(GC_LOG_ERROR, header);
-        if ((r == NULL || !r->headers_sent) && !sink->error)
-            write_error_response(sink, 500);
+        if ((r == NULL || !r->headers_sent) && !sink->error) {
+            error_body = write_error_response(sink, 500);
+            error_page = 500;
+        }
     }
     PyErr_Clear();
     outcome = GC_WSGI_CLOSE;
 out:
+    if (logging) {
+        gc__reqlog_t rec = {
+            .req = req,
+            .peer = peer,
+            .environ = env,
+            .status = r && !error_page ? r->status : NULL,
+            .headers = r && !error_page ? r->headers : NULL,
+            .status_code = error_page             ? error_page
+                           : r && r->headers_sent ? r->code
+                                                  : 0,
+            .body_bytes = error_page ? error_body
+                          : r        ? r->body_sent
+                                     : 0,
+            .duration_us = now_us() - started,
+        };
+        if (gc__access_log_enabled())
+            gc__access_log_request(&rec);
+        if (gc__statsd_enabled())
+            gc__statsd_request(rec.status_code, (double)rec.duration_us / 1000.0);
+        PyErr_Clear();
+    }
     if (hook_req != NULL) {
         gc__rt_post_request(st->hook_worker, hook_req, env, r ? r->status : NULL,
                             r ? r->headers : NULL, r ? r->body_sent : 0);
