@@ -138,9 +138,11 @@ def wait_gone(pid, timeout=10.0):
     (GEVENT, True, True),
     (["-k", "gunicorn.workers.ggevent.GeventWorker"], True, True),
     (["-k", "egg:gunicorn#gevent"], True, True),
+    # --preload imports the app in the master: it patches first there too.
+    (["-k", "gevent", "--preload"], True, True),
 ], ids=["sync", "sync-threads-1", "threads-4", "sync-threads-4", "gthread-4", "gthread",
         "ThreadWorker", "SyncWorker", "SyncWorker-threads-4", "gevent", "GeventWorker",
-        "egg-gevent"])
+        "egg-gevent", "gevent-preload"])
 def test_worker_class_environ_and_patching(start_server, args, multithread, patched):
     srv = start_server(APP, *args)
     got = info(srv)
