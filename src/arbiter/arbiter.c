@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "arbiter/control.h"
 #include "arbiter/listen.h"
 #include "arbiter/process.h"
 #include "arbiter/scoreboard.h"
@@ -46,6 +47,7 @@ typedef struct {
     int term_sent;
     int aborted;   /* SIGABRT sent after a missed heartbeat; SIGKILL comes next */
     PyObject *obj; /* owned: the Worker object hooks receive */
+    uint64_t spawned_ms;
 } child_t;
 
 typedef struct {
@@ -78,6 +80,9 @@ typedef struct {
     uv_poll_t bell; /* the scoreboard's bell: a worker booted or wants replacing */
     uv_timer_t tick;
     uv_timer_t kill_timer;
+    gc__control_t *control;      /* owned; NULL until started, or when disabled */
+    int control_tried;           /* started once, not retried after a failure */
+    gc__control_counts_t counts; /* for the control socket's `show stats` */
 } arbiter_t;
 
 static const int handled_signals[11] = {SIGTERM, SIGINT,  SIGQUIT, SIGCHLD,  SIGHUP, SIGTTIN,
@@ -202,7 +207,9 @@ static int spawn_worker(arbiter_t *a)
     }
     atomic_store(&a->sb.slots[slot].pid, (int32_t)pid);
     gc__rt_set_long(obj, "pid", (long)pid);
-    a->workers[a->nworkers++] = (child_t){.pid = pid, .age = age, .slot = slot, .obj = obj};
+    a->workers[a->nworkers++] = (child_t){
+        .pid = pid, .age = age, .slot = slot, .obj = obj, .spawned_ms = gc__monotonic_ms()};
+    a->counts.spawned++;
     return 0;
 }
 
@@ -235,6 +242,7 @@ static void manage_workers(arbiter_t *a)
                 oldest = &a->workers[i];
         oldest->retiring = oldest->term_sent = 1;
         kill(oldest->pid, SIGTERM);
+        a->counts.killed++;
         active--;
     }
     int all_booted = 1;
@@ -246,6 +254,7 @@ static void manage_workers(arbiter_t *a)
         if (c->retiring && !c->term_sent) {
             c->term_sent = 1;
             kill(c->pid, SIGTERM);
+            a->counts.killed++;
         }
     }
 }
@@ -368,6 +377,7 @@ static void check_timeouts(arbiter_t *a, uint64_t now)
                          "after %lds",
                          (long)c->pid, timeout);
         gc__rt_set_bool(c->obj, "aborted", 1);
+        a->counts.killed++;
         kill(c->pid, GC_SIG_DUMP_STACK);
         kill(c->pid, SIGABRT);
     }
@@ -422,6 +432,7 @@ static void on_bell(uv_poll_t *h, int status, int events)
 static void reload(arbiter_t *a)
 {
     gc__info("Hang up: Master");
+    a->counts.reloads++;
     /* Every source again, config file included, as Gunicorn does. A configuration
      * that fails to load changes nothing: the workers are still recycled, with the
      * configuration in force, so that a HUP always brings fresh application code. */
@@ -557,6 +568,91 @@ static void on_signal(uv_signal_t *s, int signum)
     }
 }
 
+/* --- the control socket's view of the arbiter ------------------------------------ */
+
+static size_t ctl_workers(void *arg, gc__control_worker_t *out, size_t cap)
+{
+    arbiter_t *a = arg;
+    for (size_t i = 0; i < a->nworkers && i < cap; i++) {
+        const child_t *c = &a->workers[i];
+        out[i] = (gc__control_worker_t){.pid = c->pid,
+                                        .age = c->age,
+                                        .slot = c->slot,
+                                        .aborted = c->aborted,
+                                        .retiring = c->retiring,
+                                        .spawned_ms = c->spawned_ms};
+    }
+    return a->nworkers;
+}
+
+static void ctl_counts(void *arg, gc__control_counts_t *out)
+{
+    arbiter_t *a = arg;
+    *out = a->counts;
+    out->target = a->num_workers;
+}
+
+/* `worker add/remove`: as TTIN/TTOU, the loop forks or retires between two turns. */
+static long ctl_scale(void *arg, long delta)
+{
+    arbiter_t *a = arg;
+    if (a->stopping)
+        return -1;
+    long n = a->num_workers + delta;
+    set_num_workers(a, n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n);
+    return a->num_workers;
+}
+
+static int ctl_kill_worker(void *arg, pid_t pid)
+{
+    arbiter_t *a = arg;
+    for (size_t i = 0; i < a->nworkers; i++)
+        if (a->workers[i].pid == pid) {
+            kill(pid, SIGTERM);
+            a->counts.killed++;
+            return 0;
+        }
+    return -ESRCH;
+}
+
+static const gc__config_t *ctl_config(void *arg)
+{
+    return ((arbiter_t *)arg)->cfg;
+}
+
+static const gc__listener_t *ctl_listeners(void *arg, size_t *n)
+{
+    arbiter_t *a = arg;
+    *n = a->nlisteners;
+    return a->listeners;
+}
+
+static const gc__control_ops_t control_ops = {
+    .workers = ctl_workers,
+    .counts = ctl_counts,
+    .scale = ctl_scale,
+    .kill_worker = ctl_kill_worker,
+    .config = ctl_config,
+    .listeners = ctl_listeners,
+};
+
+/* Opens the control socket once the first workers are forked. A new master started
+ * by USR2 waits until it is promoted: until then the old master answers at the path,
+ * and the new one never takes the socket from under a master still in charge. */
+static void start_control(arbiter_t *a)
+{
+    if (a->control_tried || a->reexec_parent || a->stopping)
+        return;
+    a->control_tried = 1;
+    if (gc__cfg_int(a->cfg, GC_S_control_socket_disable))
+        return;
+    const char *path = gc__cfg_str(a->cfg, GC_S_control_socket);
+    if (path == NULL || *path == '\0')
+        return;
+    a->control = gc__control_start(
+        a->loop, path, (int)gc__cfg_int(a->cfg, GC_S_control_socket_mode), &control_ops, a, &a->sb);
+}
+
 /* --- start-up --------------------------------------------------------------------- */
 
 static char **copy_argv(int argc, char **argv)
@@ -630,6 +726,7 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     a->argv = copy_argv(argc, argv);
     a->master_name = "Master";
     a->num_workers = gc__cfg_int(cfg, GC_S_workers);
+    a->counts.started_ms = gc__monotonic_ms();
     ssize_t n = readlink("/proc/self/exe", a->exe, sizeof(a->exe) - 1);
     a->exe[n > 0 ? n : 0] = '\0';
     if (getcwd(a->cwd, sizeof(a->cwd)) == NULL)
@@ -760,6 +857,7 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
         } else {
             mark_retiring(a);
             manage_workers(a);
+            start_control(a);
         }
         uv_run(a->loop, UV_RUN_ONCE);
     }
@@ -770,6 +868,11 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
 out:
     kill_all(a, SIGKILL);
     close_listeners(a);
+    if (a->control) {
+        gc__control_close(a->control);
+        a->control = NULL;
+        uv_run(a->loop, UV_RUN_NOWAIT); /* its close callbacks free it */
+    }
     if (a->pidfile)
         gc__pidfile_remove(a->pidfile, getpid());
     gc__rt_server_hook(GC_HOOK_on_exit);

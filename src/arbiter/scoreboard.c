@@ -66,6 +66,7 @@ int gc__scoreboard_claim(gc__scoreboard_t *sb, pid_t pid, uint64_t now_ms)
         atomic_store(&s->beat_ms, now_ms);
         atomic_store(&s->requests, 0);
         atomic_store(&s->started_ms, 0);
+        atomic_store(&s->inflight, 0);
         atomic_store(&s->pid, (int32_t)pid);
         atomic_store(&s->state, GC_SLOT_BOOTING);
         return (int)i;
@@ -104,6 +105,7 @@ void gc__slot_request_begin(gc__slot_t *s, const char *method, size_t mlen, cons
     atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
     atomic_store_explicit(&s->started_ms, now_ms, memory_order_release);
     atomic_store_explicit(&s->beat_ms, now_ms, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
     uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     if (st != GC_SLOT_RETIRING)
         atomic_store_explicit(&s->state, GC_SLOT_BUSY, memory_order_relaxed);
@@ -111,9 +113,16 @@ void gc__slot_request_begin(gc__slot_t *s, const char *method, size_t mlen, cons
 
 void gc__slot_request_end(gc__slot_t *s, uint64_t now_ms)
 {
-    atomic_store_explicit(&s->started_ms, 0, memory_order_release);
+    /* With several requests at once (gthread, gevent) the slot stays busy, showing
+     * the latest one, until the last ends. */
+    uint32_t running = atomic_load_explicit(&s->inflight, memory_order_relaxed);
+    if (running > 0)
+        atomic_store_explicit(&s->inflight, --running, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
     atomic_store_explicit(&s->beat_ms, now_ms, memory_order_relaxed);
+    if (running > 0)
+        return;
+    atomic_store_explicit(&s->started_ms, 0, memory_order_release);
     uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     if (st != GC_SLOT_RETIRING)
         atomic_store_explicit(&s->state, GC_SLOT_IDLE, memory_order_relaxed);

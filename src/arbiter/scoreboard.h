@@ -28,6 +28,7 @@ typedef struct {
     _Atomic uint64_t requests;   /* requests served */
     _Atomic uint64_t started_ms; /* when the current request reached the application */
     _Atomic uint32_t seq;        /* odd while `method`/`path` are being rewritten */
+    _Atomic uint32_t inflight;   /* requests running now (gthread and gevent: several) */
     char method[16];
     char path[240];
 } gc__slot_t;
