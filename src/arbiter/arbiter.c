@@ -757,6 +757,7 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
         if (drc < 0)
             return 1;
         umask(022);
+        gc__logging_after_daemon(); /* --capture-output: 1 and 2 back onto the log */
     }
     const char *inherited_pid = getenv("GUNICORN_PID");
     if (inherited_pid != NULL) {

@@ -1,35 +1,314 @@
-/* logsetup.c: logging destinations from the settings (see logsetup.h). */
+/* logsetup.c: logging destinations from the settings (see logsetup.h).
+ *
+ * Two routes. The default one is all C (log/log.c writes the files, log/syslog.c the
+ * syslog copies). When a Python logging configuration (logconfig_dict,
+ * --log-config-json, --log-config) or a logger class other than Gunicorn's is set, the
+ * error and access lines are handed to Python instead (logbridge.py): to the loggers
+ * gunicorn.error and gunicorn.access, or to the logger class's methods. Either way the
+ * master sets everything up and the workers inherit it through fork.
+ *
+ * The Python route is called from wherever gc__log is: the master (holding the GIL), a
+ * worker's loop thread (usually without it), gthread's pool threads (with or without
+ * it), greenlets. It takes the GIL with PyGILState_Ensure, which works on all of them
+ * because every one has a thread state that was released with PyEval_SaveThread, and it
+ * keeps any exception the caller has pending. */
+#define PY_SSIZE_T_CLEAN /* the "s#" formats below take Py_ssize_t lengths */
 #include "python/logsetup.h"
 
+#include <Python.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "log/log.h"
 #include "log/statsd.h"
+#include "log/syslog.h"
+#include "logbridge_py.h" /* generated from logbridge.py: gc__logbridge_py_source[] */
+#include "python/runtime.h"
 #include "wsgi/access.h"
+
+static PyObject *bridge;       /* the _gunicorn_c_logging module, once imported */
+static PyObject *route_error;  /* State.error(level, msg) while the route is on */
+static PyObject *route_access; /* State.access(line) while the route is on */
+static int captured;           /* --capture-output is in force */
+
+/* --- _gunicorn_c_log: the C writers, for the bridge's handlers ---------------------- */
+
+static PyObject *c_write_error(PyObject *self, PyObject *args)
+{
+    int level;
+    const char *msg;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "is#:write_error", &level, &msg, &len))
+        return NULL;
+    gc__log_write_error(level, msg, (size_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyObject *c_write_access(PyObject *self, PyObject *args)
+{
+    const char *msg;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "s#:write_access", &msg, &len))
+        return NULL;
+    gc__log_write_access(msg, (size_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyObject *c_route_off(PyObject *self, PyObject *unused)
+{
+    gc__log_set_route(NULL, 0);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef c_methods[] = {
+    {"write_error", c_write_error, METH_VARARGS,
+     "write_error(level, message): one line to the error log file and syslog."},
+    {"write_access", c_write_access, METH_VARARGS,
+     "write_access(line): one line to the access log file and syslog."},
+    {"route_off", c_route_off, METH_NOARGS, "Stop handing server lines to Python."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef c_module = {
+    PyModuleDef_HEAD_INIT,
+    "_gunicorn_c_log",
+    "gunicorn-c's log writers.",
+    -1,
+    c_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+/* Imports the bridge once. Returns 0, or -1 with an exception set. */
+static int import_bridge(void)
+{
+    if (bridge != NULL)
+        return 0;
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    if (PyDict_GetItemString(modules, "_gunicorn_c_log") == NULL) {
+        PyObject *mod = PyModule_Create(&c_module);
+        int rc = mod ? PyDict_SetItemString(modules, "_gunicorn_c_log", mod) : -1;
+        Py_XDECREF(mod);
+        if (rc < 0)
+            return -1;
+    }
+    PyObject *code =
+        Py_CompileString(gc__logbridge_py_source, "<gunicorn-c logging>", Py_file_input);
+    if (code == NULL)
+        return -1;
+    bridge = PyImport_ExecCodeModule("_gunicorn_c_logging", code);
+    Py_DECREF(code);
+    return bridge ? 0 : -1;
+}
+
+/* --- the Python route --------------------------------------------------------------- */
+
+static void on_route(int level, const char *msg, size_t len, int access)
+{
+    if (!Py_IsInitialized()) {
+        if (access)
+            gc__log_write_access(msg, len);
+        else
+            gc__log_write_error(level, msg, len);
+        return;
+    }
+    PyGILState_STATE gs = PyGILState_Ensure();
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb); /* the caller's pending exception, if any */
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)len, "backslashreplace");
+    PyObject *r = NULL;
+    if (text != NULL) {
+        if (access)
+            r = PyObject_CallOneArg(route_access, text);
+        else
+            r = PyObject_CallFunction(route_error, "iO", level, text);
+        Py_DECREF(text);
+    }
+    if (r == NULL) {
+        /* The line is not lost: C writes it, and says why Python could not. */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyObject *why = ev ? PyObject_Str(ev) : NULL;
+        const char *whys = why ? PyUnicode_AsUTF8(why) : NULL;
+        PyErr_Clear();
+        char head[512];
+        snprintf(head, sizeof(head), "Python logging failed (%s: %s); the line was:",
+                 et ? ((PyTypeObject *)et)->tp_name : "?", whys ? whys : "?");
+        gc__log_write_error(GC_LOG_ERROR, head, strlen(head));
+        if (access)
+            gc__log_write_access(msg, len);
+        else
+            gc__log_write_error(level, msg, len);
+        Py_XDECREF(why);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
+    PyGILState_Release(gs);
+}
+
+/* Takes the route's callables from the bridge's setup() result, or turns it off. */
+static int set_route(PyObject *result)
+{
+    gc__log_set_route(NULL, 0);
+    Py_CLEAR(route_error);
+    Py_CLEAR(route_access);
+    if (result == Py_None)
+        return 0;
+    PyObject *st;
+    int wants_access, threshold;
+    if (!PyArg_ParseTuple(result, "Opi", &st, &wants_access, &threshold))
+        return -1;
+    route_error = PyObject_GetAttrString(st, "error");
+    route_access = PyObject_GetAttrString(st, "access");
+    if (route_error == NULL || route_access == NULL) {
+        Py_CLEAR(route_error);
+        Py_CLEAR(route_access);
+        return -1;
+    }
+    gc__log_set_level(threshold);
+    gc__log_set_route(on_route, wants_access);
+    return 0;
+}
+
+/* Runs the bridge's setup(cfg, logger_class). Returns 0, or -1 with an exception set. */
+static int python_setup(const gc__config_t *cfg)
+{
+    if (import_bridge() < 0)
+        return -1;
+    PyObject *cfgobj = gc__rt_config_new(cfg);
+    if (cfgobj == NULL)
+        return -1;
+    const char *klass = gc__cfg_str(cfg, GC_S_logger_class);
+    PyObject *r = PyObject_CallMethod(bridge, "setup", "Oz", cfgobj, klass);
+    Py_DECREF(cfgobj);
+    if (r == NULL)
+        return -1;
+    int rc = set_route(r);
+    Py_DECREF(r);
+    return rc;
+}
+
+static void flush_python_stdio(void)
+{
+    PyObject *r = bridge ? PyObject_CallMethod(bridge, "flush_stdio", NULL) : NULL;
+    Py_XDECREF(r);
+    PyErr_Clear();
+}
+
+/* --- set-up ------------------------------------------------------------------------- */
+
+static void report(int reload, const char *what, const char *detail)
+{
+    if (!reload)
+        fprintf(stderr, "Error: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    else
+        gc__error("%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+}
+
+static int configure_syslog(const gc__config_t *cfg, int reload)
+{
+    if (!gc__cfg_int(cfg, GC_S_syslog)) {
+        gc__log_set_syslog(0, 0);
+        gc__syslog_close();
+        return 0;
+    }
+    int facility = gc__syslog_facility(gc__cfg_str(cfg, GC_S_syslog_facility));
+    if (facility < 0) {
+        report(reload, "unknown facility name", gc__cfg_str(cfg, GC_S_syslog_facility));
+        return -1;
+    }
+    /* Gunicorn's prefix: --log-syslog-prefix, or the process name with ':' as '.'. */
+    char prefix[256];
+    const char *given = gc__cfg_str(cfg, GC_S_syslog_prefix);
+    const char *name = gc__cfg_str(cfg, GC_S_proc_name);
+    if (name == NULL)
+        name = gc__cfg_str(cfg, GC_S_default_proc_name);
+    if (name == NULL)
+        name = cfg->app_uri ? cfg->app_uri : "gunicorn";
+    snprintf(prefix, sizeof(prefix), "%s", given && *given ? given : name);
+    if (!(given && *given))
+        for (char *p = prefix; *p; p++)
+            if (*p == ':')
+                *p = '.';
+    const char *addr = gc__cfg_str(cfg, GC_S_syslog_addr), *why = NULL;
+    int rc = gc__syslog_open(addr, facility, prefix, &why);
+    if (rc < 0) {
+        char detail[512];
+        snprintf(detail, sizeof(detail), "%s (%s)", addr ? addr : "", strerror(-rc));
+        report(reload, why ? why : "cannot open syslog", detail);
+        return -1;
+    }
+    gc__log_set_syslog(1, !gc__cfg_int(cfg, GC_S_disable_redirect_access_to_syslog));
+    return 0;
+}
 
 int gc__logging_configure(const gc__config_t *cfg, int reload)
 {
     const char *errorlog = gc__cfg_str(cfg, GC_S_errorlog);
-    if (gc__log_open(errorlog) < 0) {
-        if (!reload)
-            fprintf(stderr, "Error: cannot open the error log %s\n", errorlog);
-        else
-            gc__error("Cannot open the error log %s", errorlog);
+    int rc = gc__log_open(errorlog);
+    if (rc < 0) {
+        report(reload, "cannot open the error log", errorlog);
         return -1;
     }
     const char *accesslog = gc__cfg_str(cfg, GC_S_accesslog);
-    int rc = gc__log_access_open(accesslog);
+    rc = gc__log_access_open(accesslog);
     if (rc < 0) {
         gc__error("Cannot open the access log %s: %s", accesslog, strerror(-rc));
         return -1;
     }
+    if (configure_syslog(cfg, reload) < 0)
+        return -1;
+    if (python_setup(cfg) < 0) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyObject *why = ev ? PyObject_Str(ev) : NULL;
+        const char *whys = why ? PyUnicode_AsUTF8(why) : NULL;
+        PyErr_Clear();
+        report(reload, "cannot configure logging", whys ? whys : "unknown error");
+        Py_XDECREF(why);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        return -1;
+    }
+    /* Gunicorn captures only into a file: with "-" the output is on stderr already. */
+    captured = gc__cfg_int(cfg, GC_S_capture_output) && errorlog && strcmp(errorlog, "-") != 0;
+    if (captured)
+        flush_python_stdio();
+    gc__log_capture(captured);
     if (gc__access_configure(cfg) < 0 || gc__statsd_configure(cfg) < 0)
         return -1;
     return 0;
 }
 
+void gc__logging_after_daemon(void)
+{
+    if (captured)
+        gc__log_capture(1);
+}
+
 void gc__logging_reopen(void)
 {
+    /* Python's buffered output belongs to the old file: flush it before the switch. */
+    if (bridge != NULL && Py_IsInitialized()) {
+        PyGILState_STATE gs = PyGILState_Ensure();
+        flush_python_stdio();
+        PyGILState_Release(gs);
+    }
     gc__log_reopen();
+    if (bridge != NULL && Py_IsInitialized()) {
+        PyGILState_STATE gs = PyGILState_Ensure();
+        PyObject *r = PyObject_CallMethod(bridge, "reopen", NULL);
+        if (r == NULL) {
+            PyErr_Clear();
+            gc__error("Cannot reopen the Python logging handlers' files");
+        }
+        Py_XDECREF(r);
+        PyGILState_Release(gs);
+    }
 }

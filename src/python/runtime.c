@@ -129,22 +129,37 @@ out:
 
 /* --- start-up --------------------------------------------------------------------- */
 
-int gc__rt_start(const gc__config_t *cfg)
+/* Imports the runtime once (the logging set-up may need it before gc__rt_start).
+ * Returns 0, or -1 with an exception set. */
+static int import_runtime(void)
 {
-    PyObject *mod = NULL, *code = NULL, *cfgobj = NULL;
+    if (runtime != NULL)
+        return 0;
     PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
     if (PyDict_GetItemString(modules, "_gunicorn_c") == NULL) {
-        mod = PyModule_Create(&c_module);
-        if (mod == NULL || PyDict_SetItemString(modules, "_gunicorn_c", mod) < 0)
-            goto fail;
-        Py_CLEAR(mod);
+        PyObject *mod = PyModule_Create(&c_module);
+        int rc = mod ? PyDict_SetItemString(modules, "_gunicorn_c", mod) : -1;
+        Py_XDECREF(mod);
+        if (rc < 0)
+            return -1;
     }
-    code = Py_CompileString(gc__runtime_py_source, "<gunicorn-c runtime>", Py_file_input);
+    PyObject *code = Py_CompileString(gc__runtime_py_source, "<gunicorn-c runtime>", Py_file_input);
     if (code == NULL)
-        goto fail;
+        return -1;
     runtime = PyImport_ExecCodeModule("_gunicorn_c_runtime", code);
-    Py_CLEAR(code);
-    if (runtime == NULL)
+    Py_DECREF(code);
+    return runtime ? 0 : -1;
+}
+
+PyObject *gc__rt_config_new(const gc__config_t *cfg)
+{
+    return import_runtime() < 0 ? NULL : config_object(cfg);
+}
+
+int gc__rt_start(const gc__config_t *cfg)
+{
+    PyObject *cfgobj = NULL;
+    if (import_runtime() < 0)
         goto fail;
     cfgobj = config_object(cfg);
     if (cfgobj == NULL)
@@ -155,8 +170,6 @@ int gc__rt_start(const gc__config_t *cfg)
         goto fail;
     return 0;
 fail:
-    Py_XDECREF(mod);
-    Py_XDECREF(code);
     Py_XDECREF(cfgobj);
     gc__py_log_exception(GC_LOG_ERROR, "Cannot start gunicorn-c's Python runtime");
     return -1;

@@ -16,6 +16,9 @@
 
 /* Imports the runtime and makes the Server object from cfg. Returns 0 or -1 (logged). */
 int gc__rt_start(const gc__config_t *cfg);
+/* A Config object for cfg, as hooks get it (returns owned, or NULL with an exception
+ * set). Imports the runtime if gc__rt_start has not run yet. */
+PyObject *gc__rt_config_new(const gc__config_t *cfg);
 /* Replaces server.cfg after a reload. */
 int gc__rt_reconfigure(const gc__config_t *cfg);
 
