@@ -23,7 +23,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, BOOTING_RE, pid_alive, server_env
+from conftest import BIN, BOOTING_RE, LISTENING_RE, pid_alive, server_env
 
 CTL = BIN.parent / "gunicorn-c-ctl"
 
@@ -460,6 +460,33 @@ def test_workers_do_not_remove_the_socket(start_server, sockdir):
     srv.wait_for_log(BOOTING_RE, count=3)
     assert os.path.exists(sock)
     assert ctl_data(sock, "show stats")["workers_current"] == 2
+
+
+def test_usr2_new_master_takes_the_socket_once_promoted(start_server, sockdir):
+    srv, sock = start(start_server, sockdir)
+    mark = srv.log_mark()
+    srv.send_signal(signal.SIGUSR2)
+    new_master = int(srv.wait_for_log(LISTENING_RE, since=mark).group(2))
+    try:
+        srv.wait_for_log(BOOTING_RE, since=mark)
+        time.sleep(0.3)
+        # Both masters run; the path still reaches the old one, which is in charge.
+        assert ctl_data(sock, "show stats")["pid"] == srv.pid
+        srv.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(10) == 0
+        srv.wait_for_log(r"Master has been promoted\.", since=mark)
+
+        def new_master_answers():
+            r = ctl(sock, "show stats")
+            return r.returncode == 0 and json.loads(r.stdout)["data"]["pid"] == new_master
+
+        wait_until(new_master_answers, what="the promoted master to open the socket")
+        assert ctl_data(sock, "shutdown") == {"status": "shutting down", "mode": "graceful"}
+        wait_until(lambda: not pid_alive(new_master), timeout=10, what="the new master to exit")
+        assert not os.path.exists(sock)
+    finally:
+        if pid_alive(new_master):
+            os.kill(new_master, signal.SIGKILL)
 
 
 # --- the client --------------------------------------------------------------------------
