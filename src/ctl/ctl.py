@@ -255,4 +255,5 @@ def main(argv):
         client.close()
 
 
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # the embedded run, or `python3 ctl.py`
+    sys.exit(main(sys.argv[1:]))
