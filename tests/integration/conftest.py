@@ -15,11 +15,16 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+# Servers open a control socket by default, at $XDG_RUNTIME_DIR/gunicorn.ctl: the suite's
+# live in a directory of its own rather than in the user's (docs/control.md).
+CONTROL_DIR = tempfile.mkdtemp(prefix="gc-ctl-")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APPS_DIR = Path(__file__).resolve().parent / "apps"
@@ -62,6 +67,7 @@ def server_env(extra=None):
     # surprises; settings a test wants go through -e or `extra`.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    env["XDG_RUNTIME_DIR"] = CONTROL_DIR
     for var in ("PORT", "WEB_CONCURRENCY", "SCRIPT_NAME", "GUNICORN_CMD_ARGS", "PYTHONWARNINGS"):
         env.pop(var, None)
     if extra:
