@@ -28,6 +28,7 @@
 #include "arbiter/scoreboard.h"
 #include "common/buf.h"
 #include "log/log.h"
+#include "log/statsd.h"
 #include "python/config_file.h"
 #include "python/interp.h"
 #include "python/logsetup.h"
@@ -245,6 +246,7 @@ static void manage_workers(arbiter_t *a)
         a->counts.killed++;
         active--;
     }
+    gc__statsd_workers(active); /* sent when it changed, as Gunicorn's gauge */
     int all_booted = 1;
     for (size_t i = 0; i < a->nworkers; i++)
         if (!a->workers[i].retiring && !booted(a, &a->workers[i]))
@@ -417,6 +419,12 @@ static void on_tick(uv_timer_t *t)
     if (a->reexec_parent && getppid() != a->reexec_parent)
         promote(a);
     check_timeouts(a, gc__monotonic_ms());
+    if (gc__statsd_backlog_enabled()) {
+        long queued = 0;
+        for (size_t i = 0; i < a->nlisteners; i++)
+            queued += gc__statsd_queued(a->listeners[i].fd);
+        gc__statsd_backlog(queued);
+    }
 }
 
 /* A worker rang: one has booted (retiring ones may now get TERM) or reached its

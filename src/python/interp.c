@@ -221,6 +221,8 @@ static char *format_exception(void)
 
 void gc__py_log_exception(int level, const char *header)
 {
+    if (level == GC_LOG_ERROR)
+        level = GC_LOG_EXCEPTION; /* Gunicorn's log.exception(), which StatsD counts apart */
     if (!PyErr_Occurred()) {
         gc__log(level, "%s", header);
         return;
