@@ -30,7 +30,9 @@ typedef struct {
 int gc__access_configure(const gc__config_t *cfg);
 /* 1 when lines are to be written (an access log destination is set). */
 int gc__access_log_enabled(void);
-/* Formats and writes the line for `rec`. Never leaves a Python exception set. */
+/* Formats and writes the line for `rec`. A record without `status` is the line for
+ * our own 500 page, which is built as Gunicorn's handle_error builds it (0 bytes, no
+ * referer, user agent or user). Needs the GIL; never leaves a Python exception set. */
 void gc__access_log_request(const gc__reqlog_t *rec);
 
 #endif

@@ -442,6 +442,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     enum gc__wsgi_outcome outcome = GC_WSGI_CLOSE;
     int failed = 0;
     int error_page = 0; /* the status of an error page we wrote, or 0 */
+    int completed = 0;  /* the response went out whole */
     uint64_t error_body = 0;
     gc__view_t method = gc__http_method(req);
     int logging = gc__access_log_enabled() || gc__statsd_enabled();
@@ -493,6 +494,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     if (close_result(st, result) < 0)
         goto error;
     outcome = r->keep_alive ? GC_WSGI_KEEP : GC_WSGI_CLOSE;
+    completed = 1;
     goto out;
 
 error:
@@ -531,7 +533,9 @@ out:
                                      : 0,
             .duration_us = now_us() - started,
         };
-        if (gc__access_log_enabled())
+        /* As Gunicorn: a line for a complete response or our error page, none for a
+         * response cut short (the app failed after its headers, the client left). */
+        if (gc__access_log_enabled() && (completed || error_page))
             gc__access_log_request(&rec);
         if (gc__statsd_enabled())
             gc__statsd_request(rec.status_code, (double)rec.duration_us / 1000.0);
