@@ -13,6 +13,7 @@ import traceback
 import _gunicorn_c as _c
 
 DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
+EXCEPTION = 41  # written as ERROR; StatsD counts it as gunicorn.log.exception
 
 
 class Logger:
@@ -45,7 +46,7 @@ class Logger:
         self._emit(CRITICAL, msg, args, kwargs.get("exc_info"))
 
     def exception(self, msg, *args, **kwargs):
-        self._emit(ERROR, msg, args, True)
+        self._emit(EXCEPTION, msg, args, True)
 
     def log(self, level, msg, *args, **kwargs):
         self._emit(int(level), msg, args, kwargs.get("exc_info"))

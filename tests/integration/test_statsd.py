@@ -329,6 +329,21 @@ def test_log_counter_from_the_master(start_server, receiver):
     receiver.wait_for(lambda r: r.counts()[f"gunicorn.log.{level}"] == 1)
 
 
+def test_hook_log_exception_counts_as_exception(start_server, receiver, tmp_path):
+    """server.log.exception() in a hook is Gunicorn's logger.exception: one
+    gunicorn.log.exception, no gunicorn.log.error."""
+    conf = tmp_path / "c.py"
+    conf.write_text("def when_ready(server):\n"
+                    "    try:\n"
+                    "        1 / 0\n"
+                    "    except ZeroDivisionError:\n"
+                    "        server.log.exception('hook failed')\n")
+    srv = start_server(APP, "--statsd-host", receiver.address, "-c", str(conf))
+    srv.wait_for_log(r"\[ERROR\] hook failed")
+    receiver.wait_for(lambda r: r.counts()["gunicorn.log.exception"] == 1)
+    assert receiver.counts()["gunicorn.log.error"] == 0
+
+
 # --- configuration ----------------------------------------------------------------------
 
 
