@@ -15,7 +15,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHON
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev
-          python3-pytest python3-requests python3-gevent python3-django python3-pastedeploy gunicorn
+          python3-pytest python3-requests python3-gevent python3-django python3-pastedeploy python3-whitenoise gunicorn
           wrk nginx curl clang-format)
 
 install_deps() {

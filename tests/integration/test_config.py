@@ -16,7 +16,7 @@ import requests
 from conftest import APPS_DIR, CRASH_RE, REPO_ROOT, run_cli, server_env
 
 GUNICORN = shutil.which("gunicorn", path="/usr/bin")
-SETTINGS_COUNT = 119  # Gunicorn 26.1's 118 and --access-log-json
+SETTINGS_COUNT = 120  # Gunicorn 26.1's 118, --access-log-json and --virtualenv
 
 
 def cli(*args, cwd=APPS_DIR, env=None, timeout=20):
