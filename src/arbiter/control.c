@@ -24,6 +24,7 @@
 
 #include "common/buf.h"
 #include "log/log.h"
+#include "python/pycompat.h"
 
 #define MAX_FRAME (16u * 1024 * 1024)
 #define MAX_CLIENTS 32

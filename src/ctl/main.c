@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "ctl_py.h"
+#include "python/pycompat.h"
 
 int main(int argc, char **argv)
 {
@@ -18,9 +19,7 @@ int main(int argc, char **argv)
     config.isolated = 1;
     config.use_environment = 0;
     config.user_site_directory = 0;
-#if PY_VERSION_HEX >= 0x030B0000
-    config.safe_path = 1;
-#endif
+    gc__pyconfig_set_safe_path(&config);
     config.parse_argv = 0;
     PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, GC_PYTHON_EXECUTABLE);
     if (!PyStatus_Exception(status))

@@ -18,6 +18,7 @@
 #include "log/log.h"
 #include "python/hooks.h"
 #include "python/interp.h"
+#include "python/pycompat.h"
 
 /* Values of DICT and CALLABLE settings that are not server hooks, by setting name. */
 static PyObject *objects;

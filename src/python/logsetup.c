@@ -23,6 +23,7 @@
 #include "log/statsd.h"
 #include "log/syslog.h"
 #include "logbridge_py.h" /* generated from logbridge.py: gc__logbridge_py_source[] */
+#include "python/pycompat.h"
 #include "python/runtime.h"
 #include "wsgi/access.h"
 

@@ -6,6 +6,7 @@
 #include "log/log.h"
 #include "python/config_file.h"
 #include "python/interp.h"
+#include "python/pycompat.h"
 #include "runtime_py.h" /* generated from runtime.py: gc__runtime_py_source[] */
 
 static PyObject *runtime; /* the _gunicorn_c_runtime module */

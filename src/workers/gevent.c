@@ -23,6 +23,7 @@
 
 #include "log/log.h"
 #include "python/interp.h"
+#include "python/pycompat.h"
 
 typedef struct {
     PyObject *spawn_raw;  /* gevent.spawn_raw */

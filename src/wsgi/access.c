@@ -36,6 +36,7 @@
 
 #include "log/log.h"
 #include "python/interp.h"
+#include "python/pycompat.h"
 
 enum seg_kind {
     SEG_TEXT,     /* literal text */

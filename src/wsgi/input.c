@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <structmember.h>
 
+#include "python/pycompat.h"
+
 struct gc__wsgi_input {
     PyObject_HEAD const gc__http_body_t *body; /* borrowed; NULL once detached */
     uint64_t pos;

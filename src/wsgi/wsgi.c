@@ -20,6 +20,7 @@
 #include "log/log.h"
 #include "log/statsd.h"
 #include "python/interp.h"
+#include "python/pycompat.h"
 #include "python/runtime.h"
 #include "wsgi/access.h"
 #include "wsgi/environ.h"
@@ -399,7 +400,7 @@ static int close_result(gc__wsgi_state_t *st, PyObject *result)
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result) || PyBytes_CheckExact(result))
         return 0;
     PyObject *meth;
-    if (_PyObject_LookupAttr(result, st->keys[GC_K_close], &meth) < 0)
+    if (PyObject_GetOptionalAttr(result, st->keys[GC_K_close], &meth) < 0)
         return -1;
     if (meth == NULL)
         return 0;
