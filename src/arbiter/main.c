@@ -1,4 +1,5 @@
-/* main.c (arbiter layer): gc_main, from argv to a running server.
+/* main.c (arbiter layer): gunicorn_c_main, from argv to a running server; the library's
+ * public entry points (include/gunicorn_c.h).
  *
  * Order matters. Python starts first, because the config file is Python. Then every
  * source of settings is loaded in Gunicorn's order (src/python/config_file.h), which
@@ -6,6 +7,7 @@
  * --check-config / --print-config load the application, so that the check sees what
  * the workers will see. Workers inherit the interpreter and the environment through
  * fork. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,8 +19,25 @@
 #include "python/config_file.h"
 #include "python/interp.h"
 
-int gc_main(int argc, char **argv)
+const char *gunicorn_c_version(void)
 {
+    return GUNICORN_C_VERSION_STRING;
+}
+
+int gunicorn_c_main(int argc, char **argv)
+{
+    /* An embedding program gets one server per process (the header says why), and
+     * never one that would initialise, then finalise, the program's own interpreter. */
+    static atomic_flag ran = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&ran)) {
+        fprintf(stderr, "Error: gunicorn_c_main runs only once per process\n");
+        return 1;
+    }
+    if (Py_IsInitialized()) {
+        fprintf(stderr, "Error: gunicorn_c_main embeds CPython itself; "
+                        "the program has already initialised Python\n");
+        return 1;
+    }
     gc__config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     if (gc__py_start(argc, argv) < 0)
