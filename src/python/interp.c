@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "python/venv.h"
 
 /* The Python objects this module keeps for the life of the process. */
 static struct {
@@ -28,12 +29,16 @@ static struct {
 
 int gc__py_start(int argc, char **argv)
 {
+    /* The name the interpreter starts as decides the virtualenv it uses (venv.h). */
+    char program[PATH_MAX];
+    if (gc__venv_program_name(argc, argv, program, sizeof(program)) < 0)
+        return -1;
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     /* Signals belong to the C side (libuv in the arbiter and the workers). */
     config.install_signal_handlers = 0;
     config.parse_argv = 0;
-    PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, GC_PYTHON_EXECUTABLE);
+    PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, program);
     if (!PyStatus_Exception(status))
         status = PyConfig_SetBytesArgv(&config, argc, argv);
     if (!PyStatus_Exception(status))
@@ -128,6 +133,9 @@ fail:
 
 int gc__py_apply_env(const gc__config_t *cfg)
 {
+    /* Each loaded configuration passes here: the place to say that its virtualenv, if it
+     * names another than the interpreter's, cannot apply any more. */
+    gc__venv_check_config(cfg);
     const gc__setting_value_t *env = &cfg->v[GC_S_raw_env];
     for (size_t i = 0; i < env->n; i++) {
         const char *eq = strchr(env->items[i], '=');
