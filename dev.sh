@@ -3,11 +3,14 @@
 #
 #   ./dev.sh serve   install what is missing, build, serve examples/hello.py on :8000
 #   ./dev.sh test    install what is missing, then the whole test suite: a -Werror
-#                    build with ctest and pytest, then the same under ASan + UBSan
+#                    build with ctest and pytest, then the same under ASan + UBSan;
+#                    then, for every other CPython 3.8+ found (see other_pythons), a
+#                    -Werror build into build-pyX.Y with ctest and the core of pytest
 #   ./dev.sh build   just the (release) build into build/
 #
-# PYTHON=/path/to/python3 chooses the CPython to embed and to run pytest with
-# (default: /usr/bin/python3, which has Debian's pytest, requests, gevent, django).
+# PYTHON=/path/to/python3 chooses the primary CPython, the one embedded by the builds
+# above and the one that runs pytest for every build (default: /usr/bin/python3, which
+# has Debian's pytest, requests, gevent, django). GC_OTHER_PYTHONS=0 skips the others.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -30,12 +33,100 @@ build() {
     cmake --build "$ROOT/$dir" -j"$(nproc)"
 }
 
-# run_suite DIR: C unit tests, then the integration tests against DIR/gunicorn-c.
+# run_suite DIR [pytest args...]: C unit tests, then the integration tests (all of them
+# unless arguments say otherwise) against DIR/gunicorn-c.
 run_suite() {
     local dir=$1
-    (cd "$ROOT/$dir" && ctest --output-on-failure)
-    GUNICORN_C_BIN="$ROOT/$dir/gunicorn-c" "$PYTHON" -m pytest -q -p no:cacheprovider \
-        "$ROOT/tests/integration"
+    shift
+    [ $# -gt 0 ] || set -- "$ROOT/tests/integration"
+    (cd "$ROOT/$dir" && ctest --output-on-failure) || return
+    GUNICORN_C_BIN="$ROOT/$dir/gunicorn-c" "$PYTHON" -m pytest -q -p no:cacheprovider "$@"
+}
+
+# other_pythons: one "X.Y /path/to/python3.X" line per CPython that can be embedded
+# (3.8 or later, with Python.h and a shared libpython) other than the primary's X.Y; the
+# first found of each X.Y wins. Searched in this order: python3.X in every PATH
+# directory (pyenv shims resolve to the interpreter they run), /usr/bin/python3.X,
+# /usr/local/bin/python3.X, ~/.pyenv/versions/*/bin/python3.
+other_pythons() {
+    local seen py found
+    seen=" $("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])') "
+    local -a candidates=() dirs=()
+    IFS=: read -ra dirs <<<"$PATH"
+    shopt -s nullglob
+    for d in "${dirs[@]}" /usr/bin /usr/local/bin; do
+        for py in "$d"/python3.[0-9] "$d"/python3.[0-9][0-9]; do candidates+=("$py"); done
+    done
+    candidates+=("$HOME"/.pyenv/versions/*/bin/python3)
+    shopt -u nullglob
+    for py in "${candidates[@]}"; do
+        [ -x "$py" ] || continue
+        # Prints "X.Y sys.executable" for an embeddable CPython, nothing otherwise.
+        found=$("$py" -c '
+import os, sys, sysconfig
+v, cfg = sys.version_info, sysconfig.get_config_var
+lib = os.path.join(cfg("LIBDIR") or "", cfg("LDLIBRARY") or "")
+inc = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+if (sys.implementation.name == "cpython" and v >= (3, 8) and lib.endswith(".so")
+        and os.path.exists(lib) and os.path.exists(inc)):
+    print("%d.%d %s" % (v[0], v[1], os.path.realpath(sys.executable)))
+' 2>/dev/null) || continue
+        [ -n "$found" ] || continue
+        case $seen in *" ${found%% *} "*) continue ;; esac
+        seen+="${found%% *} "
+        echo "$found"
+    done
+}
+
+# The part of the integration suite each other CPython runs: the HTTP core, bodies and
+# errors, configuration and application loading, hooks, signals, and the sync and
+# gthread worker classes (about a minute a CPython).
+CORE_TESTS=(test_basic.py test_bodies.py test_http_errors.py test_config.py test_hooks.py
+            test_signals.py test_workers.py)
+
+# test_other VERSION PYTHON: a -Werror build against that CPython into build-pyVERSION,
+# its ctest and CORE_TESTS (pytest itself still runs on the primary CPython).
+test_other() {
+    local dir=build-py$1
+    cmake -S "$ROOT" -B "$ROOT/$dir" -DPython3_EXECUTABLE="$2" -DGC_WERROR=ON >/dev/null ||
+        return
+    cmake --build "$ROOT/$dir" -j"$(nproc)" || return
+    run_suite "$dir" "${CORE_TESTS[@]/#/$ROOT/tests/integration/}" -k "not gevent"
+}
+
+# test_others: test_other for every CPython other_pythons finds, in two lanes side by
+# side (the tests mostly wait on sockets and sleeps, so two lanes on two cores take
+# little longer than one). Each writes build-pyX.Y/dev-test.log, shown if it fails.
+test_others() {
+    local -a others lanes=()
+    mapfile -t others < <(other_pythons | sort -V)
+    if [ ${#others[@]} -eq 0 ]; then
+        echo "== no other CPython 3.8+ with a shared libpython found" >&2
+        return 0
+    fi
+    local lane status=0
+    for lane in 0 1; do
+        (
+            for ((i = lane; i < ${#others[@]}; i += 2)); do
+                read -r version py <<<"${others[i]}"
+                log=$ROOT/build-py$version/dev-test.log
+                mkdir -p "$ROOT/build-py$version"
+                echo "== CPython $version ($py): -Werror build, ctest, core tests" >&2
+                if test_other "$version" "$py" >"$log" 2>&1; then
+                    echo "== CPython $version passed: $(tail -n 1 "$log")" >&2
+                else
+                    echo "== CPython $version FAILED; the end of $log:" >&2
+                    tail -n 60 "$log" >&2
+                    exit 1
+                fi
+            done
+        ) &
+        lanes+=($!)
+    done
+    for lane in "${lanes[@]}"; do
+        wait "$lane" || status=1
+    done
+    return $status
 }
 
 case "${1:-}" in
@@ -59,6 +150,9 @@ test)
     # long-run reference check lives in bench/.
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
         GC_SANITIZED=1 run_suite build-asan
+    if [ "${GC_OTHER_PYTHONS:-1}" != 0 ]; then
+        test_others
+    fi
     echo "== all tests passed" >&2
     ;;
 build)

@@ -11,9 +11,11 @@ The binary is ``$GUNICORN_C_BIN`` (relative paths are taken from the repository 
     /usr/bin/python3 -m pytest -q tests/integration
 """
 
+import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -327,3 +329,107 @@ def _binary_built():
     if not BIN.is_file():
         pytest.exit(f"gunicorn-c binary not found at {BIN}; build it first "
                     "(cmake -B build && cmake --build build)", returncode=2)
+
+
+# --- the server's own Python ------------------------------------------------------------
+#
+# The binary embeds whichever CPython it was built against (./dev.sh test builds one per
+# CPython it finds), which need not be the interpreter running pytest, nor have the same
+# packages. Tests that need a package inside the server say so with
+# ``@pytest.mark.server_imports("gevent")`` (or ``pytest.param(..., marks=...)``), or, in a
+# module that needs it throughout, ``skip_unless_server_imports("django")`` at the top: they
+# skip, naming the interpreter, when the server's Python cannot import it.
+
+OPTIONAL_MODULES = ("gevent", "django", "paste.deploy", "whitenoise")
+
+PROBE_APP = '''\
+import importlib, json, os, sys
+found = []
+for name in %r:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        continue
+    found.append(name)
+print("gc-probe " + json.dumps({"version": list(sys.version_info[:3]), "modules": found,
+                               "stdlib": os.path.dirname(os.__file__)}))
+
+
+def app(environ, start_response):
+    return []
+'''
+
+
+class EmbeddedPython:
+    """The server's CPython: ``version`` (a tuple, None if the probe failed), the
+    OPTIONAL_MODULES it can import, and where its standard library is."""
+
+    def __init__(self, version, modules, stdlib=None):
+        self.version = version
+        self.modules = set(modules)
+        self.stdlib = stdlib
+
+    def describe(self):
+        return "Python " + ".".join(map(str, self.version)) if self.version else "Python"
+
+    def can_import(self, module):
+        # Unknown (no binary, or the probe failed): let the test run and fail loudly.
+        return self.version is None or module in self.modules
+
+    def others_can_read(self):
+        """Whether a worker switched to another user (``-u nobody``) can still import
+        the standard library: not so for one under a private home, say pyenv's in
+        /root. True when unknown."""
+        if not self.stdlib:
+            return True
+        path = Path(self.stdlib)
+        return bool(os.stat(path).st_mode & stat.S_IROTH) and all(
+            os.stat(d).st_mode & stat.S_IXOTH for d in (path, *path.parents))
+
+
+_embedded = []
+
+
+def embedded_python():
+    """Probes the binary once per session: --check-config loads a tiny app that reports
+    sys.version_info and which OPTIONAL_MODULES import."""
+    if not _embedded:
+        version, modules, stdlib = None, (), None
+        if BIN.is_file():
+            with tempfile.TemporaryDirectory(prefix="gc-probe-") as tmp:
+                Path(tmp, "gc_probe_app.py").write_text(PROBE_APP % (OPTIONAL_MODULES,))
+                out = run_cli("--check-config", "--chdir", tmp, "gc_probe_app:app", timeout=60)
+            m = re.search(r"^gc-probe (.*)$", out.stdout, re.M)
+            if m:
+                got = json.loads(m.group(1))
+                version, modules, stdlib = tuple(got["version"]), got["modules"], got["stdlib"]
+        _embedded.append(EmbeddedPython(version, modules, stdlib))
+    return _embedded[0]
+
+
+def server_lacks(*modules):
+    """Why a test needing `modules` in the server cannot run, or None when it can."""
+    py = embedded_python()
+    missing = [m for m in modules if not py.can_import(m)]
+    if missing:
+        return f"the server's {py.describe()} cannot import {', '.join(missing)}"
+    return None
+
+
+def skip_unless_server_imports(*modules):
+    """At a test module's top: skips the whole module unless the server imports them."""
+    reason = server_lacks(*modules)
+    if reason:
+        pytest.skip(reason, allow_module_level=True)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "server_imports(*modules): skip unless the server's Python imports them")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("server_imports"):
+        reason = server_lacks(*mark.args)
+        if reason:
+            pytest.skip(reason)

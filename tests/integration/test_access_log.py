@@ -382,7 +382,8 @@ def test_usr1_reopens_in_master_and_workers(start_server, tmp_path):
 LINE_RE = re.compile(rb'^127\.0\.0\.1 - - \[[^\]]+\] "GET /c(\d+) HTTP/1\.1" 200 12 "-" "(U+)"$')
 
 
-@pytest.mark.parametrize("worker", ["gthread", "gevent"])
+@pytest.mark.parametrize("worker", ["gthread", pytest.param(
+    "gevent", marks=pytest.mark.server_imports("gevent"))])
 def test_concurrent_lines_are_whole(start_server, tmp_path, worker):
     if worker == "gevent":
         pytest.importorskip("gevent")

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import APPS_DIR, CRASH_RE, REPO_ROOT, run_cli, server_env
+from conftest import APPS_DIR, CRASH_RE, REPO_ROOT, embedded_python, run_cli, server_env
 
 GUNICORN = shutil.which("gunicorn", path="/usr/bin")
 SETTINGS_COUNT = 120  # Gunicorn 26.1's 118, --access-log-json and --virtualenv
@@ -616,7 +616,10 @@ APP_LOAD_ERRORS = [
     ("factories:create_app(x)", "Failed to parse arguments as literal values: 'create_app(x)'"),
     ("factories:create_app(*[1])",
      "Failed to parse arguments as literal values: 'create_app(*[1])'"),
-    ("factories:create_app(**{'a': 1})", "TypeError: keywords must be strings"),
+    # CPython's own message; 3.8's names the function.
+    ("factories:create_app(**{'a': 1})", "TypeError: keywords must be strings"
+     if (embedded_python().version or (3, 9)) >= (3, 9)
+     else "TypeError: create_app() keywords must be strings"),
     ("factories:takes_nothing(1)",
      "TypeError: takes_nothing() takes 0 positional arguments but 1 was given"),
     ("factories:returns_none()", "Failed to find application object: 'returns_none()'"),

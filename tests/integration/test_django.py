@@ -12,9 +12,10 @@ import sys
 import pytest
 import requests
 
-from conftest import CRASH_RE, run_cli, server_env
+from conftest import CRASH_RE, run_cli, server_env, skip_unless_server_imports
 
 pytest.importorskip("django")
+skip_unless_server_imports("django")
 
 FORM_VIEW = '''\
 from django.conf import settings

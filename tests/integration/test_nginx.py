@@ -31,7 +31,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, CRASH_RE, REPO_ROOT, Server, server_env
+from conftest import BIN, CRASH_RE, REPO_ROOT, Server, server_env, server_lacks
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK),
@@ -481,6 +481,8 @@ def scheme(request):
 def django_project(tmp_path_factory):
     pytest.importorskip("django")
     pytest.importorskip("whitenoise")
+    if server_lacks("django", "whitenoise"):
+        pytest.skip(server_lacks("django", "whitenoise"))
     root = tmp_path_factory.mktemp("django")
     env = server_env(DJANGO_ENV)
     subprocess.run([sys.executable, "-m", "django", "startproject", "myproject", str(root)],

@@ -11,9 +11,11 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, CRASH_RE, LISTENING_RE, run_cli as _run_cli, server_env
+from conftest import (BIN, CRASH_RE, LISTENING_RE, run_cli as _run_cli, server_env,
+                      skip_unless_server_imports)
 
 pytest.importorskip("paste.deploy")
+skip_unless_server_imports("paste.deploy")
 
 APP = '''\
 import json

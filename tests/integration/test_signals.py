@@ -21,7 +21,8 @@ import time
 import pytest
 import requests
 
-from conftest import APPS_DIR, BIN, BOOTING_RE, LISTENING_RE, pid_alive, server_env
+from conftest import (APPS_DIR, BIN, BOOTING_RE, LISTENING_RE, embedded_python, pid_alive,
+                      server_env)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -816,6 +817,10 @@ def test_without_reuse_port_the_port_is_exclusive(start_server):
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+# Workers go on importing after they switch users.
+nobody_reads_python = pytest.mark.skipif(
+    not embedded_python().others_can_read(),
+    reason=f"nobody cannot read the server's Python ({embedded_python().stdlib})")
 
 
 def nobody():
@@ -824,6 +829,7 @@ def nobody():
 
 
 @needs_root
+@nobody_reads_python
 def test_user_and_group(start_server):
     uid, gid = nobody()
     group = grp.getgrgid(gid).gr_name
@@ -835,6 +841,7 @@ def test_user_and_group(start_server):
 
 
 @needs_root
+@nobody_reads_python
 def test_user_by_number_takes_its_primary_group(start_server):
     uid, gid = nobody()
     srv = start_server("lifecycle:app", "-u", str(uid))
@@ -843,6 +850,7 @@ def test_user_by_number_takes_its_primary_group(start_server):
 
 
 @needs_root
+@nobody_reads_python
 def test_initgroups(start_server):
     uid, gid = nobody()
     srv = start_server("lifecycle:app", "-u", "nobody", "--initgroups")

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import APPS_DIR, BOOTING_RE, pid_alive
+from conftest import APPS_DIR, BOOTING_RE, pid_alive, server_lacks
 from rawhttp import Reader, request
 from test_signals import requests_before_autorestart
 
@@ -50,6 +50,8 @@ def _no_greenlets_under_asan(request):
     # in the -Werror build only.
     if SANITIZED and "gevent" in request.node.name.lower():
         pytest.skip("greenlet's stack copying cannot run under AddressSanitizer")
+    if "gevent" in request.node.name.lower() and server_lacks("gevent"):
+        pytest.skip(server_lacks("gevent"))
 
 
 # --- helpers -----------------------------------------------------------------------------
