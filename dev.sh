@@ -84,19 +84,12 @@ if (sys.implementation.name == "cpython" and v >= (3, 8) and lib.endswith(".so")
 CORE_TESTS=(test_basic.py test_bodies.py test_http_errors.py test_config.py test_hooks.py
             test_signals.py test_workers.py)
 
-# test_other VERSION PYTHON: a -Werror build against that CPython into build-pyVERSION,
-# its ctest and CORE_TESTS (pytest itself still runs on the primary CPython).
-test_other() {
-    local dir=build-py$1
-    cmake -S "$ROOT" -B "$ROOT/$dir" -DPython3_EXECUTABLE="$2" -DGC_WERROR=ON >/dev/null ||
-        return
-    cmake --build "$ROOT/$dir" -j"$(nproc)" || return
-    run_suite "$dir" "${CORE_TESTS[@]/#/$ROOT/tests/integration/}" -k "not gevent"
-}
-
-# test_others: test_other for every CPython other_pythons finds, in two lanes side by
-# side (the tests mostly wait on sockets and sleeps, so two lanes on two cores take
-# little longer than one). Each writes build-pyX.Y/dev-test.log, shown if it fails.
+# test_others: for every CPython other_pythons finds, a -Werror build into build-pyX.Y,
+# then its ctest and CORE_TESTS (pytest itself runs on the primary CPython). The builds
+# go one after the other; the tests then run in two lanes side by side (they mostly
+# wait on sockets and sleeps, so two lanes on two cores take little longer than one,
+# but compilers beside them would starve their timing). Each lane writes
+# build-pyX.Y/dev-test.log, shown if it fails.
 test_others() {
     local -a others lanes=()
     mapfile -t others < <(other_pythons | sort -V)
@@ -104,15 +97,22 @@ test_others() {
         echo "== no other CPython 3.8+ with a shared libpython found" >&2
         return 0
     fi
-    local lane status=0
+    local entry version py lane status=0
+    for entry in "${others[@]}"; do
+        read -r version py <<<"$entry"
+        echo "== build with -Werror against CPython $version ($py)" >&2
+        cmake -S "$ROOT" -B "$ROOT/build-py$version" -DPython3_EXECUTABLE="$py" \
+            -DGC_WERROR=ON >/dev/null
+        cmake --build "$ROOT/build-py$version" -j"$(nproc)"
+    done
     for lane in 0 1; do
         (
             for ((i = lane; i < ${#others[@]}; i += 2)); do
-                read -r version py <<<"${others[i]}"
+                read -r version _ <<<"${others[i]}"
                 log=$ROOT/build-py$version/dev-test.log
-                mkdir -p "$ROOT/build-py$version"
-                echo "== CPython $version ($py): -Werror build, ctest, core tests" >&2
-                if test_other "$version" "$py" >"$log" 2>&1; then
+                echo "== CPython $version: ctest and the core tests" >&2
+                if run_suite "build-py$version" "${CORE_TESTS[@]/#/$ROOT/tests/integration/}" \
+                    -k "not gevent" >"$log" 2>&1; then
                     echo "== CPython $version passed: $(tail -n 1 "$log")" >&2
                 else
                     echo "== CPython $version FAILED; the end of $log:" >&2
