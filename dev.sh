@@ -19,6 +19,7 @@ export PYTHON
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev
           python3-pytest python3-requests python3-gevent python3-django python3-pastedeploy python3-whitenoise gunicorn
+          python3-venv python3-pip python3-setuptools python3-wheel
           wrk nginx curl clang-format)
 
 install_deps() {
@@ -140,7 +141,7 @@ test)
     install_deps
     echo "== clang-format (the committed .clang-format)" >&2
     clang-format --dry-run --Werror src/*/*.c src/*/*.h src/main.c include/*.h \
-        tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
+        tests/unit/*.c tests/unit/*.h tests/fuzz/*.c examples/embed/*.c
     echo "== build with -Werror" >&2
     build build-ci -DGC_WERROR=ON
     run_suite build-ci

@@ -70,7 +70,10 @@ def server_env(extra=None):
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     env["XDG_RUNTIME_DIR"] = CONTROL_DIR
-    for var in ("PORT", "WEB_CONCURRENCY", "SCRIPT_NAME", "GUNICORN_CMD_ARGS", "PYTHONWARNINGS"):
+    # VIRTUAL_ENV: an activated virtualenv in the shell running pytest would change which
+    # Python every test server uses (docs/install.md); test_venv.py sets it on purpose.
+    for var in ("PORT", "WEB_CONCURRENCY", "SCRIPT_NAME", "GUNICORN_CMD_ARGS", "PYTHONWARNINGS",
+                "VIRTUAL_ENV"):
         env.pop(var, None)
     if extra:
         env.update(extra)

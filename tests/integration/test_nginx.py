@@ -542,7 +542,12 @@ def test_django_without_nginx_whitenoise(tmp_path, django_project):
         r = requests.get(base + "/static/admin/css/base.css", timeout=10)
         assert (r.status_code, r.content) == (200, css)
         assert r.headers["Content-Type"].startswith("text/css")
-        assert "GET /static/admin/css/base.css" in log.read_text()
+        # The line is written once the response is complete, which the client may see
+        # a moment earlier.
+        deadline = time.monotonic() + 5
+        while "GET /static/admin/css/base.css" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
     finally:
         assert srv.stop() == 0, srv.log_text()
 

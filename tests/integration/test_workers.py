@@ -447,9 +447,11 @@ def test_max_requests_recycles_without_failing_a_request(start_server, klass, ji
     limits = requests_before_autorestart(srv.log_text())
     assert len(limits) >= 3, limits
     assert len(set(pids)) >= 3
-    # Each said it was retiring at its 20th request (up to 3 more were in flight when
-    # four clients ran at once).
-    assert all(20 <= n <= 23 for n in limits.values()), limits
+    # Each said it was retiring at its 20th request. The count is of "GET" debug lines
+    # logged before the "Autorestarting" line: with four clients at once, requests that
+    # threads or greenlets start while the loop is about to log the retirement come
+    # first in the log, a few more under load.
+    assert all(20 <= n <= 28 for n in limits.values()), limits
     log = srv.log_text()
     assert "exited with code" not in log and "was sent" not in log, log
 
