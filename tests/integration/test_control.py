@@ -581,11 +581,18 @@ def test_raw_protocol_answers_and_errors(start_server, sockdir):
     c.s.sendall(struct.pack(">I", 100) + b'{"id"')
     c.close()
     # Many clients at once: past 32 the newcomers are hung up on, the others served.
+    # Under load the master may take a moment to accept them all (and to notice the
+    # hang-up just above, which can still hold a place): wait until 8 are turned away.
     crowd = [Raw(sock) for _ in range(40)]
-    readable, _, _ = select.select([x.s for x in crowd], [], [], 1.0)
-    assert readable and all(r.recv(1) == b"" for r in readable)
-    served = [x for x in crowd if x.s not in readable]
-    assert len(served) == 32
+    hung_up = set()
+    deadline = time.monotonic() + 5
+    while len(hung_up) < 8 and time.monotonic() < deadline:
+        readable, _, _ = select.select([x.s for x in crowd if x.s not in hung_up], [], [], 0.2)
+        for r in readable:
+            assert r.recv(1) == b""
+            hung_up.add(r)
+    served = [x for x in crowd if x.s not in hung_up]
+    assert len(served) in (31, 32), len(served)
     assert served[0].call({"id": 1, "command": "show stats"})["status"] == "ok"
     for x in crowd:
         x.close()
