@@ -8,7 +8,8 @@
  * it, then parks on the gevent hub until the loop's epoll descriptor is readable or its
  * next timer is due. Reads, parsing, keep-alive, slow clients and the accept gate are
  * the shared machinery of worker.c. A complete request runs in a greenlet of its own
- * (gevent.spawn_raw) through gc__conn_respond; whenever a socket would block, the sink
+ * (as gevent.spawn_raw would start it, and kept for the next request once it is
+ * done) through gc__conn_respond; whenever a socket would block, the sink
  * (or the body reader) waits with gevent.socket.wait_write/wait_read, so the hub runs
  * other greenlets meanwhile. A finished greenlet posts its connection back to the loop.
  *
@@ -25,11 +26,27 @@
 #include "python/interp.h"
 #include "python/pycompat.h"
 
+/* At most this many finished greenlets wait for the next request. A greenlet that
+ * starts afresh costs its creation and, on CPython 3.11+, an mmap'd frame stack; a
+ * parked one keeps both. */
+#define GEVENT_IDLE_MAX 64
+
 typedef struct {
-    PyObject *spawn_raw;  /* gevent.spawn_raw */
-    PyObject *wait_read;  /* gevent.socket.wait_read */
-    PyObject *wait_write; /* gevent.socket.wait_write */
-    PyObject *serve;      /* the greenlets' function (serve_conn below) */
+    PyObject *greenlet;              /* greenlet.greenlet */
+    PyObject *getcurrent;            /* greenlet.getcurrent */
+    PyObject *switch_;               /* greenlet.greenlet.switch, unbound */
+    PyObject *hub;                   /* the worker thread's gevent hub */
+    PyObject *run_callback;          /* hub.loop.run_callback */
+    PyObject *io;                    /* hub.loop.io */
+    PyObject *timer;                 /* hub.loop.timer */
+    PyObject *str_start;             /* "start", interned */
+    PyObject *str_stop;              /* "stop", interned */
+    PyObject *str_gr_context;        /* "gr_context", interned */
+    PyObject *wait_read;             /* gevent.socket.wait_read */
+    PyObject *wait_write;            /* gevent.socket.wait_write */
+    PyObject *serve;                 /* the greenlets' function (serve_conns below) */
+    PyObject *idle[GEVENT_IDLE_MAX]; /* owned: parked greenlets, newest last */
+    int n_idle;
 } gevent_t;
 
 static gevent_t *state_of(gc__worker_t *w)
@@ -76,24 +93,52 @@ static int gevent_early(gc__worker_t *w)
     return gc__gevent_patch();
 }
 
-/* A greenlet's whole life: one request. */
-static PyObject *serve_conn(PyObject *self, PyObject *arg)
+/* A greenlet's life: a request, then, while fewer than GEVENT_IDLE_MAX others wait,
+ * parked on the idle list until gevent_run hands it the next one. arg is the
+ * connection's address (a borrowed int); a parked greenlet is woken with the next. */
+static PyObject *serve_conns(PyObject *self, PyObject *arg)
 {
-    gc__conn_t *c = PyLong_AsVoidPtr(arg);
-    if (c == NULL)
-        return NULL;
-    gc__conn_post_done(c, gc__conn_respond(c, &c->head));
+    PyObject *owned = NULL; /* the int of a request after the first */
+    for (;;) {
+        gc__conn_t *c = PyLong_AsVoidPtr(arg);
+        Py_XDECREF(owned);
+        if (c == NULL)
+            return NULL;
+        gevent_t *g = state_of(c->w);
+        gc__conn_post_done(c, gc__conn_respond(c, &c->head));
+        if (g->n_idle == GEVENT_IDLE_MAX)
+            break;
+        PyObject *me = PyObject_CallNoArgs(g->getcurrent);
+        if (me == NULL)
+            return NULL;
+        /* The next request starts with fresh context variables, as in a new greenlet. */
+        if (PyObject_SetAttr(me, g->str_gr_context, Py_None) < 0) {
+            Py_DECREF(me);
+            return NULL;
+        }
+        g->idle[g->n_idle++] = me; /* takes ownership */
+        /* Straight to the hub, as gevent's own waits do; gevent_run switches back. */
+        owned = PyObject_CallOneArg(g->switch_, g->hub);
+        if (owned == NULL)
+            return NULL; /* GreenletExit: the worker is going away */
+        arg = owned;
+    }
     Py_RETURN_NONE;
 }
 
-static PyMethodDef serve_def = {"_gunicorn_c_request", serve_conn, METH_O, NULL};
+static PyMethodDef serve_def = {"_gunicorn_c_request", serve_conns, METH_O, NULL};
 
 static void gevent_run(gc__conn_t *c)
 {
     gevent_t *g = state_of(c->w);
-    PyObject *arg = PyLong_FromVoidPtr(c);
-    PyObject *r = arg ? PyObject_CallFunctionObjArgs(g->spawn_raw, g->serve, arg, NULL) : NULL;
+    PyObject *gl = g->n_idle > 0
+                       ? g->idle[--g->n_idle]
+                       : PyObject_CallFunctionObjArgs(g->greenlet, g->serve, g->hub, NULL);
+    PyObject *arg = gl ? PyLong_FromVoidPtr(c) : NULL;
+    PyObject *r =
+        arg ? PyObject_CallFunctionObjArgs(g->run_callback, g->switch_, gl, arg, NULL) : NULL;
     Py_XDECREF(arg);
+    Py_XDECREF(gl); /* the callback holds it until it runs */
     if (r == NULL) {
         gc__py_log_exception(GC_LOG_ERROR, "Cannot start a greenlet");
         gc__sink_init(&c->sink, c->fd, 0);
@@ -133,43 +178,88 @@ static int gevent_start(gc__worker_t *w)
     w->class_data = g;
     PyObject *gevent = PyImport_ImportModule("gevent");
     PyObject *gsocket = PyImport_ImportModule("gevent.socket");
-    if (gevent != NULL && gsocket != NULL) {
-        g->spawn_raw = PyObject_GetAttrString(gevent, "spawn_raw");
+    PyObject *greenlet = PyImport_ImportModule("greenlet");
+    PyObject *loop = NULL;
+    if (gevent != NULL && gsocket != NULL && greenlet != NULL) {
+        g->greenlet = PyObject_GetAttrString(greenlet, "greenlet");
+        g->getcurrent = PyObject_GetAttrString(greenlet, "getcurrent");
+        g->switch_ = g->greenlet ? PyObject_GetAttrString(g->greenlet, "switch") : NULL;
+        g->hub = PyObject_CallMethod(gevent, "get_hub", NULL);
+        loop = g->hub ? PyObject_GetAttrString(g->hub, "loop") : NULL;
+        g->run_callback = loop ? PyObject_GetAttrString(loop, "run_callback") : NULL;
+        g->io = loop ? PyObject_GetAttrString(loop, "io") : NULL;
+        g->timer = loop ? PyObject_GetAttrString(loop, "timer") : NULL;
+        g->str_start = PyUnicode_InternFromString("start");
+        g->str_stop = PyUnicode_InternFromString("stop");
+        g->str_gr_context = PyUnicode_InternFromString("gr_context");
         g->wait_read = PyObject_GetAttrString(gsocket, "wait_read");
         g->wait_write = PyObject_GetAttrString(gsocket, "wait_write");
         g->serve = PyCFunction_New(&serve_def, NULL);
     }
+    Py_XDECREF(loop);
     Py_XDECREF(gevent);
     Py_XDECREF(gsocket);
-    if (!g->spawn_raw || !g->wait_read || !g->wait_write || !g->serve) {
+    Py_XDECREF(greenlet);
+    if (!g->greenlet || !g->getcurrent || !g->switch_ || !g->hub || !g->run_callback || !g->io ||
+        !g->timer || !g->str_start || !g->str_stop || !g->str_gr_context || !g->wait_read ||
+        !g->wait_write || !g->serve) {
         gc__py_log_exception(GC_LOG_ERROR, "Cannot start the gevent worker");
         return -1;
     }
     return 0;
 }
 
+/* Parks the main greenlet on the hub until the loop's epoll descriptor is readable
+ * (io, started with wake) or ms milliseconds have passed (ms < 0: no limit). The
+ * watchers run only during the wait, so that Python code the loop runs cannot be woken
+ * by them. Returns 0, or -1 with the exception the hub threw in. */
+static int main_wait(gevent_t *g, PyObject *io, PyObject *wake, int ms)
+{
+    PyObject *timer = NULL, *r = NULL;
+    if (ms >= 0) {
+        timer = PyObject_CallFunction(g->timer, "d", ms / 1000.0);
+        r = timer ? PyObject_CallMethodOneArg(timer, g->str_start, wake) : NULL;
+        if (r == NULL)
+            goto out;
+        Py_DECREF(r);
+    }
+    r = PyObject_CallMethodOneArg(io, g->str_start, wake);
+    if (r == NULL)
+        goto out;
+    Py_DECREF(r);
+    r = PyObject_CallOneArg(g->switch_, g->hub);
+    PyObject *stopped = PyObject_CallMethodNoArgs(io, g->str_stop);
+    Py_XDECREF(stopped);
+    if (stopped == NULL)
+        Py_CLEAR(r);
+out:
+    if (timer != NULL) {
+        PyObject *t = PyObject_CallMethodNoArgs(timer, g->str_stop);
+        Py_XDECREF(t);
+        if (t == NULL)
+            Py_CLEAR(r);
+        Py_DECREF(timer);
+    }
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
 /* The main greenlet: a turn of the loop, then the hub until the loop has work. */
 static void gevent_serve(gc__worker_t *w)
 {
     gevent_t *g = state_of(w);
-    PyObject *fd = PyLong_FromLong(uv_backend_fd(w->loop));
-    if (fd == NULL)
+    PyObject *io = PyObject_CallFunction(g->io, "ii", uv_backend_fd(w->loop), 1);
+    PyObject *me = PyObject_CallNoArgs(g->getcurrent);
+    PyObject *wake = me ? PyObject_GetAttrString(me, "switch") : NULL;
+    Py_XDECREF(me);
+    if (io == NULL || wake == NULL) {
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot watch the loop from gevent");
         gc__worker_quit(w, 1);
+    }
     for (;;) {
         uv_run(w->loop, UV_RUN_NOWAIT);
-        int ms = uv_backend_timeout(w->loop);
-        PyObject *timeout = ms < 0 ? Py_NewRef(Py_None) : PyFloat_FromDouble(ms / 1000.0);
-        PyObject *r =
-            timeout ? PyObject_CallFunctionObjArgs(g->wait_read, fd, timeout, NULL) : NULL;
-        Py_XDECREF(timeout);
-        if (r != NULL) {
-            Py_DECREF(r);
+        if (main_wait(g, io, wake, uv_backend_timeout(w->loop)) == 0)
             continue;
-        }
-        if (PyErr_ExceptionMatches(PyExc_TimeoutError)) {
-            PyErr_Clear();
-            continue;
-        }
         /* A signal handler's SystemExit (INT, QUIT, ABRT), thrown here by the hub. */
         if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
             PyErr_Clear();
