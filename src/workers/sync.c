@@ -20,6 +20,7 @@ const gc__worker_class_t gc__sync_class = {
     .run = sync_run,
     .sink_setup = gc__conn_sink_unlocked,
     .loop_releases_gil = 1,
+    .runs_inline = 1,
 };
 
 /* Gunicorn's names for its classes: "gevent", "egg:gunicorn#gevent", "#gevent" or the

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <stdatomic.h>
@@ -191,11 +193,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static size_t spill_room(const gc__worker_t *w);
 
 /* Hands a complete request to the class. Until gc__conn_finish the connection is
- * busy: not read, not closed, its timer stopped. */
+ * busy: not read (an inline class never returns to the loop meanwhile), not closed,
+ * its timer stopped. */
 static void dispatch(gc__conn_t *c)
 {
     gc__worker_t *w = c->w;
-    stop_reading(c);
+    if (!w->klass->runs_inline)
+        stop_reading(c);
     uv_timer_stop(&c->timer);
     c->timer_for_request = 0;
     c->busy = 1;
@@ -503,6 +507,7 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
         /* The end of the response is still to go out (the sink spilled it): the loop
          * sends it, then goes on. */
         c->keep_after_out = keep;
+        stop_reading(c); /* still on after an inline run */
         out_send(c);
         return;
     }
@@ -527,8 +532,23 @@ static void request_continue(gc__conn_t *c, int keep)
         accept_update(w);
 }
 
-/* Takes ownership of fd, a connection just accepted on listener `li`. */
-static void conn_open(gc__worker_t *w, size_t li, int fd)
+/* TCP_NODELAY on a socket accepted from listener li: set once on the listener, it is
+ * inherited on Linux, which the first connection checks; otherwise it is set on each. */
+static void conn_nodelay(gc__worker_t *w, size_t li, gc__conn_t *c)
+{
+    if (w->nodelay_inherited[li])
+        return;
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on)
+        w->nodelay_inherited[li] = 1;
+    else
+        uv_tcp_nodelay(&c->h.tcp, 1);
+}
+
+/* Takes ownership of fd, a connection just accepted on listener `li`; peer is its
+ * address as accept4 gave it (borrowed; NULL for a unix socket). */
+static void conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_storage *peer)
 {
     const gc__listener_t *l = &w->listeners[li];
     gc__conn_t *c = calloc(1, sizeof(*c));
@@ -566,19 +586,15 @@ static void conn_open(gc__worker_t *w, size_t li, int fd)
         return;
     }
     if (!l->is_unix) {
-        struct sockaddr_storage ss;
-        int len = sizeof(ss);
-        uv_tcp_nodelay(&c->h.tcp, 1);
-        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-                uv_ip6_name(a, c->remote_addr, sizeof(c->remote_addr));
-                snprintf(c->remote_port, sizeof(c->remote_port), "%u", ntohs(a->sin6_port));
-            } else {
-                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-                uv_ip4_name(a, c->remote_addr, sizeof(c->remote_addr));
-                snprintf(c->remote_port, sizeof(c->remote_port), "%u", ntohs(a->sin_port));
-            }
+        conn_nodelay(w, li, c);
+        if (peer != NULL && peer->ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+            uv_ip6_name(a, c->remote_addr, sizeof(c->remote_addr));
+            snprintf(c->remote_port, sizeof(c->remote_port), "%u", ntohs(a->sin6_port));
+        } else if (peer != NULL && peer->ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+            uv_ip4_name(a, c->remote_addr, sizeof(c->remote_addr));
+            snprintf(c->remote_port, sizeof(c->remote_port), "%u", ntohs(a->sin_port));
         }
     }
     gc__frontend_accept(&w->front, c);
@@ -666,7 +682,11 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
             accept_pause(w, 1);
             return;
         }
-        int fd = accept4(w->listeners[li].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        peer.ss_family = AF_UNSPEC;
+        int fd = accept4(w->listeners[li].fd, (struct sockaddr *)&peer, &peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (idle != NULL) {
                 gc__debug("Closing the idle keep-alive connection from %s to make room "
@@ -674,7 +694,7 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
                           idle->remote_addr, w->max_conns);
                 gc__conn_close(idle);
             }
-            conn_open(w, li, fd);
+            conn_open(w, li, fd, &peer);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -693,7 +713,8 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
 static int accept_start(gc__worker_t *w)
 {
     w->accepts = calloc(w->nlisteners ? w->nlisteners : 1, sizeof(*w->accepts));
-    if (w->accepts == NULL)
+    w->nodelay_inherited = calloc(w->nlisteners ? w->nlisteners : 1, 1);
+    if (w->accepts == NULL || w->nodelay_inherited == NULL)
         return -ENOMEM;
     long max = gc__cfg_int(w->cfg, GC_S_worker_connections);
     w->max_conns = max > 0 ? (size_t)max : 1;
@@ -714,6 +735,9 @@ static int accept_start(gc__worker_t *w)
         /* As uv_listen did: an adopted socket (fd://, systemd) gets our backlog too. */
         if (listen(fd, (int)gc__cfg_int(w->cfg, GC_S_backlog)) < 0)
             return -errno;
+        int on = 1;
+        if (!w->listeners[i].is_unix)
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         int rc = uv_poll_init(w->loop, &w->accepts[i], fd);
         if (rc < 0)
             return rc;

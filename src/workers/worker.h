@@ -118,6 +118,9 @@ typedef struct {
     int (*stop)(gc__worker_t *w);
     int multithread;       /* wsgi.multithread */
     int loop_releases_gil; /* the loop thread gives the GIL back before it waits */
+    /* run has finished the request (gc__conn_finish) when it returns: the connection
+     * keeps its read watcher meanwhile, which saves two epoll_ctl calls a request. */
+    int runs_inline;
 } gc__worker_class_t;
 
 extern const gc__worker_class_t gc__sync_class, gc__gthread_class, gc__gevent_class;
@@ -151,9 +154,12 @@ struct gc__worker {
     /* Accepting (see "the accept gate" in worker.c): one poll handle per listener, so
      * that accepting can pause at --worker-connections and resume below it. */
     uv_poll_t *accepts; /* owned, one per listener */
-    size_t max_conns;   /* --worker-connections */
-    size_t nclosing;    /* connections closed but not yet freed (still in nconns) */
-    size_t out_bytes;   /* response bytes held for slow readers, all connections */
+    /* Owned, one per listener: 1 once an accepted socket was seen to inherit the
+     * listener's TCP_NODELAY (Linux does), which saves a setsockopt per connection. */
+    unsigned char *nodelay_inherited;
+    size_t max_conns; /* --worker-connections */
+    size_t nclosing;  /* connections closed but not yet freed (still in nconns) */
+    size_t out_bytes; /* response bytes held for slow readers, all connections */
     int accept_paused;
     int accept_batch;         /* connections taken per wake-up: 1 when workers share a socket */
     uint64_t limit_logged_at; /* when the limit was last logged (loop time, ms) */
