@@ -41,6 +41,12 @@ static inline PyObject *PyObject_CallMethodNoArgs(PyObject *obj, PyObject *name)
 {
     return PyObject_CallMethodObjArgs(obj, name, NULL);
 }
+
+/* Returns owned; NULL with an exception set. */
+static inline PyObject *PyObject_CallMethodOneArg(PyObject *obj, PyObject *name, PyObject *arg)
+{
+    return PyObject_CallMethodObjArgs(obj, name, arg, NULL);
+}
 #endif
 
 /* 3.10: new strong references as expressions. */
