@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """bench.py: gunicorn-c against its peers under one wrk load (issue 9).
 
-Builds gunicorn-c in Release mode into build-bench/, then, for every scenario, starts
-each server that can serve it with one worker pinned to CPU 1, drives it with
-`wrk -t1 -c50` pinned to CPU 0, and prints per scenario the median req/s, the p99
+Builds gunicorn-c in Release mode into build-bench/, then, for every application and
+worker class, starts each server that can serve it with one worker pinned to CPU 1,
+runs the scenarios of that application on it with `wrk -t1 -c50` pinned to CPU 0, and
+prints per scenario the median req/s, the p99
 latency, the worker's CPU time per request (from /proc/<pid>/stat) and the ratios to
 Gunicorn and to nginx measured in the same run; then, per server, the time from start
 to the first answered request and the worker's RSS at start, after 10k and after 200k
@@ -396,8 +397,9 @@ def commit():
 
 
 def measure_group(group, scenarios, servers, args, gc_bin, tmp_root, django_dir):
-    """Starts each server of GROUP in turn and runs SCENARIOS on it."""
-    results, starts = {}, {}
+    """Starts each server of GROUP in turn and runs SCENARIOS on it; returns the results,
+    the start-up and memory readings, and one message per server that failed."""
+    results, starts, failed = {}, {}, []
     for name in servers:
         if name not in group.servers:
             continue
@@ -410,50 +412,89 @@ def measure_group(group, scenarios, servers, args, gc_bin, tmp_root, django_dir)
         log("%s: starting %s" % (group.name, label))
         server = Server(name, group, module, appdir, gc_bin, tmp_root)
         try:
-            server.wait_ready(scenarios[0])
-            info = {"label": label, "group": group.name,
-                    "first_answer_ms": server.first_answer * 1000,
-                    "rss_start": rss_kb(server.workers())}
-            if group.leak:
-                leak_check(server, scenarios[0], args, info)
-            elif args.warmup:
-                run_wrk(server, scenarios[0], args.warmup, args.connections)
-            for sc in scenarios:
-                body = probe(server.port, sc, timeout=5.0)
-                if body != sc.expect:
-                    raise RuntimeError("%s answered %s with %d wrong bytes: %r"
-                                       % (label, sc.name, len(body), body[:60]))
-                runs = []
-                if args.quick and name != "gunicorn-c" and sc is not scenarios[0]:
-                    # --quick loads every scenario of gunicorn-c, and each peer once.
-                    continue
-                for _ in range(args.runs):
-                    r = run_wrk(server, sc, args.duration, args.connections)
-                    ok = r["requests"] - r["status"]
-                    if ok <= 0:
-                        raise RuntimeError("%s answered no request of %s under load: %r"
-                                           % (label, sc.name, r))
-                    runs.append(r)
-                results[(sc.name, name)] = summarise(label, runs)
-                log("  %-9s %-18s %9.0f req/s  p99 %7.2f ms  %6.1f us/req"
-                    % (sc.name, label, results[(sc.name, name)]["rps"],
-                       results[(sc.name, name)]["p99_ms"], results[(sc.name, name)]["cpu_us"]))
-            info["rss_end"] = rss_kb(server.workers())
-            starts[(group.name, name)] = info
+            measure_server(server, label, group, scenarios, args, results, starts)
+        except RuntimeError as e:
+            failed.append(str(e))
+            log("FAILED: %s" % e)
         finally:
             server.stop()
-    return results, starts
+    return results, starts, failed
+
+
+def measure_server(server, label, group, scenarios, args, results, starts):
+    """Waits for SERVER's first answer, checks its memory, then runs each scenario:
+    a probe for the exact answer, then args.runs wrk runs; adds to RESULTS and STARTS.
+    Raises RuntimeError when the server fails."""
+    name = server.name
+    server.wait_ready(scenarios[0])
+    info = {"label": label, "group": group.name,
+            "first_answer_ms": server.first_answer * 1000,
+            "rss_start": rss_kb(server.workers())}
+    if group.leak:
+        leak_check(server, scenarios[0], args, info)
+    elif args.warmup:
+        run_wrk(server, scenarios[0], args.warmup, args.connections)
+    for sc in scenarios:
+        body = probe(server.port, sc, timeout=5.0)
+        if body != sc.expect:
+            raise RuntimeError("%s answered %s with %d wrong bytes: %r"
+                               % (label, sc.name, len(body), body[:60]))
+        if args.quick and name != "gunicorn-c" and sc is not scenarios[0]:
+            # --quick loads every scenario of gunicorn-c, and each peer once.
+            continue
+        runs = []
+        for _ in range(args.runs):
+            r = run_wrk(server, sc, args.duration, args.connections)
+            ok = r["requests"] - r["status"]
+            if ok <= 0:
+                raise RuntimeError("%s answered no request of %s under load: %r"
+                                   % (label, sc.name, r))
+            runs.append(r)
+        res = results[(sc.name, name)] = summarise(label, runs)
+        log("  %-9s %-18s %9.0f req/s  p99 %7.2f ms  %6.1f us/req"
+            % (sc.name, label, res["rps"], res["p99_ms"], res["cpu_us"]))
+    info["rss_end"] = rss_kb(server.workers())
+    starts[(group.name, name)] = info
+
+
+def sequential(port, scenario, count):
+    """Sends COUNT requests one after the other, keeping the connection alive when the
+    server does; returns how many were answered."""
+    done, errors = 0, 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    while done < count:
+        try:
+            conn.request("GET", scenario.path)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError("status %d" % resp.status)
+            done += 1
+            if resp.will_close:
+                conn.close()
+        except (OSError, http.client.HTTPException):
+            # A server that closes without saying so (uWSGI): connect again.
+            conn.close()
+            errors += 1
+            if errors > count:
+                raise RuntimeError("the connection kept failing after %d requests" % done)
+    conn.close()
+    return done
 
 
 def leak_check(server, scenario, args, info):
     """RSS after 10k and after 200k requests of SCENARIO (the keep-alive hello).
 
-    wrk cannot stop at a request count, so each mark is reached by runs whose length
-    follows the rate seen so far (1 s at least); the table shows the count actually
-    reached when it differs much. A server too slow to reach a mark within
+    The first mark is reached exactly, by requests sent one after the other from this
+    process. wrk cannot stop at a request count, so the later marks are reached by runs
+    whose length follows the rate seen so far (1 s at least); the table shows the count
+    actually reached when it differs much. A server too slow to reach a mark within
     args.leak_cap seconds of load reports how far it got."""
     done, rate, spent = 0, None, 0
-    for target in args.leak_marks:
+    if args.leak_marks:
+        done = sequential(server.port, scenario, args.leak_marks[0])
+        info["rss_%d" % args.leak_marks[0]] = (rss_kb(server.workers()), done)
+    for target in args.leak_marks[1:]:
         while done < target and spent < args.leak_cap:
             secs = 1 if rate is None else int(min(max(1, -(-(target - done) // rate)),
                                                   args.leak_cap - spent))
@@ -588,7 +629,6 @@ def versions():
                                   text=True).stdout.strip().splitlines()[0]
         except (OSError, IndexError):
             return "?"
-    py = PYTHON + " -c"
     return ", ".join([
         "Python " + platform.python_version(),
         "Gunicorn " + run([PYTHON, "-c", "import gunicorn; print(gunicorn.__version__)"]),
@@ -598,7 +638,7 @@ def versions():
         "Django " + run([PYTHON, "-c", "import django; print(django.__version__)"]),
         run(["nginx", "-v"]).replace("nginx version: ", ""),
         run(["wrk", "-v"]).split(" [")[0],
-    ]) if py else ""
+    ])
 
 
 def parse_args(argv):
@@ -666,6 +706,8 @@ def main(argv):
     # The tree's commit when the binary was built: the other engineer may commit meanwhile.
     measured = commit() if not (args.binary or args.no_build) else "%s (tree at %s)" % (
         gc_bin, commit())
+    # This process (probes, the first leak mark) keeps off the server's CPU.
+    os.sched_setaffinity(0, {int(CLIENT_CPU)})
     results, starts = {}, {}
     failed = []
     tmp_root = tempfile.mkdtemp(prefix="gc-bench-")
@@ -688,12 +730,8 @@ def main(argv):
             mine = [s for s in scenarios if s.group == gname]
             if not mine:
                 continue
-            try:
-                r, s = measure_group(group, mine, servers, args, gc_bin, tmp_root, django_dir)
-            except RuntimeError as e:
-                failed.append(str(e))
-                log("FAILED: %s" % e)
-                continue
+            r, s, f = measure_group(group, mine, servers, args, gc_bin, tmp_root, django_dir)
+            failed += f
             results.update(r)
             starts.update(s)
     finally:
