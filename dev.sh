@@ -20,6 +20,7 @@ export PYTHON
 PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev
           python3-pytest python3-requests python3-gevent python3-django python3-pastedeploy python3-whitenoise gunicorn
           python3-venv python3-pip python3-setuptools python3-wheel
+          uwsgi uwsgi-plugin-python3 python3-waitress
           wrk nginx curl clang-format)
 
 install_deps() {
@@ -145,6 +146,8 @@ test)
     echo "== build with -Werror" >&2
     build build-ci -DGC_WERROR=ON
     run_suite build-ci
+    echo "== bench/bench.py --quick (every server answers; speed is not asserted)" >&2
+    "$ROOT/bench/bench.py" --quick --binary "$ROOT/build-ci/gunicorn-c"
     echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer" >&2
     build build-asan -DGC_WERROR=ON -DGC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     # CPython frees little at exit by design, so leak reports would be noise here; the
