@@ -35,6 +35,30 @@ static int open_append(const char *path)
     return fd < 0 ? -errno : fd;
 }
 
+/* Opens `path` for appending as *fd and remembers it in *saved (for reopening). A
+ * descriptor that is already one of our files keeps its number (dup2), so whatever
+ * holds it (faulthandler, captured stdout) follows the new file. Returns 0 or -errno. */
+static int open_file(const char *path, int *fd, char **saved)
+{
+    int nfd = open_append(path);
+    if (nfd < 0)
+        return nfd;
+    char *copy = strdup(path);
+    if (copy == NULL) {
+        close(nfd);
+        return -ENOMEM;
+    }
+    free(*saved);
+    *saved = copy;
+    if (*fd > STDERR_FILENO) {
+        dup2(nfd, *fd);
+        close(nfd);
+    } else {
+        *fd = nfd;
+    }
+    return 0;
+}
+
 int gc__log_open(const char *path)
 {
     if (path == NULL || strcmp(path, "-") == 0) {
@@ -45,23 +69,7 @@ int gc__log_open(const char *path)
         log_path = NULL;
         return 0;
     }
-    int fd = open_append(path);
-    if (fd < 0)
-        return fd;
-    char *copy = strdup(path);
-    if (copy == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    free(log_path);
-    log_path = copy;
-    if (log_fd == STDERR_FILENO) {
-        log_fd = fd;
-    } else {
-        dup2(fd, log_fd);
-        close(fd);
-    }
-    return 0;
+    return open_file(path, &log_fd, &log_path);
 }
 
 int gc__log_access_open(const char *path)
@@ -74,23 +82,7 @@ int gc__log_access_open(const char *path)
         access_path = NULL;
         return 0;
     }
-    int fd = open_append(path);
-    if (fd < 0)
-        return fd;
-    char *copy = strdup(path);
-    if (copy == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    free(access_path);
-    access_path = copy;
-    if (access_fd > STDERR_FILENO) {
-        dup2(fd, access_fd); /* keeps the number, as the error log does */
-        close(fd);
-    } else {
-        access_fd = fd;
-    }
-    return 0;
+    return open_file(path, &access_fd, &access_path);
 }
 
 int gc__log_access_enabled(void)
