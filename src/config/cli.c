@@ -271,8 +271,9 @@ static int push_str(char ***list, size_t *n, const char *s)
 }
 
 /* Matches a long option that is not spelled out: returns the flag, NULL when none
- * matches, and reports ambiguity (returning NULL with *ambiguous set). */
-static const flag_t *find_prefix(const char *arg, size_t len, int *ambiguous)
+ * matches, and reports ambiguity (returning NULL with *ambiguous set; `quiet` leaves
+ * the usage message out). */
+static const flag_t *find_prefix(const char *arg, size_t len, int *ambiguous, int quiet)
 {
     const flag_t *match = NULL;
     char list[2048];
@@ -292,10 +293,21 @@ static const flag_t *find_prefix(const char *arg, size_t len, int *ambiguous)
             used += (size_t)n;
     }
     if (count > 1) {
-        *ambiguous = usage_error("ambiguous option: %s could match %s", arg, list);
+        *ambiguous = quiet ? 1 : usage_error("ambiguous option: %s could match %s", arg, list);
         return NULL;
     }
     return match;
+}
+
+int gc__cli_long_option(const char *word, size_t len)
+{
+    load_flags();
+    for (size_t i = 0; i < nflags; i++)
+        if (flag_is(&flags[i], word, len))
+            return flags[i].id;
+    int ambiguous;
+    const flag_t *f = find_prefix(word, len, &ambiguous, 1);
+    return f ? f->id : -1;
 }
 
 /* Handles one option that has been identified; `explicit` is its attached argument
@@ -366,7 +378,7 @@ int gc__cli_parse(gc__cli_args_t *out, int argc, char **argv)
             const flag_t *f = find_exact(arg, len);
             int ambiguous = 0;
             if (f == NULL)
-                f = find_prefix(arg, len, &ambiguous);
+                f = find_prefix(arg, len, &ambiguous, 0);
             if (ambiguous) {
                 rc = ambiguous;
                 break;

@@ -149,6 +149,9 @@ const char *gc__cli_get(const gc__cli_args_t *args, int id, int *found);
  * -EINVAL (err filled in) or -ENOMEM. */
 int gc__cli_apply(gc__config_t *cfg, const gc__cli_args_t *args, gc__config_err_t *err);
 void gc__cli_free(gc__cli_args_t *args);
+/* The setting a long option names (len bytes of word, without any "=value"): spelled
+ * out, or an unambiguous prefix as argparse takes it. -1 for none or an ambiguous one. */
+int gc__cli_long_option(const char *word, size_t len);
 
 /* Parses argv (without argv[0]) and applies it to cfg, the first positional argument
  * becoming cfg->app_uri. A convenience for a command line as the only source: prints

@@ -19,34 +19,10 @@
 
 #include "log/log.h"
 
-static const char option[] = "--virtualenv";
-
 /* The --virtualenv text found before start-up (owned), for gc__venv_check_config. */
 static char *scanned;
 
 /* --- Finding --virtualenv --------------------------------------------------------- */
-
-/* How many long options start with the len bytes at name. */
-static int count_prefixed(const char *name, size_t len)
-{
-    static const char *const builtin[] = {"--help", "--version", "--print-settings-markdown"};
-    int count = 0;
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
-        count += strncmp(builtin[i], name, len) == 0;
-    for (int id = 0; id < GC_S__COUNT; id++) {
-        const char *p = gc__setting_info(id)->flags;
-        while (p && *p) {
-            while (*p == ' ')
-                p++;
-            const char *start = p;
-            while (*p && *p != ' ')
-                p++;
-            size_t flen = (size_t)(p - start);
-            count += flen >= len && flen > 2 && start[1] == '-' && memcmp(start, name, len) == 0;
-        }
-    }
-    return count;
-}
 
 /* Whether word names --virtualenv as argparse reads it; *eq is set to its "=value"
  * part, or NULL. */
@@ -56,9 +32,7 @@ static int is_option(const char *word, const char **eq)
         return 0;
     *eq = strchr(word, '=');
     size_t len = *eq ? (size_t)(*eq - word) : strlen(word);
-    if (len > sizeof(option) - 1 || memcmp(word, option, len) != 0)
-        return 0;
-    return len == sizeof(option) - 1 || count_prefixed(word, len) == 1;
+    return gc__cli_long_option(word, len) == GC_S_virtualenv;
 }
 
 /* The value of the last --virtualenv in words (borrowed), or NULL. */
