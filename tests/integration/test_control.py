@@ -103,13 +103,16 @@ class Raw:
     """A raw control-socket client."""
 
     def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(5)
         for attempt in range(100):
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(5)
             try:
                 self.s.connect(path)
                 return
-            except BlockingIOError:  # the listen backlog is full: the master is busy
+            # BlockingIOError: the listen backlog is full, the master is busy.
+            # ConnectionRefusedError: the file exists a moment before the master listens.
+            except (BlockingIOError, ConnectionRefusedError):
+                self.s.close()
                 time.sleep(0.01)
         raise AssertionError("cannot connect to the control socket")
 
