@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,10 @@
 
 enum { RUNNING = 0, STOP_GRACEFUL, STOP_QUICK };
 
+/* Why the master itself sent a worker SIGKILL: its death is then no mystery, and the
+ * log says so instead of suggesting the kernel's OOM killer. */
+enum { KILLED_NOT = 0, KILLED_GRACEFUL_TIMEOUT, KILLED_WORKER_TIMEOUT };
+
 /* The scoreboard has room for this many workers (TTIN stops there). */
 #define MAX_WORKERS 1024
 
@@ -46,8 +51,10 @@ typedef struct {
     int slot;
     int retiring; /* to be replaced; gets TERM once the replacements have booted */
     int term_sent;
-    int aborted;   /* SIGABRT sent after a missed heartbeat; SIGKILL comes next */
-    PyObject *obj; /* owned: the Worker object hooks receive */
+    int aborted;    /* SIGABRT sent after a missed heartbeat; SIGKILL comes next */
+    int killed;     /* KILLED_*: the master sent SIGKILL, and why */
+    long kill_secs; /* the timeout (seconds) that had expired when it did */
+    PyObject *obj;  /* owned: the Worker object hooks receive */
     uint64_t spawned_ms;
 } child_t;
 
@@ -81,6 +88,7 @@ typedef struct {
     uv_poll_t bell; /* the scoreboard's bell: a worker booted or wants replacing */
     uv_timer_t tick;
     uv_timer_t kill_timer;
+    long kill_secs;              /* --graceful-timeout when the stop began */
     gc__control_t *control;      /* owned; NULL until started, or when disabled */
     int control_tried;           /* started once, not retried after a failure */
     gc__control_counts_t counts; /* for the control socket's `show stats` */
@@ -146,6 +154,8 @@ static void become_worker(arbiter_t *a, int slot, PyObject *obj)
         .listeners = a->listeners,
         .nlisteners = a->nlisteners,
         .slot = &a->sb.slots[slot],
+        .slots = a->sb.slots,
+        .nslots = a->sb.nslots,
         .hook_worker = obj,
         .app = a->app,
         .proc_name = a->proc_name,
@@ -220,6 +230,14 @@ static void kill_all(arbiter_t *a, int sig)
         kill(a->workers[i].pid, sig);
 }
 
+/* SIGKILL from the master, remembered so that the reaper names the reason. */
+static void kill_hard(child_t *c, int why, long secs)
+{
+    c->killed = why;
+    c->kill_secs = secs;
+    kill(c->pid, SIGKILL);
+}
+
 static int booted(const arbiter_t *a, const child_t *c)
 {
     return atomic_load(&a->sb.slots[c->slot].state) != GC_SLOT_BOOTING;
@@ -266,14 +284,20 @@ static void manage_workers(arbiter_t *a)
 static void on_kill_timer(uv_timer_t *t)
 {
     arbiter_t *a = t->data;
-    kill_all(a, SIGKILL);
+    for (size_t i = 0; i < a->nworkers; i++)
+        kill_hard(&a->workers[i], KILLED_GRACEFUL_TIMEOUT, a->kill_secs);
+}
+
+/* A unix socket file stays when another master shares it (USR2) or systemd owns it,
+ * as in Gunicorn. */
+static int may_unlink_sockets(const arbiter_t *a)
+{
+    return !a->reexec_pid && !a->reexec_parent && !a->systemd;
 }
 
 static void close_listeners(arbiter_t *a)
 {
-    /* A unix socket file stays when another master shares it (USR2) or systemd owns
-     * it, as in Gunicorn. */
-    int unlink_files = !a->reexec_pid && !a->reexec_parent && !a->systemd;
+    int unlink_files = may_unlink_sockets(a);
     for (size_t i = 0; i < a->nlisteners; i++)
         gc__listener_close(&a->listeners[i], unlink_files);
 }
@@ -286,8 +310,8 @@ static void stop(arbiter_t *a, int how)
     a->stopping = how;
     if (first) {
         close_listeners(a);
-        long secs = gc__cfg_int(a->cfg, GC_S_graceful_timeout);
-        uv_timer_start(&a->kill_timer, on_kill_timer, (uint64_t)secs * 1000, 0);
+        a->kill_secs = gc__cfg_int(a->cfg, GC_S_graceful_timeout);
+        uv_timer_start(&a->kill_timer, on_kill_timer, (uint64_t)a->kill_secs * 1000, 0);
     }
     kill_all(a, how == STOP_GRACEFUL ? SIGTERM : SIGQUIT);
 }
@@ -301,18 +325,30 @@ static void halt(arbiter_t *a, const char *reason, int code)
     stop(a, STOP_GRACEFUL);
 }
 
-static void log_exit(pid_t pid, int status)
+static void log_exit(const child_t *c, int status)
 {
+    long pid = (long)c->pid;
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        if (sig == SIGKILL)
-            gc__error("Worker (pid:%ld) was sent SIGKILL! Perhaps out of memory?", (long)pid);
+        /* Gunicorn blames every SIGKILL on memory, its own kills included. A kill the
+         * master sent says which timeout expired; only a SIGKILL from elsewhere (the
+         * kernel's OOM killer, an operator) keeps the guess. */
+        if (sig == SIGKILL && c->killed == KILLED_GRACEFUL_TIMEOUT)
+            gc__error("Worker (pid:%ld) was sent SIGKILL by the master after the graceful "
+                      "timeout (%lds)",
+                      pid, c->kill_secs);
+        else if (sig == SIGKILL && c->killed == KILLED_WORKER_TIMEOUT)
+            gc__error("Worker (pid:%ld) was sent SIGKILL by the master after the worker "
+                      "timeout (%lds)",
+                      pid, c->kill_secs);
+        else if (sig == SIGKILL)
+            gc__error("Worker (pid:%ld) was sent SIGKILL! Perhaps out of memory?", pid);
         else if (sig == SIGTERM)
-            gc__info("Worker (pid:%ld) was sent SIGTERM!", (long)pid);
+            gc__info("Worker (pid:%ld) was sent SIGTERM!", pid);
         else
-            gc__warning("Worker (pid:%ld) was sent SIG%s!", (long)pid, sigabbrev_np(sig));
+            gc__warning("Worker (pid:%ld) was sent SIG%s!", pid, sigabbrev_np(sig));
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-        gc__error("Worker (pid:%ld) exited with code %d.", (long)pid, WEXITSTATUS(status));
+        gc__error("Worker (pid:%ld) exited with code %d.", pid, WEXITSTATUS(status));
     }
 }
 
@@ -337,7 +373,7 @@ static void reap(arbiter_t *a)
         child_t c = a->workers[i];
         a->workers[i] = a->workers[--a->nworkers];
         gc__scoreboard_release(&a->sb, c.slot);
-        log_exit(pid, status);
+        log_exit(&c, status);
         gc__rt_set_bool(c.obj, "alive", 0);
         gc__rt_worker_hook(GC_HOOK_child_exit, c.obj);
         Py_XDECREF(c.obj);
@@ -362,7 +398,7 @@ static void check_timeouts(arbiter_t *a, uint64_t now)
         if (now < beat || now - beat <= (uint64_t)timeout * 1000)
             continue;
         if (c->aborted) {
-            kill(c->pid, SIGKILL);
+            kill_hard(c, KILLED_WORKER_TIMEOUT, timeout);
             continue;
         }
         c->aborted = 1;
@@ -435,6 +471,110 @@ static void on_bell(uv_poll_t *h, int status, int events)
     gc__scoreboard_drain(a->sb.bell);
 }
 
+/* --- listeners ------------------------------------------------------------------- */
+
+/* How cfg's --bind addresses are bound. A unix socket file is given to the workers'
+ * user and group, as Gunicorn does, so that a front end in that group can connect
+ * while --umask keeps everyone else out; with --user alone the group is that user's
+ * primary group, the one the workers switch to. */
+static gc__bind_opts_t bind_opts(const gc__config_t *cfg)
+{
+    gc__bind_opts_t o = {
+        .backlog = (int)gc__cfg_int(cfg, GC_S_backlog),
+        .reuse_port = gc__cfg_int(cfg, GC_S_reuse_port) != 0,
+        .umask = (int)gc__cfg_int(cfg, GC_S_umask),
+        .uid = (uid_t)-1,
+        .gid = (gid_t)-1,
+    };
+    if (cfg->v[GC_S_user].set)
+        o.uid = (uid_t)gc__cfg_int(cfg, GC_S_user);
+    if (cfg->v[GC_S_group].set) {
+        o.gid = (gid_t)gc__cfg_int(cfg, GC_S_group);
+    } else if (cfg->v[GC_S_user].set) {
+        const struct passwd *pw = getpwuid(o.uid);
+        if (pw != NULL)
+            o.gid = pw->pw_gid;
+    }
+    return o;
+}
+
+static void log_listeners(arbiter_t *a, int with_pid)
+{
+    gc__buf_t urls;
+    gc__buf_init(&urls);
+    for (size_t i = 0; i < a->nlisteners; i++)
+        gc__buf_printf(&urls, "%s%s", i ? "," : "", a->listeners[i].url);
+    /* One line for all listeners, comma-joined, as Gunicorn logs them; at start with
+     * the master's pid, after a HUP without (Gunicorn's two forms). */
+    if (with_pid)
+        gc__info("Listening at: %s (%ld)", urls.data ? urls.data : "", (long)getpid());
+    else
+        gc__info("Listening at: %s", urls.data ? urls.data : "");
+    gc__buf_free(&urls);
+}
+
+static int same_binds(const gc__config_t *x, const gc__config_t *y)
+{
+    const gc__setting_value_t *a = &x->v[GC_S_bind], *b = &y->v[GC_S_bind];
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->items[i], b->items[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* A HUP changed --bind: the listeners for addresses still wanted are kept (no port is
+ * released, and no file replaced), the new addresses are bound with cfg's options,
+ * and the listeners no longer wanted are closed, their socket files removed. The
+ * workers being retired keep their own copies of the old sockets until they exit.
+ * All or nothing: when an address cannot be bound the current listeners stay.
+ * Returns 0 or a negative errno. */
+static int rebind(arbiter_t *a, const gc__config_t *cfg)
+{
+    const gc__setting_value_t *bind = &cfg->v[GC_S_bind];
+    size_t n = bind->n, i = 0;
+    int rc = -ENOMEM;
+    gc__listener_t *fresh = calloc(n ? n : 1, sizeof(*fresh));
+    char *kept = calloc(a->nlisteners ? a->nlisteners : 1, 1); /* old listener reused */
+    char *opened = calloc(n ? n : 1, 1);                       /* fresh one bound here */
+    if (fresh == NULL || kept == NULL || opened == NULL)
+        goto out;
+    gc__bind_opts_t opts = bind_opts(cfg);
+    for (i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < a->nlisteners &&
+               (kept[j] || !gc__listener_matches(&a->listeners[j], bind->items[i])))
+            j++;
+        if (j < a->nlisteners) {
+            fresh[i] = a->listeners[j]; /* takes over its fd and path */
+            kept[j] = 1;
+            continue;
+        }
+        rc = gc__listener_open(&fresh[i], bind->items[i], &opts);
+        if (rc < 0)
+            goto out;
+        opened[i] = 1;
+    }
+    int unlink_files = may_unlink_sockets(a);
+    for (size_t j = 0; j < a->nlisteners; j++)
+        if (!kept[j])
+            gc__listener_close(&a->listeners[j], unlink_files);
+    free(a->listeners);
+    a->listeners = fresh;
+    a->nlisteners = n;
+    fresh = NULL;
+    rc = 0;
+out:
+    for (size_t k = 0; fresh && k < i; k++)
+        if (opened[k])
+            gc__listener_close(&fresh[k], 1);
+    free(fresh);
+    free(kept);
+    free(opened);
+    return rc;
+}
+
 /* --- signals ---------------------------------------------------------------------- */
 
 static void reload(arbiter_t *a)
@@ -455,8 +595,22 @@ static void reload(arbiter_t *a)
             free(cfg);
         }
     } else {
-        /* The listeners stay: changing --bind needs a restart (or USR2). */
         gc__logging_configure(cfg, 1);
+        /* A changed --bind is bound now, before the new workers are forked. Under
+         * systemd socket activation the sockets are systemd's and --bind is ignored. */
+        if (!a->systemd && cfg->v[GC_S_bind].n > 0 && !same_binds(a->cfg, cfg)) {
+            if (rebind(a, cfg) == 0) {
+                log_listeners(a, 0);
+            } else {
+                /* The configuration records what is really bound, so that the next
+                 * HUP tries the new addresses again. */
+                gc__error("Reload: cannot bind the new addresses; keeping the current "
+                          "listeners");
+                gc__config_err_t err;
+                const gc__setting_value_t *cur = &a->cfg->v[GC_S_bind];
+                gc__config_set_list(cfg, GC_S_bind, (const char *const *)cur->items, cur->n, &err);
+            }
+        }
         a->cfg = cfg;
         if (a->owned_cfg) {
             gc__config_free(a->owned_cfg);
@@ -699,28 +853,13 @@ static int open_listeners(arbiter_t *a)
                 a->nlisteners++;
         return a->nlisteners ? 0 : -EBADF;
     }
-    gc__bind_opts_t opts = {
-        .backlog = (int)gc__cfg_int(a->cfg, GC_S_backlog),
-        .reuse_port = gc__cfg_int(a->cfg, GC_S_reuse_port) != 0,
-        .umask = (int)gc__cfg_int(a->cfg, GC_S_umask),
-    };
+    gc__bind_opts_t opts = bind_opts(a->cfg);
     for (size_t i = 0; i < a->cfg->v[GC_S_bind].n; i++) {
         if (gc__listener_open(&a->listeners[i], a->cfg->v[GC_S_bind].items[i], &opts) < 0)
             return -EADDRNOTAVAIL;
         a->nlisteners++;
     }
     return 0;
-}
-
-static void log_listeners(arbiter_t *a)
-{
-    gc__buf_t urls;
-    gc__buf_init(&urls);
-    for (size_t i = 0; i < a->nlisteners; i++)
-        gc__buf_printf(&urls, "%s%s", i ? "," : "", a->listeners[i].url);
-    /* One line for all listeners, comma-joined, as Gunicorn logs them. */
-    gc__info("Listening at: %s (%ld)", urls.data ? urls.data : "", (long)getpid());
-    gc__buf_free(&urls);
 }
 
 int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
@@ -810,7 +949,7 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     gc__rt_server_hook(GC_HOOK_on_starting);
     if (open_listeners(a) < 0)
         goto out;
-    log_listeners(a);
+    log_listeners(a, 1);
     /* As Gunicorn: sync with --threads above 1 is named for what runs, gthread. */
     const char *wc = gc__cfg_str(cfg, GC_S_worker_class);
     size_t wl = wc ? strlen(wc) : 0;

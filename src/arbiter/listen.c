@@ -76,17 +76,31 @@ static int bind_unix(gc__listener_t *l, const char *path, const gc__bind_opts_t 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    /* --umask decides the socket file's mode, as in Gunicorn. */
+    /* --umask decides the socket file's mode and --user/--group its owner, as in
+     * Gunicorn: a front end in the workers' group can connect, others cannot. */
     mode_t old = umask((mode_t)o->umask);
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
-    if (rc < 0 || listen(fd, o->backlog) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
+    if (rc < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((o->uid != (uid_t)-1 || o->gid != (gid_t)-1) && chown(path, o->uid, o->gid) < 0) {
+        rc = -errno;
+        gc__error("Cannot give %s to the workers' user and group: %s", path, strerror(-rc));
+        unlink(path);
+        goto fail;
+    }
+    if (listen(fd, o->backlog) < 0) {
+        rc = -errno;
+        unlink(path);
+        goto fail;
     }
     l->fd = fd;
     return 0;
+fail:
+    close(fd);
+    return rc;
 }
 
 /* Fills host, port and url from the socket's own address (port 0 picked a free one). */
@@ -206,6 +220,51 @@ int gc__listener_open(gc__listener_t *l, const char *text, const gc__bind_opts_t
         snprintf(l->host, sizeof(l->host), "%s", a.unix_path);
     }
     return 0;
+}
+
+int gc__listener_matches(const gc__listener_t *l, const char *text)
+{
+    if (l->fd < 0)
+        return 0;
+    if (strncmp(text, "fd://", 5) == 0) {
+        char *end;
+        long fd = strtol(text + 5, &end, 10);
+        return *end == '\0' && fd == l->fd;
+    }
+    gc__address_t a;
+    if (gc__address_parse(text, &a) < 0)
+        return 0;
+    if (a.unix_path) {
+        int same = l->is_unix && l->unix_path && strcmp(l->unix_path, a.unix_path) == 0;
+        free(a.unix_path);
+        return same;
+    }
+    if (l->is_unix || strcmp(a.port, "0") == 0)
+        return 0;
+    /* Resolved as bind_inet resolves it, so "localhost:8000" finds 127.0.0.1:8000. */
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(a.host, a.port, &hints, &res) != 0)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    int same = 0;
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == res->ai_family) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *x = (const struct sockaddr_in *)&ss;
+            const struct sockaddr_in *y = (const struct sockaddr_in *)res->ai_addr;
+            same = x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)&ss;
+            const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)res->ai_addr;
+            same = x->sin6_port == y->sin6_port &&
+                   memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+        }
+    }
+    freeaddrinfo(res);
+    return same;
 }
 
 void gc__listener_close(gc__listener_t *l, int unlink_path)

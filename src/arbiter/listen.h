@@ -1,17 +1,22 @@
 /* listen.h: the listening sockets the arbiter binds and its workers accept on.
  *
  * Addresses follow Gunicorn's --bind forms: HOST, HOST:PORT, [IPv6]:PORT, :PORT and
- * unix:PATH (fd://N arrives with the arbiter issue). Sockets are bound once in the
- * arbiter, before any fork, and inherited by every worker. */
+ * unix:PATH and fd://N. Sockets are bound in the arbiter, at start and again when a
+ * HUP changes --bind, and inherited by every worker forked after. */
 #ifndef GC_ARBITER_LISTEN_H
 #define GC_ARBITER_LISTEN_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 typedef struct {
     int backlog;
     int reuse_port; /* SO_REUSEPORT */
     int umask;      /* applied while a unix socket file is created */
+    /* The owner a new unix socket file is given (the workers' user and group, so that
+     * a front end in that group may connect); (uid_t)-1 / (gid_t)-1 leave it alone. */
+    uid_t uid;
+    gid_t gid;
 } gc__bind_opts_t;
 
 typedef struct {
@@ -38,6 +43,11 @@ int gc__address_parse(const char *text, gc__address_t *addr);
  * attempts a second apart). "fd://N" adopts descriptor N instead. Returns 0 or a
  * negative errno (logged). */
 int gc__listener_open(gc__listener_t *l, const char *text, const gc__bind_opts_t *opts);
+
+/* Whether l is bound to the address `text` names (a --bind value): the same unix
+ * path, the same descriptor for fd://N, or the same resolved address and port (never
+ * port 0, which asks for a new one). */
+int gc__listener_matches(const gc__listener_t *l, const char *text);
 
 /* Takes over an inherited listening socket (fd://N, systemd, a USR2 parent). Returns 0
  * or -ENOTSOCK. */

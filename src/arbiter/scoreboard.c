@@ -67,6 +67,8 @@ int gc__scoreboard_claim(gc__scoreboard_t *sb, pid_t pid, uint64_t now_ms)
         atomic_store(&s->requests, 0);
         atomic_store(&s->started_ms, 0);
         atomic_store(&s->inflight, 0);
+        atomic_store(&s->conns, 0);
+        atomic_store(&s->accepting, 0);
         atomic_store(&s->pid, (int32_t)pid);
         atomic_store(&s->state, GC_SLOT_BOOTING);
         return (int)i;

@@ -2,6 +2,7 @@
 #include "common/buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +40,13 @@ int gc__buf_reserve(gc__buf_t *b, size_t extra)
     if (b->cap - b->len >= extra)
         return 0;
     size_t need = b->len + extra;
-    if (need < b->len)
+    /* No allocator gives more than PTRDIFF_MAX bytes; checking first also keeps the
+     * doubling below from wrapping to 0 and spinning for ever. */
+    if (need < b->len || need > (size_t)PTRDIFF_MAX)
         return -ENOMEM;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
-        cap *= 2;
+        cap = cap > (size_t)PTRDIFF_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
     if (p == NULL)
         return -ENOMEM;

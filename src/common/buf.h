@@ -33,7 +33,9 @@ int gc__view_ieq(gc__view_t v, const char *lower);
 void gc__buf_init(gc__buf_t *b);
 /* Frees the storage; the buffer is empty and reusable afterwards. */
 void gc__buf_free(gc__buf_t *b);
-/* Makes room for `extra` more bytes. Returns 0 or -ENOMEM. */
+/* Makes room for `extra` more bytes, at least doubling the capacity. Returns 0, or
+ * -ENOMEM (the buffer unchanged) when the allocation fails or the size would exceed
+ * PTRDIFF_MAX. */
 int gc__buf_reserve(gc__buf_t *b, size_t extra);
 int gc__buf_append(gc__buf_t *b, const void *p, size_t n);
 int gc__buf_append_str(gc__buf_t *b, const char *s);

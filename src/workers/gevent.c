@@ -15,10 +15,17 @@
  *
  * The heartbeat comes from the loop, that is from the main greenlet: a hub blocked by
  * a call that never yields (a C driver not made for gevent, unpatched sleep) stops it,
- * and the arbiter reports the stuck stack and replaces the worker as for a timeout. */
+ * and the arbiter reports the stuck stack and replaces the worker as for a timeout.
+ *
+ * Quick stop (INT, QUIT, and ABRT after a timeout): the worker's Python handler raises
+ * SystemExit wherever Python runs, which under gevent is usually the hub, and the hub
+ * throws it into the main greenlet. The main greenlet then throws SystemExit into every
+ * greenlet still running a request (see quick_stop), waits for them to unwind (each
+ * answers its client with the 500 of the shared request path), and only then exits. */
 #include "workers/worker.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 
@@ -32,19 +39,24 @@
 #define GEVENT_IDLE_MAX 64
 
 typedef struct {
-    PyObject *greenlet;              /* greenlet.greenlet */
-    PyObject *getcurrent;            /* greenlet.getcurrent */
-    PyObject *switch_;               /* greenlet.greenlet.switch, unbound */
-    PyObject *hub;                   /* the worker thread's gevent hub */
-    PyObject *run_callback;          /* hub.loop.run_callback */
-    PyObject *io;                    /* hub.loop.io */
-    PyObject *timer;                 /* hub.loop.timer */
-    PyObject *str_start;             /* "start", interned */
-    PyObject *str_stop;              /* "stop", interned */
-    PyObject *str_gr_context;        /* "gr_context", interned */
-    PyObject *wait_read;             /* gevent.socket.wait_read */
-    PyObject *wait_write;            /* gevent.socket.wait_write */
-    PyObject *serve;                 /* the greenlets' function (serve_conns below) */
+    PyObject *greenlet;       /* greenlet.greenlet */
+    PyObject *getcurrent;     /* greenlet.getcurrent */
+    PyObject *switch_;        /* greenlet.greenlet.switch, unbound */
+    PyObject *hub;            /* the worker thread's gevent hub */
+    PyObject *run_callback;   /* hub.loop.run_callback */
+    PyObject *io;             /* hub.loop.io */
+    PyObject *timer;          /* hub.loop.timer */
+    PyObject *str_start;      /* "start", interned */
+    PyObject *str_stop;       /* "stop", interned */
+    PyObject *str_gr_context; /* "gr_context", interned */
+    PyObject *wait_read;      /* gevent.socket.wait_read */
+    PyObject *wait_write;     /* gevent.socket.wait_write */
+    PyObject *serve;          /* the greenlets' function (serve_conns below) */
+    PyObject *interrupt;      /* the quick stop's callback (interrupt_request) */
+    PyObject *wake;           /* the main greenlet's switch */
+    /* Every greenlet running a request, keyed by its connection's address (an int). */
+    PyObject *running;
+    int quitting;                    /* the main greenlet waits for running requests to unwind */
     PyObject *idle[GEVENT_IDLE_MAX]; /* owned: parked greenlets, newest last */
     int n_idle;
 } gevent_t;
@@ -93,6 +105,52 @@ static int gevent_early(gc__worker_t *w)
     return gc__gevent_patch();
 }
 
+/* Has the hub switch to the main greenlet (which waits in quick_stop). */
+static void wake_main(gevent_t *g)
+{
+    PyObject *r = PyObject_CallOneArg(g->run_callback, g->wake);
+    if (r == NULL)
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot wake the main greenlet");
+    Py_XDECREF(r);
+}
+
+/* A hub callback, bound to the worker's gevent_t: throws SystemExit into the greenlet
+ * running the request on the connection `key` (an int), unless it has finished
+ * meanwhile; SystemExit(1) when `abort` is true (ABRT), else SystemExit() (INT, QUIT),
+ * as the worker's handlers raise them. The greenlet runs until it waits again or has
+ * answered (a 500, through the request path's error handling) and parked; then the
+ * throw returns here. */
+static PyObject *interrupt_request(PyObject *self, PyObject *args)
+{
+    gevent_t *g = PyCapsule_GetPointer(self, NULL);
+    PyObject *key;
+    int abort_ = 0;
+    if (g == NULL || !PyArg_ParseTuple(args, "Op", &key, &abort_))
+        return NULL;
+    PyObject *gl = PyDict_GetItemWithError(g->running, key); /* borrowed */
+    if (gl == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(gl);
+    /* A new exception for each greenlet: each unwinds with a traceback of its own. */
+    PyObject *exc = abort_ ? PyObject_CallFunction(PyExc_SystemExit, "i", 1)
+                           : PyObject_CallNoArgs(PyExc_SystemExit);
+    PyObject *r = exc ? PyObject_CallMethod(gl, "throw", "O", exc) : NULL;
+    Py_XDECREF(exc);
+    Py_DECREF(gl);
+    if (r == NULL) {
+        /* Nothing a request raises gets this far (the request path turns it into a 500);
+         * never hand the hub an exception it would pass on to the main greenlet. */
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot interrupt a request");
+        Py_RETURN_NONE;
+    }
+    return r;
+}
+
+static PyMethodDef interrupt_def = {"_gunicorn_c_interrupt", interrupt_request, METH_VARARGS, NULL};
+
 /* A greenlet's life: a request, then, while fewer than GEVENT_IDLE_MAX others wait,
  * parked on the idle list until gevent_run hands it the next one. arg is the
  * connection's address (a borrowed int); a parked greenlet is woken with the next. */
@@ -105,7 +163,14 @@ static PyObject *serve_conns(PyObject *self, PyObject *arg)
         if (c == NULL)
             return NULL;
         gevent_t *g = state_of(c->w);
-        gc__conn_post_done(c, gc__conn_respond(c, &c->head));
+        int keep = gc__conn_respond(c, &c->head);
+        /* No longer interruptible: a SystemExit thrown from here on would escape the
+         * request path and kill the greenlet. */
+        if (PyDict_DelItem(g->running, arg) < 0)
+            PyErr_Clear();
+        if (g->quitting && PyDict_GET_SIZE(g->running) == 0)
+            wake_main(g);
+        gc__conn_post_done(c, keep);
         if (g->n_idle == GEVENT_IDLE_MAX)
             break;
         PyObject *me = PyObject_CallNoArgs(g->getcurrent);
@@ -135,12 +200,18 @@ static void gevent_run(gc__conn_t *c)
                        ? g->idle[--g->n_idle]
                        : PyObject_CallFunctionObjArgs(g->greenlet, g->serve, g->hub, NULL);
     PyObject *arg = gl ? PyLong_FromVoidPtr(c) : NULL;
+    /* Listed as running first: a quick stop may interrupt it from the moment it runs. */
+    int listed = arg != NULL && PyDict_SetItem(g->running, arg, gl) == 0;
     PyObject *r =
-        arg ? PyObject_CallFunctionObjArgs(g->run_callback, g->switch_, gl, arg, NULL) : NULL;
+        listed ? PyObject_CallFunctionObjArgs(g->run_callback, g->switch_, gl, arg, NULL) : NULL;
+    if (r == NULL) {
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot start a greenlet");
+        if (listed && PyDict_DelItem(g->running, arg) < 0)
+            PyErr_Clear();
+    }
     Py_XDECREF(arg);
     Py_XDECREF(gl); /* the callback holds it until it runs */
     if (r == NULL) {
-        gc__py_log_exception(GC_LOG_ERROR, "Cannot start a greenlet");
         gc__sink_init(&c->sink, c->fd, 0);
         gc__conn_finish(c, 0);
         return;
@@ -195,6 +266,14 @@ static int gevent_start(gc__worker_t *w)
         g->wait_read = PyObject_GetAttrString(gsocket, "wait_read");
         g->wait_write = PyObject_GetAttrString(gsocket, "wait_write");
         g->serve = PyCFunction_New(&serve_def, NULL);
+        PyObject *self = PyCapsule_New(g, NULL, NULL);
+        g->interrupt = self ? PyCFunction_New(&interrupt_def, self) : NULL;
+        Py_XDECREF(self);
+        g->running = PyDict_New();
+        /* Called on the main greenlet, which gevent_serve runs on. */
+        PyObject *me = g->getcurrent ? PyObject_CallNoArgs(g->getcurrent) : NULL;
+        g->wake = me ? PyObject_GetAttrString(me, "switch") : NULL;
+        Py_XDECREF(me);
     }
     Py_XDECREF(loop);
     Py_XDECREF(gevent);
@@ -202,46 +281,110 @@ static int gevent_start(gc__worker_t *w)
     Py_XDECREF(greenlet);
     if (!g->greenlet || !g->getcurrent || !g->switch_ || !g->hub || !g->run_callback || !g->io ||
         !g->timer || !g->str_start || !g->str_stop || !g->str_gr_context || !g->wait_read ||
-        !g->wait_write || !g->serve) {
+        !g->wait_write || !g->serve || !g->interrupt || !g->running || !g->wake) {
         gc__py_log_exception(GC_LOG_ERROR, "Cannot start the gevent worker");
         return -1;
     }
     return 0;
 }
 
+/* Stops a watcher without losing the exception pending, if any (a watcher's stop, like
+ * any call, must not run with one set). Returns 0, or -1 with the stop's exception when
+ * none was pending. */
+static int watcher_stop(gevent_t *g, PyObject *watcher)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *r = PyObject_CallMethodNoArgs(watcher, g->str_stop);
+    Py_XDECREF(r);
+    if (type == NULL)
+        return r != NULL ? 0 : -1;
+    if (r == NULL)
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot stop a gevent watcher");
+    PyErr_Restore(type, value, tb);
+    return -1;
+}
+
 /* Parks the main greenlet on the hub until the loop's epoll descriptor is readable
- * (io, started with wake) or ms milliseconds have passed (ms < 0: no limit). The
+ * (io, started with g->wake; NULL: not watched), something else switches to it (a
+ * greenlet's wake_main) or ms milliseconds have passed (ms < 0: no limit). The
  * watchers run only during the wait, so that Python code the loop runs cannot be woken
- * by them. Returns 0, or -1 with the exception the hub threw in. */
-static int main_wait(gevent_t *g, PyObject *io, PyObject *wake, int ms)
+ * by them. Returns 0, or -1 with the exception the hub threw in (a signal handler's
+ * SystemExit), which the watchers are stopped without losing. */
+static int main_wait(gevent_t *g, PyObject *io, int ms)
 {
     PyObject *timer = NULL, *r = NULL;
+    int rc = -1;
     if (ms >= 0) {
         timer = PyObject_CallFunction(g->timer, "d", ms / 1000.0);
-        r = timer ? PyObject_CallMethodOneArg(timer, g->str_start, wake) : NULL;
+        r = timer ? PyObject_CallMethodOneArg(timer, g->str_start, g->wake) : NULL;
         if (r == NULL)
             goto out;
         Py_DECREF(r);
     }
-    r = PyObject_CallMethodOneArg(io, g->str_start, wake);
-    if (r == NULL)
-        goto out;
-    Py_DECREF(r);
+    if (io != NULL) {
+        r = PyObject_CallMethodOneArg(io, g->str_start, g->wake);
+        if (r == NULL)
+            goto out;
+        Py_DECREF(r);
+    }
     r = PyObject_CallOneArg(g->switch_, g->hub);
-    PyObject *stopped = PyObject_CallMethodNoArgs(io, g->str_stop);
-    Py_XDECREF(stopped);
-    if (stopped == NULL)
-        Py_CLEAR(r);
+    rc = r != NULL ? 0 : -1;
+    Py_XDECREF(r);
+    if (io != NULL && watcher_stop(g, io) < 0)
+        rc = -1;
 out:
     if (timer != NULL) {
-        PyObject *t = PyObject_CallMethodNoArgs(timer, g->str_stop);
-        Py_XDECREF(t);
-        if (t == NULL)
-            Py_CLEAR(r);
+        if (watcher_stop(g, timer) < 0)
+            rc = -1;
         Py_DECREF(timer);
     }
-    Py_XDECREF(r);
-    return r != NULL ? 0 : -1;
+    return rc;
+}
+
+/* The quick stop (INT, QUIT, ABRT), on the main greenlet: SystemExit is thrown into
+ * every greenlet still running a request, from the hub (a greenlet must be resumed
+ * from where it waits), and the main greenlet waits until the last one has unwound and
+ * answered, at most --graceful-timeout. More signals meanwhile change nothing. */
+static void quick_stop(gc__worker_t *w)
+{
+    gevent_t *g = state_of(w);
+    if (g->quitting || PyDict_GET_SIZE(g->running) == 0)
+        return;
+    g->quitting = 1;
+    PyObject *abort_ = PyBool_FromLong(w->signal_exit > 0); /* ABRT, not INT or QUIT */
+    PyObject *keys = PyDict_Keys(g->running);
+    for (Py_ssize_t i = 0; keys != NULL && i < PyList_GET_SIZE(keys); i++) {
+        PyObject *r = PyObject_CallFunctionObjArgs(g->run_callback, g->interrupt,
+                                                   PyList_GET_ITEM(keys, i), abort_, NULL);
+        if (r == NULL)
+            break;
+        Py_DECREF(r);
+    }
+    Py_XDECREF(keys);
+    Py_DECREF(abort_);
+    if (PyErr_Occurred()) {
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot interrupt the running requests");
+        return;
+    }
+    long secs = gc__cfg_int(w->cfg, GC_S_graceful_timeout);
+    uint64_t deadline = gc__monotonic_ms() + (uint64_t)(secs > 0 ? secs : 1) * 1000;
+    while (PyDict_GET_SIZE(g->running) > 0) {
+        uint64_t now = gc__monotonic_ms();
+        if (now >= deadline) {
+            gc__warning("%zd request(s) still running after the graceful timeout; exiting",
+                        PyDict_GET_SIZE(g->running));
+            return;
+        }
+        uint64_t left = deadline - now;
+        if (main_wait(g, NULL, left > INT_MAX ? INT_MAX : (int)left) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_SystemExit)) {
+                gc__py_log_exception(GC_LOG_ERROR, "The gevent hub failed");
+                return;
+            }
+            PyErr_Clear(); /* another INT, QUIT or ABRT */
+        }
+    }
 }
 
 /* The main greenlet: a turn of the loop, then the hub until the loop has work. */
@@ -249,31 +392,40 @@ static void gevent_serve(gc__worker_t *w)
 {
     gevent_t *g = state_of(w);
     PyObject *io = PyObject_CallFunction(g->io, "ii", uv_backend_fd(w->loop), 1);
-    PyObject *me = PyObject_CallNoArgs(g->getcurrent);
-    PyObject *wake = me ? PyObject_GetAttrString(me, "switch") : NULL;
-    Py_XDECREF(me);
-    if (io == NULL || wake == NULL) {
+    if (io == NULL) {
         gc__py_log_exception(GC_LOG_ERROR, "Cannot watch the loop from gevent");
         gc__worker_quit(w, 1);
     }
     for (;;) {
         uv_run(w->loop, UV_RUN_NOWAIT);
-        if (main_wait(g, io, wake, uv_backend_timeout(w->loop)) == 0)
+        /* A handler that ran during the turn, its SystemExit taken by the code it hit. */
+        if (w->signal_exit >= 0)
+            break;
+        if (main_wait(g, io, uv_backend_timeout(w->loop)) == 0)
             continue;
         /* A signal handler's SystemExit (INT, QUIT, ABRT), thrown here by the hub. */
         if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
             PyErr_Clear();
-            gc__worker_quit(w, w->signal_exit >= 0 ? w->signal_exit : 0);
+            break;
         }
         gc__py_log_exception(GC_LOG_ERROR, "The gevent hub failed");
         gc__worker_quit(w, 1);
     }
+    quick_stop(w);
+    gc__worker_quit(w, w->signal_exit >= 0 ? w->signal_exit : 0);
 }
 
-/* Python may be finalized only when no greenlet still runs a request. */
+/* Python may be finalized only when no greenlet still runs a request. A quick stop that
+ * reached the worker elsewhere (a handler run by the loop, or inside a request) ends up
+ * here: the other requests are interrupted first. */
 static int gevent_stop(gc__worker_t *w)
 {
-    return !gc__worker_busy(w);
+    gevent_t *g = state_of(w);
+    if (g == NULL || g->running == NULL)
+        return 1;
+    if (w->signal_exit >= 0)
+        quick_stop(w);
+    return PyDict_GET_SIZE(g->running) == 0;
 }
 
 const gc__worker_class_t gc__gevent_class = {

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -32,6 +33,8 @@ static void drive(gc__conn_t *c);
 static void accept_update(gc__worker_t *w);
 static void out_release(gc__conn_t *c);
 static void on_acceptable(uv_poll_t *h, int status, int events);
+static void start_reading(gc__conn_t *c);
+static void publish_conns(gc__worker_t *w);
 
 /* --- connection lifetime ---------------------------------------------------------- */
 
@@ -49,6 +52,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     w->nconns--;
     w->nclosing--;
+    publish_conns(w);
     out_release(c);
     gc__http_parser_free(&c->parser);
     gc__buf_free(&c->pending);
@@ -68,21 +72,110 @@ void gc__conn_close(gc__conn_t *c)
         return;
     }
     c->closing = 1;
-    c->w->nclosing++;
+    if (!c->lingering) { /* a lingering connection is counted already */
+        c->w->nclosing++;
+        publish_conns(c->w);
+    }
     uv_close(&c->h.handle, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* How long a connection we end may keep sending before it is closed regardless. */
+#define GC_LINGER_MS 2000
+/* How long an idle connection may still bring a request once the worker stops. */
+#define GC_LAST_CALL_MS 1000
+
+/* Bytes the kernel holds for us on the connection: a request we have not read yet. */
+static int bytes_waiting(const gc__conn_t *c)
+{
+    int n = 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Ends a connection whose client may still be sending, the way RFC 9112 section 9.6
+ * asks: our side closes first (a FIN after the last response byte), then whatever the
+ * client still sends is read and dropped until it closes too, for at most
+ * GC_LINGER_MS. Closing at once with unread bytes makes the kernel answer with a
+ * reset, which can destroy the end of a response still on its way and leaves the
+ * client unable to tell whether its request was seen; a FIN before any response tells
+ * it the request was not, so that it can retry it on a new connection. */
+static void conn_linger(gc__conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    if (c->busy) {
+        c->close_after = 1;
+        return;
+    }
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        gc__conn_close(c);
+        return;
+    }
+    c->lingering = 1;
+    c->w->nclosing++; /* it no longer counts against --worker-connections */
+    publish_conns(c->w);
+    start_reading(c);
+    uv_timer_start(&c->timer, on_timer, GC_LINGER_MS, 0);
+}
+
+/* Ends the connection after a response: lingers when the client may have sent more
+ * (it asked to keep the connection, or bytes of a next request are here), else
+ * closes at once, as after "Connection: close" from the client. */
+static void conn_end(gc__conn_t *c)
+{
+    if (c->parser.req.keep_alive || c->pending.len > 0 || c->parser.started)
+        conn_linger(c);
+    else
+        gc__conn_close(c);
+}
+
+static void arm_timer(gc__conn_t *c, int for_request);
+static void last_call(gc__conn_t *c);
+
+/* Sends a short error response for a request we will not pass on, then ends. */
+static void answer_and_end(gc__conn_t *c, int status, const char *msg)
+{
+    gc__buf_t out;
+    gc__buf_init(&out);
+    if (gc__http_write_error(&out, status, msg) == 0) {
+        gc__sink_t sink;
+        gc__sink_init(&sink, c->fd, 1000);
+        gc__sink_write(&sink, out.data, out.len);
+    }
+    gc__buf_free(&out);
+    conn_linger(c);
 }
 
 static void on_timer(uv_timer_t *t)
 {
     gc__conn_t *c = t->data;
-    if (c->timer_for_request)
+    const gc__config_t *cfg = c->w->cfg;
+    if (c->lingering) {
+        gc__conn_close(c);
+    } else if (c->timer_for_request && c->parser.headers_done) {
+        /* A body that stopped arriving: a slow one that progresses is never cut (each
+         * read restarts the timer), a stalled one gets a status and a warning. */
+        gc__warning("Request body from %s stalled: no bytes for %lds after %llu received; "
+                    "answering 408",
+                    c->remote_addr, gc__cfg_int(cfg, GC_S_timeout),
+                    (unsigned long long)c->parser.req.body.len);
+        answer_and_end(c, 408, "Request Timeout");
+    } else if (c->timer_for_request) {
         gc__debug("Closing connection from %s: request not received within %lds", c->remote_addr,
-                  gc__cfg_int(c->w->cfg, GC_S_timeout));
-    else if (c->out.len > 0)
+                  gc__cfg_int(cfg, GC_S_timeout));
+        gc__conn_close(c);
+    } else if (c->out.len > 0) {
         gc__debug("Closing connection to %s: response not read within %lds", c->remote_addr,
-                  gc__cfg_int(c->w->cfg, GC_S_timeout));
-    gc__conn_close(c);
+                  gc__cfg_int(cfg, GC_S_timeout));
+        gc__conn_close(c);
+    } else if (bytes_waiting(c)) {
+        /* Idle, but a request has just arrived: the read that follows serves it. */
+        arm_timer(c, 1);
+    } else {
+        conn_linger(c); /* a request may be on its way as we give up waiting */
+    }
 }
 
 static void arm_timer(gc__conn_t *c, int for_request)
@@ -100,22 +193,15 @@ static void arm_timer(gc__conn_t *c, int for_request)
         uv_timer_stop(&c->timer);
 }
 
-/* Answers a request the parser refused, then closes. */
+/* Answers a request the parser refused, then ends the connection. */
 static void reject(gc__conn_t *c)
 {
     gc__http_parser_t *p = &c->parser;
     gc__debug("Invalid request from ip=%s: %s", c->remote_addr, p->error_msg);
-    if (p->error_status > 0) {
-        gc__buf_t out;
-        gc__buf_init(&out);
-        if (gc__http_write_error(&out, p->error_status, p->error_msg) == 0) {
-            gc__sink_t sink;
-            gc__sink_init(&sink, c->fd, 1000);
-            gc__sink_write(&sink, out.data, out.len);
-        }
-        gc__buf_free(&out);
-    }
-    gc__conn_close(c);
+    if (p->error_status > 0)
+        answer_and_end(c, p->error_status, p->error_msg);
+    else
+        gc__conn_close(c);
 }
 
 /* The application reads a body the client has been holding back ("Expect:
@@ -227,7 +313,9 @@ static int after_feed(gc__conn_t *c)
         dispatch(c);
         return 0;
     case GC_HTTP_NEED_MORE:
-        if (p->started && !c->timer_for_request)
+        /* The head must arrive within --timeout of its first byte; a body only has to
+         * keep coming: every piece of it restarts the timer. */
+        if (p->started && (!c->timer_for_request || p->headers_done))
             arm_timer(c, 1);
         return 1;
     }
@@ -237,6 +325,11 @@ static int after_feed(gc__conn_t *c)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     gc__conn_t *c = s->data;
+    if (c->lingering) {
+        if (nread < 0) /* the client has closed its side too */
+            gc__conn_close(c);
+        return; /* what it still sends is dropped */
+    }
     if (nread < 0) {
         gc__http_parser_eof(&c->parser);
         if (c->parser.state == GC_HTTP_ERROR)
@@ -486,6 +579,9 @@ static void on_gil_release(uv_prepare_t *h)
 void gc__conn_request_done(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
+    /* The loop's clock stood still while an inline class ran the application: timers
+     * armed from here on must count from now, not from before the request. */
+    uv_update_time(w->loop);
     w->requests++;
     c->answered = 1;
     gc__slot_request_end(w->slot, gc__monotonic_ms());
@@ -518,18 +614,39 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
 static void request_continue(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
-    if (!keep || w->stopping || c->closing) {
-        gc__conn_close(c);
+    if (c->closing)
+        return;
+    if (!keep) {
+        conn_end(c);
         return;
     }
     gc__http_parser_next(&c->parser);
     c->continue_sent = 0;
     c->idle_since = uv_hrtime();
     arm_timer(c, 0);
+    /* Stopping after a response that promised keep-alive: the client may be sending its
+     * next request already, which is answered with "Connection: close". */
+    if (w->stopping)
+        last_call(c);
     drive(c);
     /* Idle now, the connection can make room for a new one at the limit. */
     if (w->accept_paused && !c->closing && !c->parser.started)
         accept_update(w);
+}
+
+/* Reads a connection just accepted at once, without waiting for the loop to report it
+ * readable: its client has usually sent the request with the handshake. That saves a
+ * turn of the loop, and means a sync worker starts serving what it accepts right
+ * away: a connection it has taken never waits behind the application run by another
+ * (a killed worker takes one request with it, not two). */
+static void read_now(gc__conn_t *c)
+{
+    ssize_t n = recv(c->fd, c->w->readbuf, sizeof(c->w->readbuf), 0);
+    if (n > 0) {
+        uv_buf_t b = uv_buf_init(c->w->readbuf, (unsigned int)n);
+        on_read(&c->h.stream, n, &b);
+    }
+    /* 0 (the client closed), an error, or nothing yet: the loop finds out as usual. */
 }
 
 /* TCP_NODELAY on a socket accepted from listener li: set once on the listener, it is
@@ -571,6 +688,7 @@ static void conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_
     c->h.handle.data = c;
     c->fd = fd;
     c->open_handles = 1;
+    c->idle_since = uv_hrtime();
     gc__http_parser_init(&c->parser, &w->limits);
     gc__buf_init(&c->pending);
     c->next = w->conns;
@@ -578,6 +696,7 @@ static void conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    publish_conns(w);
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
@@ -600,17 +719,22 @@ static void conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_
     gc__frontend_accept(&w->front, c);
     arm_timer(c, 0);
     start_reading(c);
+    read_now(c);
 }
 
 /* --- the accept gate -------------------------------------------------------------- *
  *
  * A worker holds at most --worker-connections connections. Reads cost no Python, so
  * the limit is about descriptors and memory, not about the application: at the limit
- * the worker first closes the connection that has been idle longest between keep-alive
+ * the worker first ends the connection that has been idle longest between keep-alive
  * requests (its client reconnects when it needs to, and no request is lost: nothing
- * of a next request has arrived), and only when none is idle does it stop accepting,
- * leaving new connections in the kernel's backlog for other workers, until a
- * connection closes or goes idle.
+ * of a next request has arrived), else the one that has waited longest, and at least
+ * GC_EVICT_SLOW_MS, for a whole request head: a client that sends its request at
+ * once never waits that long, so this one is slow or silent, perhaps on purpose, and
+ * a crowd of them must not keep every other client out for --timeout seconds. Only
+ * when there is neither does it stop accepting, leaving new connections in the
+ * kernel's backlog for other workers, until a connection closes or goes idle, or a
+ * slow one has waited long enough (the once-a-second tick looks).
  *
  * The listeners are watched with uv_poll and accepted with accept4() by hand rather
  * than with uv_listen, because a libuv server handle cannot stop accepting without
@@ -620,15 +744,52 @@ static void conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_
  * shares the sockets, so that one worker does not swallow a burst that its siblings
  * could serve while it runs the application. */
 
-static gc__conn_t *longest_idle(gc__worker_t *w)
+#define GC_EVICT_SLOW_MS 1000
+
+/* The connection to end at the limit (see above), or NULL. *slow says which kind. */
+static gc__conn_t *evictable(gc__worker_t *w, int *slow)
 {
-    gc__conn_t *best = NULL;
-    for (gc__conn_t *c = w->conns; c; c = c->next)
-        if (!c->closing && !c->busy && c->answered && !c->parser.started && c->pending.len == 0 &&
-            (best == NULL ||
-             c->idle_since <= best->idle_since)) /* newest first: ties go to the older */
-            best = c;
-    return best;
+    gc__conn_t *idle = NULL, *waiting = NULL;
+    for (gc__conn_t *c = w->conns; c; c = c->next) {
+        if (c->closing || c->lingering || c->busy || c->out.len > 0 || c->parser.headers_done)
+            continue;
+        if (c->answered && !c->parser.started && c->pending.len == 0) {
+            if (idle == NULL || c->idle_since <= idle->idle_since) /* ties: the older */
+                idle = c;
+        } else if (waiting == NULL || c->idle_since < waiting->idle_since) {
+            waiting = c;
+        }
+    }
+    *slow = idle == NULL;
+    if (idle != NULL)
+        return idle;
+    if (waiting != NULL && uv_hrtime() - waiting->idle_since >= GC_EVICT_SLOW_MS * 1000000ull)
+        return waiting;
+    return NULL;
+}
+
+/* 1 when a warning that a condition would repeat may be logged again (once a minute);
+ * `at` is when it was last logged (loop time, ms). */
+static int log_due(gc__worker_t *w, uint64_t *at)
+{
+    uint64_t now = uv_now(w->loop);
+    if (*at != 0 && now - *at < 60000)
+        return 0;
+    *at = now;
+    return 1;
+}
+
+/* Starts or stops watching the listening sockets. */
+static void accept_watch(gc__worker_t *w, int on)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (uv_is_closing((uv_handle_t *)&w->accepts[i]))
+            continue;
+        if (on)
+            uv_poll_start(&w->accepts[i], UV_READABLE, on_acceptable);
+        else
+            uv_poll_stop(&w->accepts[i]);
+    }
 }
 
 static void accept_pause(gc__worker_t *w, int paused)
@@ -636,21 +797,78 @@ static void accept_pause(gc__worker_t *w, int paused)
     if (w->accept_paused == paused)
         return;
     w->accept_paused = paused;
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        if (uv_is_closing((uv_handle_t *)&w->accepts[i]))
+    /* Siblings step back for a worker that accepts, or steps back itself (below). */
+    atomic_store_explicit(&w->slot->accepting, (uint32_t)!paused, memory_order_relaxed);
+    if (!w->yielding)
+        accept_watch(w, !paused);
+}
+
+/* --- sharing new connections between workers -------------------------------------- *
+ *
+ * Every worker waiting for events is woken for a new connection and the first to call
+ * accept wins, so which worker gets a keep-alive connection is luck, and stays so for
+ * the connection's life: 52 wrk connections split 42/10 between two sync workers
+ * running a 10 ms application, and the clients of the fuller one waited four times as
+ * long. So each worker publishes how many connections it holds in its scoreboard
+ * slot, and before it accepts, looks for a sibling that holds fewer and can take the
+ * connection soon: one watching the sockets and, for the sync class, either waiting
+ * for events or running a request that began less than GC_YIELD_BUSY_MS ago while
+ * holding at least two connections fewer. If there is one, it steps back from
+ * accepting for GC_YIELD_MS and lets the sibling, woken by the same connection, take
+ * it; then it looks again. A sibling stuck in a long request is never waited for. */
+#define GC_YIELD_MS 1
+#define GC_YIELD_BUSY_MS 20
+
+static void publish_conns(gc__worker_t *w)
+{
+    atomic_store_explicit(&w->slot->conns, (uint32_t)(w->nconns - w->nclosing),
+                          memory_order_relaxed);
+}
+
+static int sibling_takes(const gc__worker_t *w)
+{
+    uint32_t mine = (uint32_t)(w->nconns - w->nclosing);
+    uint64_t now = 0;
+    for (size_t i = 0; i < w->nslots; i++) {
+        gc__slot_t *s = &w->slots[i];
+        if (s == w->slot || !atomic_load_explicit(&s->accepting, memory_order_relaxed))
             continue;
-        if (paused)
-            uv_poll_stop(&w->accepts[i]);
-        else
-            uv_poll_start(&w->accepts[i], UV_READABLE, on_acceptable);
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        uint32_t theirs = atomic_load_explicit(&s->conns, memory_order_relaxed);
+        if (theirs >= mine || (st != GC_SLOT_IDLE && st != GC_SLOT_BUSY))
+            continue;
+        if (st == GC_SLOT_IDLE || !w->klass->runs_inline)
+            return 1;
+        /* A sync sibling running the application takes the connection when it is done:
+         * worth the wait when it holds clearly fewer connections (each of ours may have
+         * a request queued) and its request is young. */
+        if (now == 0)
+            now = gc__monotonic_ms();
+        uint64_t started = atomic_load_explicit(&s->started_ms, memory_order_relaxed);
+        if (theirs + 1 < mine && started != 0 && now - started < GC_YIELD_BUSY_MS)
+            return 1;
     }
+    return 0;
+}
+
+static void on_yield_end(uv_timer_t *t)
+{
+    gc__worker_t *w = t->data;
+    w->yielding = 0;
+    if (!w->accept_paused && !w->stopping)
+        accept_watch(w, 1);
+}
+
+static void accept_yield(gc__worker_t *w)
+{
+    w->yielding = 1;
+    accept_watch(w, 0);
+    uv_timer_start(&w->yield_timer, on_yield_end, GC_YIELD_MS, 0);
 }
 
 static void log_limit(gc__worker_t *w)
 {
-    uint64_t now = uv_now(w->loop);
-    if (w->limit_logged_at == 0 || now - w->limit_logged_at >= 60000) {
-        w->limit_logged_at = now;
+    if (log_due(w, &w->limit_logged_at)) {
         gc__warning("Worker connection limit reached (%zu open): new connections wait "
                     "until one closes (--worker-connections)",
                     w->max_conns);
@@ -661,10 +879,16 @@ static void log_limit(gc__worker_t *w)
  * goes idle). */
 static void accept_update(gc__worker_t *w)
 {
+    int slow;
     if (!w->accept_paused || w->stopping || w->accepts == NULL)
         return;
-    if (w->nconns - w->nclosing < w->max_conns || longest_idle(w) != NULL)
+    if (w->nconns - w->nclosing < w->max_conns || evictable(w, &slow) != NULL) {
+        if (w->out_of_files) {
+            w->out_of_files = 0;
+            gc__debug("Accepting connections again after running out of file descriptors");
+        }
         accept_pause(w, 0);
+    }
 }
 
 static void on_acceptable(uv_poll_t *h, int status, int events)
@@ -673,11 +897,16 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
     size_t li = (size_t)(h - w->accepts);
     if (status < 0 || w->stopping)
         return;
+    if (w->nslots > 1 && sibling_takes(w)) {
+        accept_yield(w);
+        return;
+    }
     for (int n = 0; n < w->accept_batch; n++) {
-        /* At the limit, an idle connection makes room, but only once a new connection
-         * has really been accepted (a sibling may have taken it). */
-        gc__conn_t *idle = NULL;
-        if (w->nconns - w->nclosing >= w->max_conns && (idle = longest_idle(w)) == NULL) {
+        /* At the limit, an idle or slow connection makes room, but only once a new
+         * connection has really been accepted (a sibling may have taken it). */
+        gc__conn_t *victim = NULL;
+        int slow = 0;
+        if (w->nconns - w->nclosing >= w->max_conns && (victim = evictable(w, &slow)) == NULL) {
             log_limit(w);
             accept_pause(w, 1);
             return;
@@ -688,11 +917,17 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
         int fd = accept4(w->listeners[li].fd, (struct sockaddr *)&peer, &peer_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            if (idle != NULL) {
+            if (victim != NULL && slow) {
+                gc__debug("Closing the connection from %s, which has not sent a whole "
+                          "request for %.1fs, to make room (--worker-connections %zu)",
+                          victim->remote_addr, (double)(uv_hrtime() - victim->idle_since) / 1e9,
+                          w->max_conns);
+                gc__conn_close(victim);
+            } else if (victim != NULL) {
                 gc__debug("Closing the idle keep-alive connection from %s to make room "
                           "(--worker-connections %zu)",
-                          idle->remote_addr, w->max_conns);
-                gc__conn_close(idle);
+                          victim->remote_addr, w->max_conns);
+                conn_linger(victim);
             }
             conn_open(w, li, fd, &peer);
             continue;
@@ -702,7 +937,11 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* Out of descriptors: the socket stays readable, so polling on would spin.
              * A closing connection or the next tick resumes. */
-            gc__warning("Cannot accept a connection: %s", strerror(errno));
+            if (log_due(w, &w->nofile_logged_at))
+                gc__warning("Cannot accept a connection: %s (accepting pauses until a "
+                            "connection closes; logged once a minute)",
+                            strerror(errno));
+            w->out_of_files = 1;
             accept_pause(w, 1);
         }
         return; /* EAGAIN: another worker took it, or the backlog is empty */
@@ -725,6 +964,9 @@ static int accept_start(gc__worker_t *w)
         gc__warning("The open file limit (%ld) is too low for --worker-connections %zu", nofile,
                     w->max_conns);
     w->accept_batch = gc__cfg_int(w->cfg, GC_S_workers) > 1 ? 1 : 64;
+    uv_timer_init(w->loop, &w->yield_timer);
+    w->yield_timer.data = w;
+    uv_unref((uv_handle_t *)&w->yield_timer);
     for (size_t i = 0; i < w->nlisteners; i++) {
         int fd = w->listeners[i].fd;
         int flags = fcntl(fd, F_GETFL);
@@ -745,6 +987,7 @@ static int accept_start(gc__worker_t *w)
         if ((rc = uv_poll_start(&w->accepts[i], UV_READABLE, on_acceptable)) < 0)
             return rc;
     }
+    atomic_store_explicit(&w->slot->accepting, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -752,6 +995,8 @@ static int accept_start(gc__worker_t *w)
 
 static void close_servers(gc__worker_t *w)
 {
+    atomic_store_explicit(&w->slot->accepting, 0, memory_order_relaxed);
+    uv_timer_stop(&w->yield_timer);
     for (size_t i = 0; w->accepts && i < w->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&w->accepts[i]))
             uv_close((uv_handle_t *)&w->accepts[i], NULL);
@@ -770,6 +1015,9 @@ static void worker_exit(gc__worker_t *w)
     sigaddset(&quit_signals, SIGQUIT);
     sigaddset(&quit_signals, SIGABRT);
     sigprocmask(SIG_BLOCK, &quit_signals, NULL);
+    /* The class first: on a quick stop it answers the requests still running in threads
+     * or greenlets, before worker_exit, the last hook, runs. */
+    int finalize = w->klass->stop == NULL || w->klass->stop(w);
     if (w->hook_worker != NULL) {
         gc__rt_set_bool(w->hook_worker, "alive", 0);
         gc__rt_worker_hook(GC_HOOK_worker_exit, w->hook_worker);
@@ -779,7 +1027,7 @@ static void worker_exit(gc__worker_t *w)
     /* Runs the application's atexit handlers, as Gunicorn's sys.exit does; but not
      * under code of the application still running in a thread or greenlet (a quick
      * stop, or the graceful timeout). */
-    if (w->klass->stop == NULL || w->klass->stop(w)) {
+    if (finalize) {
         gc__wsgi_state_free(&w->wsgi);
         Py_FinalizeEx();
     }
@@ -798,24 +1046,41 @@ static void on_deadline(uv_timer_t *t)
     worker_exit(t->data);
 }
 
+/* Shortens the idle wait of a connection to GC_LAST_CALL_MS (the worker is stopping). */
+static void last_call(gc__conn_t *c)
+{
+    uint64_t due = uv_timer_get_due_in(&c->timer);
+    if (!uv_is_active((uv_handle_t *)&c->timer) || due > GC_LAST_CALL_MS) {
+        c->timer_for_request = 0;
+        uv_timer_start(&c->timer, on_timer, GC_LAST_CALL_MS, 0);
+    }
+}
+
 static void graceful_stop(gc__worker_t *w)
 {
     if (w->stopping)
         return;
     gc__worker_gil(w);
     w->stopping = 1;
+    gc__debug("Worker stopping gracefully with %zu open connection(s)", w->nconns - w->nclosing);
     gc__rt_set_bool(w->hook_worker, "alive", 0);
     close_servers(w);
-    /* Keep-alive connections idle between requests close now. A request being
-     * received may finish within the graceful timeout and is answered with
-     * "Connection: close". So is the first request of a connection accepted but not
-     * yet read from: its client has sent, or is about to send, a request that no other
-     * worker can see (closing it would fail that request); its idle timer bounds the
-     * wait if it never does. */
-    for (gc__conn_t *c = w->conns, *next; c; c = next) {
-        next = c->next;
-        if (!c->busy && !c->parser.started && c->answered)
-            gc__conn_close(c);
+    /* A connection idle between requests (or not yet read from) is not closed at once:
+     * its client may have sent a request that is still on its way, and closing under
+     * it would fail that request with no way to know it was never seen. Each gets a
+     * last call of at most GC_LAST_CALL_MS: a request that arrives meanwhile is
+     * answered with "Connection: close", and a connection still silent then is ended
+     * the way RFC 9112 9.6 asks (conn_linger). Requests being received or run finish
+     * within the graceful timeout, also with "Connection: close". */
+    uv_update_time(w->loop);
+    for (gc__conn_t *c = w->conns; c; c = c->next) {
+        if (c->busy || c->closing || c->lingering || c->parser.started || c->out.len > 0)
+            continue;
+        if (c->pending.len > 0 || bytes_waiting(c)) {
+            arm_timer(c, 1); /* a request is here: the next read serves it */
+            continue;
+        }
+        last_call(c);
     }
     if (w->nconns == 0)
         worker_exit(w);
@@ -858,7 +1123,9 @@ static void on_tick(uv_timer_t *t)
  * when the loop does, so a worker busy in a long request would finish it before
  * noticing a quick stop (INT/QUIT) or a timeout (ABRT). Python runs its handlers at
  * the next bytecode, even inside time.sleep, and raising SystemExit there unwinds the
- * application (its finally blocks run); the request gets a 500. */
+ * application (its finally blocks run); the request gets a 500. Python runs them only
+ * on the main thread: requests in gevent's other greenlets or in gthread's threads are
+ * answered by the class's `stop` as the worker exits (gevent.c, gthread.c). */
 
 /* INT, QUIT: the quick stop. worker_int, then SystemExit(0). */
 static PyObject *on_quit(PyObject *self, PyObject *args)
@@ -905,7 +1172,9 @@ static void on_wakeup(uv_poll_t *h, int status, int events)
     while (read(w->wakeup_fds[0], buf, sizeof(buf)) > 0)
         ;
     gc__worker_gil(w);
-    if (PyErr_CheckSignals() < 0) {
+    /* signal_exit is set too when a handler already ran in Python code of the loop
+     * thread (a hook, a logging handler) that swallowed its SystemExit. */
+    if (PyErr_CheckSignals() < 0 || w->signal_exit >= 0) {
         PyErr_Clear();
         gc__worker_quit(w, w->signal_exit >= 0 ? w->signal_exit : 1);
     }
@@ -1078,6 +1347,8 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->listeners = boot->listeners;
     w->nlisteners = boot->nlisteners;
     w->slot = boot->slot;
+    w->slots = boot->slots;
+    w->nslots = boot->slots != NULL ? boot->nslots : 0;
     w->hook_worker = boot->hook_worker;
     w->ppid = getppid();
     w->signal_exit = -1;

@@ -56,7 +56,10 @@ struct gc__conn {
     int timer_for_request; /* the timer is the request deadline, not keep-alive */
     int continue_sent;
     int answered;        /* a response went out: idle now means between keep-alive requests */
-    uint64_t idle_since; /* uv_hrtime() when the connection last went idle (keep-alive) */
+    uint64_t idle_since; /* uv_hrtime() when the connection was opened or last went idle */
+    /* Our side is shut (FIN sent); what the client still sends is read and dropped until
+     * it closes too (see conn_linger in worker.c). */
+    int lingering;
     /* The end of a response that the loop still writes (see gc__conn_take_spill). */
     gc__buf_t out;
     size_t out_sent, out_step;
@@ -135,7 +138,9 @@ typedef struct {
     const gc__config_t *cfg;
     gc__listener_t *listeners;
     size_t nlisteners;
-    gc__slot_t *slot;      /* this worker's scoreboard slot */
+    gc__slot_t *slot;  /* this worker's scoreboard slot */
+    gc__slot_t *slots; /* every worker's slot (the accept balance reads them) */
+    size_t nslots;
     PyObject *hook_worker; /* the Worker object hooks receive, or NULL */
     PyObject *app;         /* the preloaded application, or NULL to import it */
     const char *proc_name;
@@ -145,6 +150,10 @@ typedef struct {
 struct gc__worker {
     uv_loop_t *loop;
     gc__slot_t *slot;
+    gc__slot_t *slots; /* every worker's slot, for the accept balance; nslots 0: none */
+    size_t nslots;
+    uv_timer_t yield_timer; /* ends a step back from accepting (see worker.c) */
+    int yielding;
     PyObject *hook_worker;
     uint64_t max_requests; /* 0: unlimited; includes the jitter */
     int retiring;
@@ -161,8 +170,10 @@ struct gc__worker {
     size_t nclosing;  /* connections closed but not yet freed (still in nconns) */
     size_t out_bytes; /* response bytes held for slow readers, all connections */
     int accept_paused;
-    int accept_batch;         /* connections taken per wake-up: 1 when workers share a socket */
-    uint64_t limit_logged_at; /* when the limit was last logged (loop time, ms) */
+    int accept_batch;          /* connections taken per wake-up: 1 when workers share a socket */
+    uint64_t limit_logged_at;  /* when the limit was last logged (loop time, ms) */
+    uint64_t nofile_logged_at; /* ... and running out of descriptors */
+    int out_of_files;          /* accepting paused by EMFILE/ENFILE/ENOBUFS/ENOMEM */
     gc__http_limits_t limits;
     gc__frontend_t front; /* trust lists, header policy, PROXY mode */
     gc__wsgi_state_t wsgi;

@@ -16,6 +16,7 @@ struct gc__wsgi_input {
     uint64_t pos;
     gc__wsgi_pull_fn pull; /* reads the body on first use (Expect: 100-continue) */
     void *pull_ctx;
+    int pull_error; /* the pull's negative errno, or 0 */
 };
 
 /* Before the first read of a body that has not been received yet: fetch it all. */
@@ -28,6 +29,7 @@ static int ensure_body(gc__wsgi_input_t *in)
     int rc = pull(in->pull_ctx);
     if (rc < 0) {
         in->body = NULL;
+        in->pull_error = rc;
         errno = -rc;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
@@ -211,7 +213,13 @@ PyObject *gc__wsgi_input_new(const gc__http_body_t *body, gc__wsgi_pull_fn pull,
     in->pos = 0;
     in->pull = pull;
     in->pull_ctx = ctx;
+    in->pull_error = 0;
     return (PyObject *)in;
+}
+
+int gc__wsgi_input_error(PyObject *input)
+{
+    return ((gc__wsgi_input_t *)input)->pull_error;
 }
 
 void gc__wsgi_input_detach(PyObject *input)

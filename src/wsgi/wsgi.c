@@ -4,6 +4,11 @@
  * method, so one small allocation per request serves both. Headers are validated when
  * start_response is called, so a bad header raises inside the application, where its
  * traceback makes sense, and becomes a 500; a CR or LF can never reach the wire.
+ * start_response also keeps a reference to each header tuple it checked, and the head
+ * is built from those, never from the list again: the application may still append to
+ * its list, replace items or empty it, and (as with Gunicorn, which copies the list)
+ * nothing sent changes; tuples and strs are immutable, so what was checked is exactly
+ * what goes out.
  *
  * Framing is decided when the head goes out: the application's Content-Length if it
  * gave one; else, when the whole body is already known (a one-item list, or nothing),
@@ -25,12 +30,20 @@
 #include "wsgi/access.h"
 #include "wsgi/environ.h"
 
+/* Header tuples a response keeps without allocating; more go to PyMem_Malloc. */
+#define INLINE_HEADERS 16
+
 typedef struct {
     PyObject_HEAD gc__wsgi_state_t *st;
     gc__sink_t *sink;  /* borrowed; NULL once the request is over */
     gc__buf_t *head;   /* borrowed from the caller: where the head is built */
     PyObject *status;  /* owned str, NULL until start_response */
-    PyObject *headers; /* owned list */
+    PyObject *headers; /* owned: the application's list, which it may still change */
+    /* What start_response validated: owned references to (str, str) tuples, in
+     * `inline_items` or in a PyMem block. The head is built from these only. */
+    PyObject **items;
+    Py_ssize_t nitems;
+    PyObject *inline_items[INLINE_HEADERS];
     int code;
     int64_t app_length; /* the application's Content-Length, or -1 */
     int headers_sent;
@@ -55,15 +68,16 @@ static int latin1_view(PyObject *s, gc__view_t *out)
     return 0;
 }
 
-/* Checks status and headers; records the status code and the Content-Length. */
-static int validate(response_t *r, PyObject *status, PyObject *headers)
+/* Checks status and headers; gives the status code and the Content-Length (-1 when
+ * there is none). Runs no Python code, so the list cannot change under it. */
+static int validate(PyObject *status, PyObject *headers, int *code, int64_t *app_length)
 {
     gc__view_t v;
     if (!PyUnicode_Check(status)) {
         PyErr_Format(PyExc_TypeError, "status must be a str, not %.100s", Py_TYPE(status)->tp_name);
         return -1;
     }
-    if (latin1_view(status, &v) < 0 || !gc__http_parse_status(v, &r->code)) {
+    if (latin1_view(status, &v) < 0 || !gc__http_parse_status(v, code)) {
         PyErr_Format(PyExc_ValueError, "invalid status %R", status);
         return -1;
     }
@@ -72,7 +86,7 @@ static int validate(response_t *r, PyObject *status, PyObject *headers)
                      Py_TYPE(headers)->tp_name);
         return -1;
     }
-    r->app_length = -1;
+    *app_length = -1;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *item = PyList_GET_ITEM(headers, i);
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
@@ -104,10 +118,67 @@ static int validate(response_t *r, PyObject *status, PyObject *headers)
                 PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", value);
                 return -1;
             }
-            r->app_length = n;
+            *app_length = n;
         }
     }
     return 0;
+}
+
+/* Keeps a reference to every item of `headers`, a list that validate() accepted, in
+ * place of those kept before (a second call, with exc_info). The old ones are released
+ * last: a tuple subclass's __del__ may run then, and must find the response
+ * consistent. Returns 0, or -1 with an exception set (the old items are kept). */
+static int keep_items(response_t *r, PyObject *headers)
+{
+    Py_ssize_t n = PyList_GET_SIZE(headers), nold = r->nitems;
+    PyObject *spill[INLINE_HEADERS], **old = r->items;
+    PyObject **items = r->inline_items;
+    if (n > INLINE_HEADERS && (items = PyMem_Malloc((size_t)n * sizeof(*items))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (old == r->inline_items && nold > 0) {
+        memcpy(spill, old, (size_t)nold * sizeof(*old)); /* the new items may go there */
+        old = spill;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        items[i] = PyList_GET_ITEM(headers, i);
+        Py_INCREF(items[i]);
+    }
+    r->items = items;
+    r->nitems = n;
+    for (Py_ssize_t i = 0; i < nold; i++)
+        Py_DECREF(old[i]);
+    if (old != spill && old != r->inline_items)
+        PyMem_Free(old);
+    return 0;
+}
+
+/* The headers as a list for the access log and post_request: the application's own
+ * list while it still holds just what was sent, else a new one with what was sent.
+ * Returns owned, or NULL (with no exception) when there is none. */
+static PyObject *sent_headers(response_t *r)
+{
+    if (r->headers == NULL)
+        return NULL;
+    Py_ssize_t n = r->nitems;
+    int same = PyList_GET_SIZE(r->headers) == n;
+    for (Py_ssize_t i = 0; same && i < n; i++)
+        same = PyList_GET_ITEM(r->headers, i) == r->items[i];
+    if (same) {
+        Py_INCREF(r->headers);
+        return r->headers;
+    }
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(r->items[i]);
+        PyList_SET_ITEM(list, i, r->items[i]); /* steals the new reference */
+    }
+    return list;
 }
 
 static PyObject *start_response(response_t *r, PyObject *args, PyObject *kwds)
@@ -138,8 +209,12 @@ static PyObject *start_response(response_t *r, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_AssertionError, "Response headers already set!");
         return NULL;
     }
-    if (validate(r, status, headers) < 0)
+    int code;
+    int64_t app_length;
+    if (validate(status, headers, &code, &app_length) < 0 || keep_items(r, headers) < 0)
         return NULL;
+    r->code = code;
+    r->app_length = app_length;
     Py_INCREF(status);
     Py_XSETREF(r->status, status);
     Py_INCREF(headers);
@@ -158,14 +233,15 @@ static int body_allowed(const response_t *r)
 static int build_head(response_t *r, int64_t known_length)
 {
     gc__http_header_t stackh[32], *hs = stackh;
-    Py_ssize_t n = PyList_GET_SIZE(r->headers);
+    Py_ssize_t n = r->nitems;
     if (n > 32 && (hs = PyMem_Malloc((size_t)n * sizeof(*hs))) == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     size_t kept = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(r->headers, i);
+        /* Validated (str, str) tuples of latin-1 text (see keep_items). */
+        PyObject *item = r->items[i];
         gc__http_header_t h;
         latin1_view(PyTuple_GET_ITEM(item, 0), &h.name);
         latin1_view(PyTuple_GET_ITEM(item, 1), &h.value);
@@ -438,11 +514,12 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
                                       const gc__wsgi_peer_t *peer, gc__sink_t *sink,
                                       gc__buf_t *head, int keep_alive)
 {
-    PyObject *input = NULL, *env = NULL, *result = NULL, *hook_req = NULL;
+    PyObject *input = NULL, *env = NULL, *result = NULL, *hook_req = NULL, *sent = NULL;
     response_t *r = NULL;
     enum gc__wsgi_outcome outcome = GC_WSGI_CLOSE;
     int failed = 0;
     int error_page = 0; /* the status of an error page we wrote, or 0 */
+    int gone = 0;       /* the error that says the client left, or 0 */
     int completed = 0;  /* the response went out whole */
     uint64_t error_body = 0;
     gc__view_t method = gc__http_method(req);
@@ -463,6 +540,8 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     r->sink = sink;
     r->head = head;
     r->status = r->headers = NULL;
+    r->items = r->inline_items;
+    r->nitems = 0;
     r->code = 0;
     r->app_length = -1;
     r->headers_sent = r->chunked = r->warned_no_body = 0;
@@ -499,10 +578,15 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     goto out;
 
 error:
-    /* A client that went away is not the application's fault: no traceback. */
-    if (sink->error && gc__sink_is_disconnect(sink->error)) {
+    /* A client that went away is not the application's fault: no traceback. It may
+     * have gone while the response was written, or while wsgi.input fetched a body it
+     * had held back (Expect: 100-continue). */
+    gone = sink->error;
+    if (!gc__sink_is_disconnect(gone) && input != NULL)
+        gone = gc__wsgi_input_error(input);
+    if (gc__sink_is_disconnect(gone)) {
         PyErr_Clear();
-        gc__debug("Ignored client disconnection: %s", strerror(-sink->error));
+        gc__debug("Ignored client disconnection: %s", strerror(-gone));
     } else {
         if (PyErr_ExceptionMatches(PyExc_SystemExit))
             st->exit_code = 1; /* SIGABRT's handler: answer, then the worker quits */
@@ -519,13 +603,15 @@ error:
     PyErr_Clear();
     outcome = GC_WSGI_CLOSE;
 out:
+    /* What was sent, not what the application's list holds by now. */
+    sent = r != NULL && (logging || hook_req != NULL) ? sent_headers(r) : NULL;
     if (logging) {
         gc__reqlog_t rec = {
             .req = req,
             .peer = peer,
             .environ = env,
             .status = r && !error_page ? r->status : NULL,
-            .headers = r && !error_page ? r->headers : NULL,
+            .headers = !error_page ? sent : NULL,
             .status_code = error_page             ? error_page
                            : r && r->headers_sent ? r->code
                                                   : 0,
@@ -543,8 +629,8 @@ out:
         PyErr_Clear();
     }
     if (hook_req != NULL) {
-        gc__rt_post_request(st->hook_worker, hook_req, env, r ? r->status : NULL,
-                            r ? r->headers : NULL, r ? r->body_sent : 0);
+        gc__rt_post_request(st->hook_worker, hook_req, env, r ? r->status : NULL, sent,
+                            r ? r->body_sent : 0);
         PyErr_Clear();
         Py_DECREF(hook_req);
     }
@@ -552,6 +638,7 @@ out:
         r->sink = NULL; /* a write() kept by the app now raises instead of writing */
     if (input != NULL)
         gc__wsgi_input_detach(input);
+    Py_XDECREF(sent);
     Py_XDECREF(result);
     Py_XDECREF((PyObject *)r);
     Py_XDECREF(env);
@@ -563,6 +650,13 @@ static void response_dealloc(response_t *r)
 {
     Py_CLEAR(r->status);
     Py_CLEAR(r->headers);
+    PyObject **items = r->items;
+    Py_ssize_t n = r->nitems;
+    r->nitems = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(items[i]);
+    if (items != r->inline_items)
+        PyMem_Free(items);
     PyObject_Free(r);
 }
 

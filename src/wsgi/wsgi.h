@@ -111,6 +111,9 @@ int gc__wsgi_types_ready(void);
  * body is fetched on the first read. */
 PyObject *gc__wsgi_input_new(const gc__http_body_t *body, gc__wsgi_pull_fn pull, void *ctx);
 void gc__wsgi_input_detach(PyObject *input);
+/* Why fetching a held-back body failed (a negative errno, -ECONNRESET when the client
+ * left), or 0: tells a client that went away from an application error. */
+int gc__wsgi_input_error(PyObject *input);
 extern PyTypeObject gc__wsgi_filewrapper_type;
 /* For a FileWrapper over a real file: its descriptor and the wrapped object. */
 int gc__wsgi_filewrapper_fd(PyObject *wrapper, gc__wsgi_state_t *st);

@@ -36,7 +36,8 @@ BOOTING_RE = re.compile(r"Booting worker with pid: (\d+)")
 # No test expects a process to crash: a sanitizer report (an ASan+UBSan build run with
 # GUNICORN_C_BIN) or a worker killed by a fatal signal fails the test at teardown.
 CRASH_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
-                      r"was sent (Segmentation fault|Aborted|Bus error|Floating point)")
+                      r"was sent (Segmentation fault|Aborted|Bus error|Floating point)|"
+                      r"was sent SIG(SEGV|BUS|FPE|ILL)!")
 
 
 def binary_path():

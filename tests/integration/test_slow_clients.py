@@ -169,12 +169,66 @@ def test_worker_connections_limit_closes_idle_keep_alive_first(start_server):
         s.close()
 
 
+def test_a_crowd_of_slow_heads_does_not_keep_a_normal_client_out(start_server):
+    # 2,000 connections that never finish their request head, against the default
+    # --worker-connections (1000) and --timeout (30 s): at the limit the worker ends
+    # the connection that has waited longest (and at least a second) for a whole head,
+    # so a normal client is served in seconds instead of after two --timeout rounds.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2200:
+        pytest.skip(f"the hard open-file limit ({hard}) is below the 2,000 connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    srv = start_server("hello", "--log-level", "debug")
+    slow = []
+    try:
+        for _ in range(2000):
+            s = socket.create_connection((srv.host, srv.port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        start = time.monotonic()
+        with srv.connect(timeout=20) as s:
+            s.sendall(request())
+            resp = Reader(s).read_response()
+        elapsed = time.monotonic() - start
+        assert resp.status == 200
+        assert elapsed < 10, elapsed
+        srv.wait_for_log(r"Closing the connection from 127\.0\.0\.1, which has not sent a "
+                         r"whole request for \d+\.\ds, to make room \(--worker-connections 1000\)")
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_running_out_of_descriptors_is_logged_once_and_recovers(start_server):
+    # With a hard limit of 64 descriptors the worker cannot accept 80 connections:
+    # accepting pauses, resumes every second to try again, and the warning is not
+    # repeated each time (it was, twice a second).
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    srv = start_server("hello", "--log-level", "debug", "--keep-alive", "60",
+                       popen={"preexec_fn": low_limit})
+    conns = [srv.connect() for _ in range(80)]
+    try:
+        srv.wait_for_log(r"Accepting connections again after running out of file descriptors",
+                         count=3, timeout=10)
+        assert srv.log_text().count("Cannot accept a connection: Too many open files") == 1
+    finally:
+        for s in conns:
+            s.close()
+    with srv.connect() as s:  # the worker recovers once descriptors are free
+        s.sendall(request())
+        assert Reader(s).read_response().status == 200
+
+
 def test_worker_connections_limit_stops_accepting(start_server):
     srv = start_server("hello", "--worker-connections", "3", "--keep-alive", "30")
     busy = []
     for _ in range(3):
         s = srv.connect()
-        s.sendall(b"GET / HTTP/1.1\r\n")  # a request under way: not idle, never closed
+        # A request under way (its head is in, its body coming): never closed to make
+        # room, unlike a connection still waiting for a whole head.
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
         busy.append(s)
     time.sleep(0.2)
     waiting = srv.connect()  # the kernel completes the handshake; the worker waits
@@ -184,7 +238,7 @@ def test_worker_connections_limit_stops_accepting(start_server):
         waiting.recv(1)
     srv.wait_for_log(r"Worker connection limit reached \(3 open\)")
     # One of the three finishes its request and leaves: the waiting client is served.
-    busy[0].sendall(b"Host: x\r\nConnection: close\r\n\r\n")
+    busy[0].sendall(b"hello")
     assert Reader(busy[0]).read_response().status == 200
     waiting.settimeout(5)
     assert Reader(waiting).read_response().status == 200
