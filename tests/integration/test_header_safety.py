@@ -12,12 +12,10 @@ Also here: a client that leaves instead of sending a body it announced with
 error with a traceback.
 """
 
-import os
 import re
 
 import pytest
 
-from conftest import server_lacks
 from rawhttp import Reader, exchange, request
 
 APP = "header_mutation:app"
@@ -26,20 +24,8 @@ GEVENT = ["-k", "gevent"]
 CLASSES = [pytest.param([], id="sync"), pytest.param(GTHREAD, id="gthread"),
            pytest.param(GEVENT, id="gevent")]
 
-SANITIZED = bool(os.environ.get("GC_SANITIZED"))
-
 # Headers the server adds to every response.
 SERVER_HEADERS = {"server", "date", "connection", "transfer-encoding"}
-
-
-@pytest.fixture(autouse=True)
-def _gevent_available(request):
-    if "gevent" in request.node.name:
-        # greenlet copies stacks, redzones included, which AddressSanitizer reports.
-        if SANITIZED:
-            pytest.skip("greenlet's stack copying cannot run under AddressSanitizer")
-        if server_lacks("gevent"):
-            pytest.skip(server_lacks("gevent"))
 
 
 def worker_pid(srv):

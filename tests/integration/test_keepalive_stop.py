@@ -9,7 +9,6 @@ wants; nothing here sleeps to synchronise.
 
 import os
 import signal
-import socket
 import time
 
 import pytest

@@ -53,13 +53,6 @@ def worker_exit(server, worker):
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_greenlets_under_asan(request):
-    # As in test_workers.py: greenlet's stack copying trips AddressSanitizer.
-    if os.environ.get("GC_SANITIZED") and "gevent" in request.node.name:
-        pytest.skip("greenlet's stack copying cannot run under AddressSanitizer")
-
-
 @pytest.fixture
 def serve(start_server, tmp_path):
     """Starts one worker of `klass` with hooks that log; returns (server, worker pid)

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import APPS_DIR, BOOTING_RE, pid_alive, server_lacks
+from conftest import APPS_DIR, BOOTING_RE, pid_alive
 from rawhttp import Reader, request
 from test_signals import requests_before_autorestart
 
@@ -41,17 +41,6 @@ both_classes = pytest.mark.parametrize("klass", [GTHREAD, GEVENT], ids=["gthread
 Reply = collections.namedtuple("Reply", "status headers body")
 
 SANITIZED = bool(os.environ.get("GC_SANITIZED"))
-
-
-@pytest.fixture(autouse=True)
-def _no_greenlets_under_asan(request):
-    # greenlet switches stacks by copying them, redzones included, which AddressSanitizer
-    # reports as a stack-buffer-underflow inside greenlet itself: the gevent tests run
-    # in the -Werror build only.
-    if SANITIZED and "gevent" in request.node.name.lower():
-        pytest.skip("greenlet's stack copying cannot run under AddressSanitizer")
-    if "gevent" in request.node.name.lower() and server_lacks("gevent"):
-        pytest.skip(server_lacks("gevent"))
 
 
 # --- helpers -----------------------------------------------------------------------------
