@@ -20,7 +20,7 @@ The exit status is 1 when one is not, or when the server could not start.
     bench/faults.py --binary build/gunicorn-c
 
 It takes about two minutes with the defaults, so it is not part of `./dev.sh test`;
-docs/signals.md says how to run it and bench/RESULTS.md keeps its last numbers.
+docs/signals.md says how to run it and bench/FAULTS.md keeps its numbers.
 """
 
 import argparse
