@@ -29,7 +29,7 @@ typedef struct {
     _Atomic uint64_t started_ms; /* when the current request reached the application */
     _Atomic uint32_t seq;        /* odd while `method`/`path` are being rewritten */
     _Atomic uint32_t inflight;   /* requests running now (gthread and gevent: several) */
-    _Atomic uint32_t conns;      /* open connections: siblings balance on it (worker.c) */
+    _Atomic uint32_t conns;      /* open connections: siblings balance on it (accept.c) */
     _Atomic uint32_t accepting;  /* 1 while the worker watches the listening sockets */
     char method[16];
     char path[240];

@@ -7,7 +7,7 @@
  * The main greenlet drives the worker's libuv loop: it runs one non-blocking turn of
  * it, then parks on the gevent hub until the loop's epoll descriptor is readable or its
  * next timer is due. Reads, parsing, keep-alive, slow clients and the accept gate are
- * the shared machinery of worker.c. A complete request runs in a greenlet of its own
+ * the shared machinery of conn.c and respond.c. A complete request runs in a greenlet of its own
  * (as gevent.spawn_raw would start it, and kept for the next request once it is
  * done) through gc__conn_respond; whenever a socket would block, the sink
  * (or the body reader) waits with gevent.socket.wait_write/wait_read, so the hub runs

@@ -7,7 +7,7 @@
  * the loop, which sends what a slow reader left and goes on with keep-alive. Threads
  * never touch libuv. The heartbeat comes from the loop thread, so a long request does
  * not stop it (as in Gunicorn's gthread worker); --worker-connections bounds open
- * connections, idle ones included, through the accept gate (worker.c).
+ * connections, idle ones included, through the accept gate (accept.c).
  *
  * A quick stop (INT, QUIT, ABRT) cannot interrupt the application here: Python raises
  * a signal handler's SystemExit only in the main thread, which is the loop thread, and

@@ -58,7 +58,7 @@ struct gc__conn {
     int answered;        /* a response went out: idle now means between keep-alive requests */
     uint64_t idle_since; /* uv_hrtime() when the connection was opened or last went idle */
     /* Our side is shut (FIN sent); what the client still sends is read and dropped until
-     * it closes too (see conn_linger in worker.c). */
+     * it closes too (see gc__conn_linger in conn.c). */
     int lingering;
     /* The end of a response that the loop still writes (see gc__conn_take_spill). */
     gc__buf_t out;
@@ -152,7 +152,7 @@ struct gc__worker {
     gc__slot_t *slot;
     gc__slot_t *slots; /* every worker's slot, for the accept balance; nslots 0: none */
     size_t nslots;
-    uv_timer_t yield_timer; /* ends a step back from accepting (see worker.c) */
+    uv_timer_t yield_timer; /* ends a step back from accepting (see accept.c) */
     int yielding;
     PyObject *hook_worker;
     uint64_t max_requests; /* 0: unlimited; includes the jitter */
@@ -160,7 +160,7 @@ struct gc__worker {
     const gc__config_t *cfg;
     gc__listener_t *listeners; /* borrowed from the arbiter (inherited by fork) */
     size_t nlisteners;
-    /* Accepting (see "the accept gate" in worker.c): one poll handle per listener, so
+    /* Accepting (see "the accept gate" in accept.c): one poll handle per listener, so
      * that accepting can pause at --worker-connections and resume below it. */
     uv_poll_t *accepts; /* owned, one per listener */
     /* Owned, one per listener: 1 once an accepted socket was seen to inherit the

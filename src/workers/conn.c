@@ -1,0 +1,651 @@
+/* conn.c: a connection's life in the worker (see internal.h): reading and parsing,
+ * dispatch to the class, the timers, the end of a response the loop still sends (the
+ * spill), going on to the next request, and closing.
+ *
+ * Reads land in one buffer shared by the worker's connections; the parser copies what
+ * it keeps, and only bytes past the end of a request (pipelining) are saved on the
+ * connection. A request is handed to the class's `run` only once it is complete, so a
+ * slow client costs a few hundred bytes of memory and never a blocked Python call. */
+#include "workers/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/response.h"
+#include "http/sink.h"
+#include "log/log.h"
+#include "arbiter/process.h"
+
+static void drive(gc__conn_t *c);
+static void out_release(gc__conn_t *c);
+static void start_reading(gc__conn_t *c);
+static void arm_timer(gc__conn_t *c, int for_request);
+static void last_call(gc__conn_t *c);
+
+/* How long an idle connection may still bring a request once the worker stops. */
+#define GC_LAST_CALL_MS 1000
+
+/* --- connection lifetime ---------------------------------------------------------- */
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    gc__conn_t *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    gc__worker_t *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    w->nclosing--;
+    gc__accept_publish(w);
+    out_release(c);
+    gc__http_parser_free(&c->parser);
+    gc__buf_free(&c->pending);
+    gc__buf_free(&c->head);
+    free(c);
+    if (w->stopping && w->nconns == 0)
+        gc__worker_exit(w);
+    gc__accept_update(w);
+}
+
+void gc__conn_close(gc__conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->busy) {
+        c->close_after = 1; /* a thread or greenlet still uses it */
+        return;
+    }
+    c->closing = 1;
+    if (!c->lingering) { /* a lingering connection is counted already */
+        c->w->nclosing++;
+        gc__accept_publish(c->w);
+    }
+    uv_close(&c->h.handle, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* How long a connection we end may keep sending before it is closed regardless. */
+#define GC_LINGER_MS 2000
+
+/* Bytes the kernel holds for us on the connection: a request we have not read yet. */
+static int bytes_waiting(const gc__conn_t *c)
+{
+    int n = 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Ends a connection whose client may still be sending, the way RFC 9112 section 9.6
+ * asks: our side closes first (a FIN after the last response byte), then whatever the
+ * client still sends is read and dropped until it closes too, for at most
+ * GC_LINGER_MS. Closing at once with unread bytes makes the kernel answer with a
+ * reset, which can destroy the end of a response still on its way and leaves the
+ * client unable to tell whether its request was seen; a FIN before any response tells
+ * it the request was not, so that it can retry it on a new connection. */
+void gc__conn_linger(gc__conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    if (c->busy) {
+        c->close_after = 1;
+        return;
+    }
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        gc__conn_close(c);
+        return;
+    }
+    c->lingering = 1;
+    c->w->nclosing++; /* it no longer counts against --worker-connections */
+    gc__accept_publish(c->w);
+    start_reading(c);
+    uv_timer_start(&c->timer, on_timer, GC_LINGER_MS, 0);
+}
+
+/* Ends the connection after a response: lingers when the client may have sent more
+ * (it asked to keep the connection, or bytes of a next request are here), else
+ * closes at once, as after "Connection: close" from the client. */
+static void conn_end(gc__conn_t *c)
+{
+    if (c->parser.req.keep_alive || c->pending.len > 0 || c->parser.started)
+        gc__conn_linger(c);
+    else
+        gc__conn_close(c);
+}
+
+/* Sends a short error response for a request we will not pass on, then ends. */
+static void answer_and_end(gc__conn_t *c, int status, const char *msg)
+{
+    gc__buf_t out;
+    gc__buf_init(&out);
+    if (gc__http_write_error(&out, status, msg) == 0) {
+        gc__sink_t sink;
+        gc__sink_init(&sink, c->fd, 1000);
+        gc__sink_write(&sink, out.data, out.len);
+    }
+    gc__buf_free(&out);
+    gc__conn_linger(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    gc__conn_t *c = t->data;
+    const gc__config_t *cfg = c->w->cfg;
+    if (c->lingering) {
+        gc__conn_close(c);
+    } else if (c->timer_for_request && c->parser.headers_done) {
+        /* A body that stopped arriving: a slow one that progresses is never cut (each
+         * read restarts the timer), a stalled one gets a status and a warning. */
+        gc__warning("Request body from %s stalled: no bytes for %lds after %llu received; "
+                    "answering 408",
+                    c->remote_addr, gc__cfg_int(cfg, GC_S_timeout),
+                    (unsigned long long)c->parser.req.body.len);
+        answer_and_end(c, 408, "Request Timeout");
+    } else if (c->timer_for_request) {
+        gc__debug("Closing connection from %s: request not received within %lds", c->remote_addr,
+                  gc__cfg_int(cfg, GC_S_timeout));
+        gc__conn_close(c);
+    } else if (c->out.len > 0) {
+        gc__debug("Closing connection to %s: response not read within %lds", c->remote_addr,
+                  gc__cfg_int(cfg, GC_S_timeout));
+        gc__conn_close(c);
+    } else if (bytes_waiting(c)) {
+        /* Idle, but a request has just arrived: the read that follows serves it. */
+        arm_timer(c, 1);
+    } else {
+        gc__conn_linger(c); /* a request may be on its way as we give up waiting */
+    }
+}
+
+static void arm_timer(gc__conn_t *c, int for_request)
+{
+    long secs =
+        for_request ? gc__cfg_int(c->w->cfg, GC_S_timeout) : gc__cfg_int(c->w->cfg, GC_S_keepalive);
+    /* --keep-alive 0 means no idle wait between requests (the connection closes after
+     * each response), not that a new connection may stay silent for ever. */
+    if (!for_request && secs <= 0 && !c->answered)
+        secs = gc__cfg_int(c->w->cfg, GC_S_timeout);
+    c->timer_for_request = for_request;
+    if (secs > 0)
+        uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+/* Answers a request the parser refused, then ends the connection. */
+static void reject(gc__conn_t *c)
+{
+    gc__http_parser_t *p = &c->parser;
+    gc__debug("Invalid request from ip=%s: %s", c->remote_addr, p->error_msg);
+    if (p->error_status > 0)
+        answer_and_end(c, p->error_status, p->error_msg);
+    else
+        gc__conn_close(c);
+}
+
+/* The application reads a body the client has been holding back ("Expect:
+ * 100-continue"): say "100 Continue", then read the body here and now, feeding the
+ * parser until the request is complete. Runs where the application runs (any thread
+ * or greenlet) and waits as the response's sink does, at most --timeout per read.
+ * Bytes after the body (a pipelined request) stay in `pending` for later. */
+int gc__conn_pull_body(void *ctx)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    gc__conn_t *c = ctx;
+    gc__http_parser_t *p = &c->parser;
+    if (p->state != GC_HTTP_HEAD)
+        return 0;
+    c->continue_sent = 1;
+    size_t spill_max = c->sink.spill_max;
+    c->sink.spill_max = 0; /* the line must reach the client before we wait for it */
+    int rc = gc__sink_write(&c->sink, line, sizeof(line) - 1);
+    c->sink.spill_max = spill_max;
+    if (rc < 0)
+        return rc;
+    gc__http_parser_resume_body(p);
+    if (c->pending.len > 0) {
+        size_t used = gc__http_parser_feed(p, c->pending.data, c->pending.len);
+        gc__buf_consume(&c->pending, used);
+    }
+    int timeout_ms = (int)gc__cfg_int(c->w->cfg, GC_S_timeout) * 1000;
+    gc__sink_io_enter(&c->sink);
+    while (p->state == GC_HTTP_NEED_MORE && rc == 0) {
+        if (gc__buf_reserve(&c->pending, 16 * 1024) < 0) {
+            rc = -ENOMEM;
+            break;
+        }
+        ssize_t r =
+            recv(c->fd, c->pending.data + c->pending.len, c->pending.cap - c->pending.len, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = c->sink.wait(&c->sink, c->fd, POLLIN, timeout_ms);
+            continue;
+        }
+        if (r <= 0) {
+            rc = r == 0 ? -ECONNRESET : -errno;
+            break;
+        }
+        c->pending.len += (size_t)r;
+        size_t used = gc__http_parser_feed(p, c->pending.data, c->pending.len);
+        gc__buf_consume(&c->pending, used);
+    }
+    gc__sink_io_leave(&c->sink);
+    if (rc < 0)
+        return rc;
+    if (p->state != GC_HTTP_READY) {
+        gc__debug("Invalid request body from ip=%s: %s", c->remote_addr, p->error_msg);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static void stop_reading(gc__conn_t *c)
+{
+    if (c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = 0;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gc__conn_t *c = h->data;
+    buf->base = c->w->readbuf;
+    buf->len = sizeof(c->w->readbuf);
+}
+
+static size_t spill_room(const gc__worker_t *w);
+
+/* Hands a complete request to the class. Until gc__conn_finish the connection is
+ * busy: not read (an inline class never returns to the loop meanwhile), not closed,
+ * its timer stopped. */
+static void dispatch(gc__conn_t *c)
+{
+    gc__worker_t *w = c->w;
+    if (!w->klass->runs_inline)
+        stop_reading(c);
+    uv_timer_stop(&c->timer);
+    c->timer_for_request = 0;
+    c->busy = 1;
+    /* What a slow reader's response may leave for the loop to send is set aside now,
+     * on the loop thread, so that concurrent requests stay within the budget. */
+    c->spill_reserved = spill_room(w);
+    w->out_bytes += c->spill_reserved;
+    gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
+    gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
+                           gc__monotonic_ms());
+    w->klass->run(c);
+}
+
+/* Looks at the parser after a feed: reject, dispatch, or wait for more bytes. Returns 1
+ * when the connection should keep reading. */
+static int after_feed(gc__conn_t *c)
+{
+    gc__http_parser_t *p = &c->parser;
+    switch (p->state) {
+    case GC_HTTP_ERROR:
+        reject(c);
+        return 0;
+    case GC_HTTP_READY:
+    case GC_HTTP_HEAD:
+        dispatch(c);
+        return 0;
+    case GC_HTTP_NEED_MORE:
+        /* The head must arrive within --timeout of its first byte; a body only has to
+         * keep coming: every piece of it restarts the timer. */
+        if (p->started && (!c->timer_for_request || p->headers_done))
+            arm_timer(c, 1);
+        return 1;
+    }
+    return 1;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gc__conn_t *c = s->data;
+    if (c->lingering) {
+        if (nread < 0) /* the client has closed its side too */
+            gc__conn_close(c);
+        return; /* what it still sends is dropped */
+    }
+    if (nread < 0) {
+        gc__http_parser_eof(&c->parser);
+        if (c->parser.state == GC_HTTP_ERROR)
+            gc__debug("Ignored premature client disconnection from %s.", c->remote_addr);
+        gc__conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->proxy_wait) {
+        /* The connection's first bytes may be a PROXY protocol header. */
+        int rc = gc__frontend_proxy_read(&c->w->front, c, buf->base, (size_t)nread);
+        if (rc < 0) {
+            reject(c);
+        } else if (rc > 0) {
+            if (!c->timer_for_request)
+                arm_timer(c, 1);
+        } else {
+            drive(c);
+        }
+        return;
+    }
+    if (c->pending.len > 0) {
+        if (gc__buf_append(&c->pending, buf->base, (size_t)nread) < 0) {
+            gc__conn_close(c);
+            return;
+        }
+        drive(c);
+        return;
+    }
+    size_t used = gc__http_parser_feed(&c->parser, buf->base, (size_t)nread);
+    if ((c->parser.state == GC_HTTP_READY || c->parser.state == GC_HTTP_HEAD) &&
+        used < (size_t)nread &&
+        gc__buf_append(&c->pending, buf->base + used, (size_t)nread - used) < 0) {
+        gc__conn_close(c);
+        return;
+    }
+    after_feed(c);
+}
+
+static void start_reading(gc__conn_t *c)
+{
+    if (!c->reading && !c->closing) {
+        uv_read_start(&c->h.stream, on_alloc, on_read);
+        c->reading = 1;
+    }
+}
+
+/* Feeds saved pipelined bytes until a request needs more input. */
+static void drive(gc__conn_t *c)
+{
+    while (!c->closing && c->pending.len > 0) {
+        size_t used = gc__http_parser_feed(&c->parser, c->pending.data, c->pending.len);
+        gc__buf_consume(&c->pending, used);
+        if (!after_feed(c))
+            return; /* dispatched (run will come back) or rejected */
+    }
+    if (!c->closing)
+        start_reading(c);
+}
+
+/* --- responses the loop finishes ---------------------------------------------------- *
+ *
+ * When a client reads slowly, the sink keeps the last part of a response in memory
+ * (its spill) rather than make the application wait, and the connection takes it over
+ * here: the loop writes it in 64 KiB steps, each within --timeout, and only then goes
+ * on to the next request or closes. A response keeps at most GC_SPILL_PER_RESPONSE
+ * bytes and a worker at most GC_SPILL_PER_WORKER in all; past those the sink waits for
+ * the socket as before. */
+#define GC_SPILL_PER_RESPONSE ((size_t)1 << 20)
+#define GC_SPILL_PER_WORKER ((size_t)32 << 20)
+#define GC_OUT_STEP ((size_t)64 << 10)
+
+static size_t spill_room(const gc__worker_t *w)
+{
+    size_t used = w->out_bytes;
+    if (used >= GC_SPILL_PER_WORKER)
+        return 0;
+    size_t room = GC_SPILL_PER_WORKER - used;
+    return room < GC_SPILL_PER_RESPONSE ? room : GC_SPILL_PER_RESPONSE;
+}
+
+static void out_release(gc__conn_t *c)
+{
+    c->w->out_bytes -= c->out.len;
+    gc__buf_free(&c->out);
+    c->out_sent = c->out_step = 0;
+}
+
+static void request_continue(gc__conn_t *c, int keep);
+static void out_send(gc__conn_t *c);
+
+static void on_out_written(uv_write_t *req, int status)
+{
+    gc__conn_t *c = req->data;
+    if (status < 0 || c->closing) {
+        /* Cancelled by a close, or the client went away. */
+        gc__conn_close(c);
+        out_release(c);
+        return;
+    }
+    c->out_sent += c->out_step;
+    if (c->out_sent < c->out.len) {
+        out_send(c);
+        return;
+    }
+    out_release(c);
+    uv_timer_stop(&c->timer);
+    request_continue(c, c->keep_after_out);
+}
+
+static void out_send(gc__conn_t *c)
+{
+    size_t n = c->out.len - c->out_sent;
+    c->out_step = n < GC_OUT_STEP ? n : GC_OUT_STEP;
+    uv_buf_t b = uv_buf_init(c->out.data + c->out_sent, (unsigned int)c->out_step);
+    c->out_req.data = c;
+    if (uv_write(&c->out_req, &c->h.stream, &b, 1, on_out_written) < 0) {
+        gc__conn_close(c);
+        out_release(c);
+        return;
+    }
+    long secs = gc__cfg_int(c->w->cfg, GC_S_timeout);
+    c->timer_for_request = 0;
+    if (secs > 0)
+        uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
+}
+
+void gc__conn_finish(gc__conn_t *c, int keep)
+{
+    gc__worker_t *w = c->w;
+    c->busy = 0;
+    w->out_bytes -= c->spill_reserved;
+    c->spill_reserved = 0;
+    if (c->sink.error == 0) {
+        out_release(c);
+        if (gc__sink_take_spill(&c->sink, &c->out) > 0)
+            w->out_bytes += c->out.len;
+    }
+    gc__sink_free(&c->sink);
+    if (c->close_after) {
+        c->close_after = 0;
+        keep = 0;
+    }
+    gc__conn_request_done(c, keep);
+}
+
+void gc__conn_request_done(gc__conn_t *c, int keep)
+{
+    gc__worker_t *w = c->w;
+    /* The loop's clock stood still while an inline class ran the application: timers
+     * armed from here on must count from now, not from before the request. */
+    uv_update_time(w->loop);
+    w->requests++;
+    c->answered = 1;
+    gc__slot_request_end(w->slot, gc__monotonic_ms());
+    /* A signal handler's exit wins even when the application swallowed its
+     * SystemExit; otherwise the application raised SystemExit itself. */
+    if (w->signal_exit >= 0)
+        gc__worker_quit(w, w->signal_exit);
+    if (w->wsgi.exit_code >= 0)
+        gc__worker_quit(w, w->wsgi.exit_code);
+    if (w->max_requests && w->requests >= w->max_requests && !w->retiring) {
+        /* The arbiter boots a replacement, then sends us TERM: we keep serving until
+         * then, so recycling never leaves the socket without a worker. */
+        w->retiring = 1;
+        gc__info("Autorestarting worker after current request.");
+        atomic_store(&w->slot->state, GC_SLOT_RETIRING);
+        gc__scoreboard_ring(w->bell);
+    }
+    if (c->out.len > 0 && !c->closing) {
+        /* The end of the response is still to go out (the sink spilled it): the loop
+         * sends it, then goes on. */
+        c->keep_after_out = keep;
+        stop_reading(c); /* still on after an inline run */
+        out_send(c);
+        return;
+    }
+    request_continue(c, keep);
+}
+
+/* After a response has gone out: close, or get ready for the next request. */
+static void request_continue(gc__conn_t *c, int keep)
+{
+    gc__worker_t *w = c->w;
+    if (c->closing)
+        return;
+    if (!keep) {
+        conn_end(c);
+        return;
+    }
+    gc__http_parser_next(&c->parser);
+    c->continue_sent = 0;
+    c->idle_since = uv_hrtime();
+    arm_timer(c, 0);
+    /* Stopping after a response that promised keep-alive: the client may be sending its
+     * next request already, which is answered with "Connection: close". */
+    if (w->stopping)
+        last_call(c);
+    drive(c);
+    /* Idle now, the connection can make room for a new one at the limit. */
+    if (w->accept_paused && !c->closing && !c->parser.started)
+        gc__accept_update(w);
+}
+
+/* Reads a connection just accepted at once, without waiting for the loop to report it
+ * readable: its client has usually sent the request with the handshake. That saves a
+ * turn of the loop, and means a sync worker starts serving what it accepts right
+ * away: a connection it has taken never waits behind the application run by another
+ * (a killed worker takes one request with it, not two). */
+static void read_now(gc__conn_t *c)
+{
+    ssize_t n = recv(c->fd, c->w->readbuf, sizeof(c->w->readbuf), 0);
+    if (n > 0) {
+        uv_buf_t b = uv_buf_init(c->w->readbuf, (unsigned int)n);
+        on_read(&c->h.stream, n, &b);
+    }
+    /* 0 (the client closed), an error, or nothing yet: the loop finds out as usual. */
+}
+
+/* TCP_NODELAY on a socket accepted from listener li: set once on the listener, it is
+ * inherited on Linux, which the first connection checks; otherwise it is set on each. */
+static void conn_nodelay(gc__worker_t *w, size_t li, gc__conn_t *c)
+{
+    if (w->nodelay_inherited[li])
+        return;
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on)
+        w->nodelay_inherited[li] = 1;
+    else
+        uv_tcp_nodelay(&c->h.tcp, 1);
+}
+
+/* Takes ownership of fd, a connection just accepted on listener `li`; peer is its
+ * address as accept4 gave it (borrowed; NULL for a unix socket). */
+void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_storage *peer)
+{
+    const gc__listener_t *l = &w->listeners[li];
+    gc__conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->listener = l;
+    int rc = l->is_unix ? uv_pipe_init(w->loop, &c->h.pipe, 0) : uv_tcp_init(w->loop, &c->h.tcp);
+    if (rc == 0) {
+        rc = l->is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
+        if (rc < 0) /* the handle never owned fd; closing it below leaves fd to us */
+            close(fd);
+    } else {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->h.handle.data = c;
+    c->fd = fd;
+    c->open_handles = 1;
+    c->idle_since = uv_hrtime();
+    gc__http_parser_init(&c->parser, &w->limits);
+    gc__buf_init(&c->pending);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    gc__accept_publish(w);
+    uv_timer_init(w->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    if (rc < 0) {
+        gc__conn_close(c);
+        return;
+    }
+    if (!l->is_unix) {
+        conn_nodelay(w, li, c);
+        if (peer != NULL && peer->ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+            uv_ip6_name(a, c->remote_addr, sizeof(c->remote_addr));
+            snprintf(c->remote_port, sizeof(c->remote_port), "%u", ntohs(a->sin6_port));
+        } else if (peer != NULL && peer->ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+            uv_ip4_name(a, c->remote_addr, sizeof(c->remote_addr));
+            snprintf(c->remote_port, sizeof(c->remote_port), "%u", ntohs(a->sin_port));
+        }
+    }
+    gc__frontend_accept(&w->front, c);
+    arm_timer(c, 0);
+    start_reading(c);
+    read_now(c);
+}
+
+/* Shortens the idle wait of a connection to GC_LAST_CALL_MS (the worker is stopping). */
+static void last_call(gc__conn_t *c)
+{
+    uint64_t due = uv_timer_get_due_in(&c->timer);
+    if (!uv_is_active((uv_handle_t *)&c->timer) || due > GC_LAST_CALL_MS) {
+        c->timer_for_request = 0;
+        uv_timer_start(&c->timer, on_timer, GC_LAST_CALL_MS, 0);
+    }
+}
+
+/* Gives every connection idle between requests its last call (a graceful stop). */
+void gc__conns_last_call(gc__worker_t *w)
+{
+    /* A connection idle between requests (or not yet read from) is not closed at once:
+     * its client may have sent a request that is still on its way, and closing under
+     * it would fail that request with no way to know it was never seen. Each gets a
+     * last call of at most GC_LAST_CALL_MS: a request that arrives meanwhile is
+     * answered with "Connection: close", and a connection still silent then is ended
+     * the way RFC 9112 9.6 asks (gc__conn_linger). Requests being received or run finish
+     * within the graceful timeout, also with "Connection: close". */
+    uv_update_time(w->loop);
+    for (gc__conn_t *c = w->conns; c; c = c->next) {
+        if (c->busy || c->closing || c->lingering || c->parser.started || c->out.len > 0)
+            continue;
+        if (c->pending.len > 0 || bytes_waiting(c)) {
+            arm_timer(c, 1); /* a request is here: the next read serves it */
+            continue;
+        }
+        last_call(c);
+    }
+}

@@ -1,0 +1,120 @@
+/* respond.c: the request path every worker class shares (gc__conn_respond and the
+ * hand-back to the loop), and Python's lock on the loop thread (see worker.h). */
+#include "workers/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/sink.h"
+#include "log/log.h"
+#include "arbiter/process.h"
+
+/* --- the request path every class shares ------------------------------------------ */
+
+static void sink_unlock(gc__sink_t *s)
+{
+    s->io_state = PyEval_SaveThread();
+}
+
+static void sink_relock(gc__sink_t *s)
+{
+    PyEval_RestoreThread(s->io_state);
+}
+
+void gc__conn_sink_unlocked(gc__conn_t *c, gc__sink_t *sink)
+{
+    sink->wait = gc__sink_poll_wait;
+    sink->io_enter = sink_unlock;
+    sink->io_leave = sink_relock;
+}
+
+int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
+{
+    gc__worker_t *w = c->w;
+    gc__sink_t *sink = &c->sink;
+    /* A client that takes longer than --timeout to accept bytes loses the connection,
+     * but one that reads slowly gets the end of its response from the loop (the
+     * spill), so the application is not kept waiting for it. */
+    gc__sink_init(sink, c->fd, (int)gc__cfg_int(w->cfg, GC_S_timeout) * 1000);
+    sink->spill_max = c->spill_reserved;
+    w->klass->sink_setup(c, sink);
+    const gc__listener_t *l = c->listener;
+    gc__wsgi_peer_t peer = {
+        .remote_addr = l->is_unix ? "" : c->remote_addr,
+        .remote_port = l->is_unix ? NULL : c->remote_port,
+        .server_name = l->host,
+        .server_port = l->port,
+        .is_unix = l->is_unix,
+        .pull_body = gc__conn_pull_body,
+        .pull_ctx = c,
+    };
+    gc__frontend_peer(c, &peer);
+    if (gc__log_enabled(GC_LOG_DEBUG)) {
+        gc__view_t m = gc__http_method(&c->parser.req), t = gc__http_target(&c->parser.req);
+        gc__debug("%.*s %.*s", (int)m.len, m.base, (int)t.len, t.base);
+    }
+    /* --keep-alive 0 turns keep-alive off (as in Gunicorn): answer "Connection: close"
+     * rather than keep an idle connection with no timer to ever close it. */
+    int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
+    enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, sink, head, keep);
+    /* A body the application never read is still on its way (or held back by the
+     * client): the next request's start is unknown, so the connection ends. */
+    int unread = c->parser.state != GC_HTTP_READY;
+    return out == GC_WSGI_KEEP && keep && sink->error == 0 && !unread;
+}
+
+void gc__conn_post_done(gc__conn_t *c, int keep)
+{
+    gc__worker_t *w = c->w;
+    c->done_keep = keep;
+    pthread_mutex_lock(&w->done_lock);
+    gc__conn_queue_push(&w->done, c);
+    pthread_mutex_unlock(&w->done_lock);
+    uv_async_send(&w->done_async);
+}
+
+void gc__worker_on_done(uv_async_t *h)
+{
+    gc__worker_t *w = h->data;
+    pthread_mutex_lock(&w->done_lock);
+    gc__conn_queue_t done = w->done;
+    w->done.head = w->done.tail = NULL;
+    pthread_mutex_unlock(&w->done_lock);
+    for (gc__conn_t *c; (c = gc__conn_queue_pop(&done)) != NULL;)
+        gc__conn_finish(c, c->done_keep);
+}
+
+int gc__worker_busy(const gc__worker_t *w)
+{
+    for (const gc__conn_t *c = w->conns; c; c = c->next)
+        if (c->busy)
+            return 1;
+    return 0;
+}
+
+void gc__worker_gil(gc__worker_t *w)
+{
+    if (w->loop_tstate != NULL) {
+        PyThreadState *ts = w->loop_tstate;
+        w->loop_tstate = NULL;
+        PyEval_RestoreThread(ts);
+    }
+}
+
+void gc__worker_on_gil_release(uv_prepare_t *h)
+{
+    gc__worker_t *w = h->data;
+    if (w->loop_tstate == NULL)
+        w->loop_tstate = PyEval_SaveThread();
+}
