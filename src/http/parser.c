@@ -29,6 +29,7 @@ void gc__http_limits_default(gc__http_limits_t *l)
     l->casefold_method = 0;
     l->strip_header_spaces = 0;
     l->permit_unconventional_version = 0;
+    l->forward = NULL;
 }
 
 static gc__http_parser_t *parser_of(llhttp_t *ll)

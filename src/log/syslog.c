@@ -210,11 +210,6 @@ void gc__syslog_close(void)
     pthread_mutex_unlock(&lock);
 }
 
-int gc__syslog_enabled(void)
-{
-    return sock >= 0;
-}
-
 void gc__syslog_send(enum gc__syslog_kind kind, int level, const char *msg, size_t len)
 {
     if (sock < 0)

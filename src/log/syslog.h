@@ -30,7 +30,6 @@ int gc__syslog_facility(const char *name);
  * negative errno with *why (static text) saying what was wrong. */
 int gc__syslog_open(const char *addr, int facility, const char *prefix, const char **why);
 void gc__syslog_close(void);
-int gc__syslog_enabled(void);
 
 /* Sends one line (`msg` borrowed, no trailing newline needed) at log level `level`. */
 void gc__syslog_send(enum gc__syslog_kind kind, int level, const char *msg, size_t len);

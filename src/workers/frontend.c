@@ -101,13 +101,6 @@ int gc__frontend_init(gc__frontend_t *f, const gc__config_t *cfg)
     return 0;
 }
 
-void gc__frontend_free(gc__frontend_t *f)
-{
-    gc__trust_free(&f->forwarded_allow);
-    gc__trust_free(&f->proxy_allow);
-    gc__forward_policy_free(&f->forward);
-}
-
 void gc__frontend_accept(const gc__frontend_t *f, gc__conn_t *c)
 {
     /* A unix socket's peer is on this machine and could only be reached through the

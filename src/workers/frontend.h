@@ -27,7 +27,6 @@ typedef struct {
 /* Builds everything from cfg, converting secure_scheme_headers from the config file's
  * dict. Needs the GIL. Returns 0, or -1 after logging why. */
 int gc__frontend_init(gc__frontend_t *f, const gc__config_t *cfg);
-void gc__frontend_free(gc__frontend_t *f);
 
 struct gc__conn;
 
