@@ -135,22 +135,46 @@ static int v_loglevel(int id, gc__setting_value_t *nv, gc__config_err_t *err)
 }
 
 /* The worker classes Gunicorn knows, and what gunicorn-c makes of them. */
+static const struct {
+    const char *name;
+    const char *dotted;
+    int ok;            /* 1: available; -1: cannot apply; -2: removed from Gunicorn */
+    const char *canon; /* the class gunicorn-c runs for it */
+} worker_classes[] = {
+    {"sync", "gunicorn.workers.sync.SyncWorker", 1, "sync"},
+    {"gthread", "gunicorn.workers.gthread.ThreadWorker", 1, "gthread"},
+    {"gevent", "gunicorn.workers.ggevent.GeventWorker", 1, "gevent"},
+    {"gevent_wsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1, "gevent"},
+    {"gevent_pywsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1, "gevent"},
+    {"tornado", "gunicorn.workers.gtornado.TornadoWorker", -1, NULL},
+    {"asgi", "gunicorn.workers.gasgi.ASGIWorker", -1, NULL},
+    {"eventlet", "gunicorn.workers.geventlet.EventletWorker", -2, NULL},
+};
+
+/* The entry of worker_classes that uri names (Gunicorn's spellings: the name,
+ * "egg:gunicorn#NAME", "#NAME", the dotted class), or -1. */
+static int worker_class_index(const char *uri)
+{
+    const char *name = uri;
+    if (strncmp(name, "egg:gunicorn#", 13) == 0)
+        name += 13;
+    else if (name[0] == '#')
+        name++;
+    for (size_t i = 0; i < sizeof(worker_classes) / sizeof(worker_classes[0]); i++)
+        if (strcmp(name, worker_classes[i].name) == 0 ||
+            strcmp(name, worker_classes[i].dotted) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *gc__worker_class_canonical(const char *uri)
+{
+    int i = worker_class_index(uri != NULL ? uri : "sync");
+    return i >= 0 ? worker_classes[i].canon : NULL;
+}
+
 static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err)
 {
-    static const struct {
-        const char *name;
-        const char *dotted;
-        int ok; /* 1: available; -1: cannot apply; -2: removed from Gunicorn */
-    } classes[] = {
-        {"sync", "gunicorn.workers.sync.SyncWorker", 1},
-        {"gthread", "gunicorn.workers.gthread.ThreadWorker", 1},
-        {"gevent", "gunicorn.workers.ggevent.GeventWorker", 1},
-        {"gevent_wsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1},
-        {"gevent_pywsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1},
-        {"tornado", "gunicorn.workers.gtornado.TornadoWorker", -1},
-        {"asgi", "gunicorn.workers.gasgi.ASGIWorker", -1},
-        {"eventlet", "gunicorn.workers.geventlet.EventletWorker", -2},
-    };
     char r[512];
     const char *uri = nv->s ? nv->s : "";
     const char *name = uri;
@@ -158,12 +182,11 @@ static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err
         name += 13;
     else if (name[0] == '#')
         name++;
-    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
-        if (strcmp(name, classes[i].name) != 0 && strcmp(name, classes[i].dotted) != 0)
-            continue;
-        if (classes[i].ok == 1)
+    int i = worker_class_index(uri);
+    if (i >= 0) {
+        if (worker_classes[i].ok == 1)
             return 0;
-        if (classes[i].ok == -2)
+        if (worker_classes[i].ok == -2)
             return fail(err,
                         "worker class %s is not in gunicorn-c (Gunicorn 26 removed it too); "
                         "use 'gevent'",

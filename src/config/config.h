@@ -183,6 +183,12 @@ static inline long gc__cfg_int(const gc__config_t *cfg, enum gc__setting_id id)
 {
     return cfg->v[id].i;
 }
+/* The worker class gunicorn-c runs for a worker_class value ("sync", "gthread" or
+ * "gevent"; NULL means sync), in any of Gunicorn's spellings: the name,
+ * "egg:gunicorn#NAME", "#NAME", the dotted class path. NULL for a value that names none
+ * (the validator refuses those). */
+const char *gc__worker_class_canonical(const char *uri);
+
 static inline const char *gc__cfg_str(const gc__config_t *cfg, enum gc__setting_id id)
 {
     return cfg->v[id].s;

@@ -23,20 +23,14 @@ const gc__worker_class_t gc__sync_class = {
     .runs_inline = 1,
 };
 
-/* Gunicorn's names for its classes: "gevent", "egg:gunicorn#gevent", "#gevent" or the
- * dotted path of the class. The validator (config.c) has refused the others. */
+/* Gunicorn's names for its classes are read by config.c (which has refused the
+ * others); sync with threads > 1 is gthread, as in Gunicorn. */
 const gc__worker_class_t *gc__worker_class_for(const gc__config_t *cfg)
 {
-    const char *name = gc__cfg_str(cfg, GC_S_worker_class);
-    if (name == NULL)
-        name = "sync";
-    if (strncmp(name, "egg:gunicorn#", 13) == 0)
-        name += 13;
-    else if (name[0] == '#')
-        name++;
-    if (strcmp(name, "gthread") == 0 || strcmp(name, "gunicorn.workers.gthread.ThreadWorker") == 0)
+    const char *name = gc__worker_class_canonical(gc__cfg_str(cfg, GC_S_worker_class));
+    if (name != NULL && strcmp(name, "gthread") == 0)
         return &gc__gthread_class;
-    if (strncmp(name, "gevent", 6) == 0 || strncmp(name, "gunicorn.workers.ggevent.", 25) == 0)
+    if (name != NULL && strcmp(name, "gevent") == 0)
         return &gc__gevent_class;
     if (gc__cfg_int(cfg, GC_S_threads) > 1)
         return &gc__gthread_class;
