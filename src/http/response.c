@@ -52,20 +52,35 @@ int gc__http_parse_status(gc__view_t v, int *code)
     return 1;
 }
 
-int gc__http_is_hop_by_hop(gc__view_t name)
+enum gc__hop gc__http_hop_kind(gc__view_t name)
 {
-    static const char *const names[] = {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-        "te",         "trailers",   "transfer-encoding",  "upgrade",
-        "server",     "date",
+    static const struct {
+        const char *name;
+        enum gc__hop kind;
+    } names[] = {
+        {"connection", GC_HOP_BY_HOP},
+        {"keep-alive", GC_HOP_BY_HOP},
+        {"proxy-authenticate", GC_HOP_BY_HOP},
+        {"proxy-authorization", GC_HOP_BY_HOP},
+        {"te", GC_HOP_BY_HOP},
+        {"trailers", GC_HOP_BY_HOP},
+        {"transfer-encoding", GC_HOP_BY_HOP},
+        {"upgrade", GC_HOP_UPGRADE},
+        {"server", GC_HOP_SERVER_OWNED},
+        {"date", GC_HOP_SERVER_OWNED},
     };
     /* Quick reject on length: most application headers match none of these. */
     if (name.len < 2 || name.len > 19)
-        return 0;
+        return GC_HOP_NONE;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (gc__view_ieq(name, names[i]))
-            return 1;
-    return 0;
+        if (gc__view_ieq(name, names[i].name))
+            return names[i].kind;
+    return GC_HOP_NONE;
+}
+
+int gc__http_is_hop_by_hop(gc__view_t name)
+{
+    return gc__http_hop_kind(name) != GC_HOP_NONE;
 }
 
 int gc__http_status_has_body(int code)

@@ -52,9 +52,18 @@ int gc__http_is_token(gc__view_t v);
 int gc__http_is_field_value(gc__view_t v);
 /* A status is "NNN" or "NNN reason" with a printable reason. Sets *code. */
 int gc__http_parse_status(gc__view_t v, int *code);
+/* What a response header's name is to the server. */
+enum gc__hop {
+    GC_HOP_NONE = 0,     /* end to end: the application's to set */
+    GC_HOP_BY_HOP,       /* connection, keep-alive, proxy-authenticate, proxy-authorization,
+                          * te, trailers, transfer-encoding */
+    GC_HOP_UPGRADE,      /* upgrade (hop-by-hop too; Gunicorn's access log keeps
+                          * "Upgrade: websocket") */
+    GC_HOP_SERVER_OWNED, /* server, date: the server writes them */
+};
+enum gc__hop gc__http_hop_kind(gc__view_t name);
 /* Hop-by-hop or server-owned headers an application may not set (Gunicorn drops
- * them): connection, keep-alive, proxy-authenticate, proxy-authorization, te,
- * trailers, transfer-encoding, upgrade, server, date. */
+ * them): any name gc__http_hop_kind does not call GC_HOP_NONE. */
 int gc__http_is_hop_by_hop(gc__view_t name);
 /* Responses to HEAD, and statuses 1xx, 204 and 304, carry no body. */
 int gc__http_status_has_body(int code);

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/response.h"
 #include "log/log.h"
 #include "python/interp.h"
 #include "python/pycompat.h"
@@ -673,13 +674,8 @@ static int find_req_header(const ctx_t *c, const char *name, size_t len, gc__vie
  * "Upgrade: websocket". */
 static int hoppish(const char *n, size_t len, const char *v, size_t vlen)
 {
-    static const char *const hop[] = {"connection",          "keep-alive", "proxy-authenticate",
-                                      "proxy-authorization", "te",         "trailers",
-                                      "transfer-encoding",   "upgrade"};
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (name_ieq(n, len, hop[i], strlen(hop[i])))
-            return i != 7 || !name_ieq(v, vlen, "websocket", 9);
-    return 0;
+    enum gc__hop kind = gc__http_hop_kind(gc__view(n, len));
+    return kind == GC_HOP_BY_HOP || (kind == GC_HOP_UPGRADE && !name_ieq(v, vlen, "websocket", 9));
 }
 
 /* {name}o: the last response header of that name, its value stripped of spaces and
