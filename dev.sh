@@ -7,6 +7,10 @@
 #                    then, for every other CPython 3.8+ found (see other_pythons), a
 #                    -Werror build into build-pyX.Y with ctest and the core of pytest
 #   ./dev.sh build   just the (release) build into build/
+#   ./dev.sh check [PYTEST ARGS]
+#                    the inner loop: no package step; a -Werror build into build-ci/,
+#                    ctest, then pytest on what the arguments name (default: the whole
+#                    integration suite), e.g. ./dev.sh check tests/integration/test_basic.py -k pipelin
 #
 # PYTHON=/path/to/python3 chooses the primary CPython, the one embedded by the builds
 # above and the one that runs pytest for every build (default: /usr/bin/python3, which
@@ -163,8 +167,13 @@ build)
     install_deps
     build build -DCMAKE_BUILD_TYPE=Release
     ;;
+check)
+    shift
+    build build-ci -DGC_WERROR=ON
+    run_suite build-ci "$@"
+    ;;
 *)
-    echo "usage: ./dev.sh serve|test|build" >&2
+    echo "usage: ./dev.sh serve|test|build|check [pytest args]" >&2
     exit 2
     ;;
 esac
