@@ -17,11 +17,19 @@ extern "C" {
 
 /* The version of this header. gunicorn_c_version() gives the library's, which differs
  * when a program built against one release runs with another release's shared library
- * (the SONAME changes with the major version, so only minor and patch can differ). */
+ * (the SONAME changes with the major version, so only minor and patch can differ).
+ * These three numbers are the project's only statement of its version: CMake's
+ * project(VERSION) and the Python package's version are read from them (CMakeLists.txt,
+ * python/gunicorn_c_build.py). */
 #define GUNICORN_C_VERSION_MAJOR 0
 #define GUNICORN_C_VERSION_MINOR 1
 #define GUNICORN_C_VERSION_PATCH 0
-#define GUNICORN_C_VERSION_STRING "0.1.0"
+/* "MAJOR.MINOR.PATCH", a string literal made from the numbers above. */
+#define GUNICORN_C_VERSION_STRING                                                                  \
+    GUNICORN_C__XSTR(GUNICORN_C_VERSION_MAJOR)                                                     \
+    "." GUNICORN_C__XSTR(GUNICORN_C_VERSION_MINOR) "." GUNICORN_C__XSTR(GUNICORN_C_VERSION_PATCH)
+#define GUNICORN_C__STR(x) #x
+#define GUNICORN_C__XSTR(x) GUNICORN_C__STR(x)
 /* 0xMMmmpp: compares in the obvious order (`#if GUNICORN_C_VERSION_HEX >= 0x000200`). */
 #define GUNICORN_C_VERSION_HEX                                                                     \
     ((GUNICORN_C_VERSION_MAJOR << 16) | (GUNICORN_C_VERSION_MINOR << 8) | GUNICORN_C_VERSION_PATCH)

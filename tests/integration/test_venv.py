@@ -11,9 +11,13 @@ installed offline with pip from a copy of the working tree. Then:
   ``--virtualenv``, ``GUNICORN_CMD_ARGS`` or ``VIRTUAL_ENV``, and not otherwise;
 * a --virtualenv that is not one is one error line and exit status 1.
 
-The pip build compiles the C core (about ten seconds on two cores); it runs once per
-module and is skipped under a sanitizer build (GC_SANITIZED=1), where it would only
-build the same release binary again.
+README's recipe is also run with a Python that is not Debian's (pyenv's, whose
+virtualenvs have pip and an old setuptools but no wheel, and do not see Debian's
+packages): the build must not need setuptools or wheel.
+
+Each pip build compiles the C core (20 to 35 seconds on two cores; the module runs two,
+about a minute in all); they are skipped under a sanitizer build (GC_SANITIZED=1),
+where they would only build the same release binary again.
 """
 
 import os
@@ -31,6 +35,7 @@ import pytest
 from conftest import BIN, CRASH_RE, REPO_ROOT, Server, server_env
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+PYENV_PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3"
 PACKAGE = "gc_venv_only_probe"  # installed into the virtualenv only
 VALUE = "imported from the virtualenv"
 
@@ -74,14 +79,23 @@ def pip_env():
 
 
 def pip_install(venv, path):
-    """`pip install --no-build-isolation --no-index path` into venv; returns seconds."""
+    """`venv/bin/pip install --no-build-isolation --no-index path` (README's recipe);
+    returns seconds."""
     start = time.monotonic()
     out = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-build-isolation",
-         "--no-index", str(path)],
+        [str(venv / "bin" / "pip"), "install", "--no-build-isolation", "--no-index",
+         str(path)],
         capture_output=True, text=True, env=pip_env(), timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     return time.monotonic() - start
+
+
+def copy_tree(dst):
+    """A copy of the working tree to install from (the build-* directories are left
+    out for speed)."""
+    shutil.copytree(REPO_ROOT, dst, ignore=shutil.ignore_patterns(
+        "build", "build-*", ".git", "__pycache__", "*.egg-info", ".pytest_cache"))
+    return sorted(p.name for p in dst.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -114,19 +128,21 @@ def app_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def installed(venv):
-    """The project installed into venv by pip, from a copy of the working tree (an
-    in-tree build writes build-pip/ and an egg-info; the build-* directories are left
-    out for speed)."""
+    """The project installed into venv by pip, from a copy of the working tree (at
+    venv/../src; what it held before is venv/../src.before)."""
+    skip_unless_pip_build()
+    src = venv.parent / "src"
+    (venv.parent / "src.before").write_text("\n".join(copy_tree(src)))
+    seconds = pip_install(venv, src)
+    sys.stderr.write(f"\n[test_venv] pip install of the project took {seconds:.1f} s\n")
+    return venv
+
+
+def skip_unless_pip_build():
     if os.environ.get("GC_SANITIZED"):
         pytest.skip("the pip build is a release build: run without GC_SANITIZED")
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
-    src = venv.parent / "src"
-    shutil.copytree(REPO_ROOT, src, ignore=shutil.ignore_patterns(
-        "build", "build-*", ".git", "__pycache__", "*.egg-info", ".pytest_cache"))
-    seconds = pip_install(venv, src)
-    sys.stderr.write(f"\n[test_venv] pip install of the project took {seconds:.1f} s\n")
-    return venv
 
 
 _embedded = []
@@ -227,8 +243,112 @@ def test_the_package_is_installed_with_the_executables(installed):
         capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     version, exe = out.stdout.split()
-    assert version == "0.1.0"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
     assert exe == str(installed / "bin" / "gunicorn-c")
+
+
+def version_of(venv):
+    """(what `venv/bin/gunicorn-c --version` says, gunicorn_c.__version__ in venv)."""
+    out = subprocess.run([str(venv / "bin" / "gunicorn-c"), "--version"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    m = re.fullmatch(r"gunicorn-c \(version (\S+)\)\n", out.stdout)
+    assert m, out.stdout
+    py = subprocess.run([str(venv / "bin" / "python"), "-c",
+                         "import gunicorn_c; print(gunicorn_c.__version__)"],
+                        capture_output=True, text=True, timeout=30, cwd="/")
+    assert py.returncode == 0, py.stderr
+    return m.group(1), py.stdout.strip()
+
+
+def test_executable_version_is_the_package_version(installed):
+    exe, package = version_of(installed)
+    assert exe == package
+    meta = subprocess.run(
+        [str(installed / "bin" / "python"), "-c",
+         "from importlib.metadata import version; print(version('gunicorn-c'))"],
+        capture_output=True, text=True, timeout=30, cwd="/")
+    assert meta.stdout.strip() == exe, meta.stderr
+
+
+def test_pip_install_leaves_the_source_tree_as_it_was(installed):
+    before = (installed.parent / "src.before").read_text().split("\n")
+    assert sorted(p.name for p in (installed.parent / "src").iterdir()) == before
+
+
+def test_sdist_carries_what_ctest_needs(tmp_path):
+    """`python3 setup.py sdist` (the backend's build_sdist) holds the CMake inputs, the
+    unit tests and the fuzz corpus that ctest's fuzz_corpus replays; nothing is written
+    into the source tree."""
+    import tarfile
+    out = subprocess.run([SYSTEM_PYTHON, "setup.py", "sdist", "-d", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    sdist = Path(out.stdout.split()[-1])
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    corpus = {str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tests/fuzz/corpus").iterdir()}
+    assert corpus and corpus <= names, sorted(corpus - names)[:5]
+    for need in ("CMakeLists.txt", "PKG-INFO", "pyproject.toml", "include/gunicorn_c.h",
+                 "tests/fuzz/replay.c", "tests/fuzz/fuzz_http_parser.c",
+                 "python/gunicorn_c_build.py", "python/gunicorn_c/__init__.py"):
+        assert need in names, need
+    assert not any("__pycache__" in n or n.startswith("build") for n in names)
+
+
+# --- README's recipe with a Python that is not Debian's ------------------------------
+
+
+def other_python():
+    """A CPython that is not /usr/bin/python3: `python3` on PATH when it is not
+    Debian's, else pyenv's 3.11.7; None when there is neither."""
+    candidates = [shutil.which("python3"), PYENV_PYTHON]
+    for cand in candidates:
+        if not cand or not os.access(cand, os.X_OK):
+            continue
+        out = subprocess.run([cand, "-c", "import sys; print(sys.executable)"],
+                             capture_output=True, text=True, timeout=30)
+        exe = out.stdout.strip()
+        if out.returncode == 0 and exe and not exe.startswith("/usr/bin/"):
+            return exe
+    return None
+
+
+HELLO = """\
+import sys
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%s|%s" % (sys.prefix, sys.version.split()[0])).encode()]
+"""
+
+
+def test_readme_recipe_with_a_python_that_is_not_debians(tmp_path):
+    """python3 -m venv --system-site-packages venv
+    venv/bin/pip install --no-build-isolation --no-index /path/to/gunicorn-c
+    with pyenv's python3: its virtualenv has pip and setuptools 65 but no wheel, and
+    Debian's wheel is not visible to it."""
+    python = other_python()
+    if python is None:
+        pytest.skip(f"no python3 other than {SYSTEM_PYTHON} (nor {PYENV_PYTHON})")
+    skip_unless_pip_build()
+    venv = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, env=pip_env(), timeout=120)
+    src = tmp_path / "src"
+    before = copy_tree(src)
+    seconds = pip_install(venv, src)
+    sys.stderr.write(f"\n[test_venv] pip install with {python} took {seconds:.1f} s\n")
+    assert sorted(p.name for p in src.iterdir()) == before  # no build directory left
+    exe, package = version_of(venv)
+    assert exe == package
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "venvapp.py").write_text(HELLO)
+    version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    assert serve(venv / "bin" / "gunicorn-c", app_dir) == f"{venv}|{version}"
 
 
 # --- the build tree's binary ---------------------------------------------------------
