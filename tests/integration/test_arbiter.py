@@ -10,11 +10,8 @@ import pytest
 import requests
 
 from conftest import BOOTING_RE, pid_alive, run_cli
+from helpers import Control, control_path, url
 from rawhttp import exchange, request
-
-
-def url(srv, path="/"):
-    return f"http://127.0.0.1:{srv.port}{path}"
 
 
 def worker_pid_of_request(srv, path="/"):
@@ -295,9 +292,13 @@ def test_sync_worker_class_accepted(start_server):
 
 
 def test_log_level_warning_hides_info(start_server):
-    srv = start_server("hello", "--log-level", "warning", wait=False)
-    # No INFO line will tell us the port: check that the master runs quietly instead.
-    time.sleep(0.5)
+    sock = control_path()
+    srv = start_server("hello", "--log-level", "warning", "--control-socket", sock,
+                       wait=False)
+    # No INFO line tells that it is ready: its control socket answering does (it opens
+    # once the workers are forked, so the master's signal handlers are in place).
+    with Control(sock) as ctl:
+        assert ctl.request("show stats")["pid"] == srv.pid
     assert srv.proc.poll() is None
     assert "[INFO]" not in srv.log_text()
     srv.send_signal(signal.SIGTERM)

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from conftest import BIN, BOOTING_RE, LISTENING_RE, pid_alive, server_env
+from helpers import children, get, wait_until
 
 CTL = BIN.parent / "gunicorn-c-ctl"
 
@@ -64,32 +65,6 @@ def ctl_error(sock, command):
     response = json.loads(r.stdout)
     assert response["status"] == "error"
     return response["error"]
-
-
-def children(pid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return sorted(out)
-
-
-def wait_until(predicate, timeout=5.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(interval)
 
 
 def start(start_server, sockdir, app="hello:app", *args, workers=1, **kwargs):
@@ -141,11 +116,6 @@ class Raw:
 
     def close(self):
         self.s.close()
-
-
-def get(srv, path="/", timeout=10):
-    return requests.get(f"http://127.0.0.1:{srv.port}{path}", headers={"Connection": "close"},
-                        timeout=timeout)
 
 
 # --- show ---------------------------------------------------------------------------------

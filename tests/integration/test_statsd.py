@@ -22,40 +22,19 @@ from collections import Counter
 import pytest
 
 from conftest import BOOTING_RE, run_cli
+from helpers import Control, DatagramReceiver, control_path, free_port, wait_gone, wait_until
 
 APP = "statsd_app:app"
 LINE_RE = re.compile(r"^(?P<name>[^:|]+):(?P<value>[^|]+)\|(?P<type>c|ms|g|h)"
                      r"(?P<rate>\|@1\.0)?(?:\|#(?P<tags>.*))?$")
 
 
-class Receiver:
+class Receiver(DatagramReceiver):
     """A StatsD server stand-in: collects every datagram on a UDP socket on 127.0.0.1
     (or a unix datagram socket at `path`) from a thread, split into metric lines."""
 
     def __init__(self, path=None):
-        family = socket.AF_UNIX if path else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind(path or ("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.address = path and f"unix://{path}" or "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.packets = []
-        self._cond = threading.Condition()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self._cond:
-                self.packets.append(data.decode("ascii"))
-                self._cond.notify_all()
+        super().__init__(path, text=True)
 
     def lines(self):
         with self._cond:
@@ -79,23 +58,6 @@ class Receiver:
 
     def values(self, name):
         return [m["value"] for m in self.parsed() if m["name"] == name]
-
-    def wait_for(self, predicate, timeout=10.0, what="metrics"):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if predicate(self):
-                    return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no {what} within {timeout}s; received:\n"
-                                         + "\n".join(self.lines()))
-                self._cond.wait(min(remaining, 0.2))
-
-    def close(self):
-        self._stop = True
-        self._thread.join(2)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -146,14 +108,6 @@ def load(srv, paths, threads=4):
     return statuses
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_http(port, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,7 +131,11 @@ def test_request_metrics_under_load(start_server, receiver, klass):
     assert statuses == {200: 210, 404: 60, 500: 30}
     receiver.wait_for(lambda r: r.counts()["gunicorn.requests"] >= 300
                       and r.counts()["gunicorn.log.exception"] >= 30)
-    time.sleep(0.2)  # nothing more may come
+    # Nothing more may come: the workers have sent all they will once the server has
+    # stopped, and the receiver has read all of it once its own barrier datagram is in.
+    assert srv.proc.poll() is None
+    assert srv.stop() == 0
+    receiver.barrier()
     c = receiver.counts()
     assert c["gunicorn.requests"] == 300
     assert c["gunicorn.request.status.200"] == 210
@@ -201,7 +159,6 @@ def test_request_metrics_under_load(start_server, receiver, klass):
         names = [line.split(":")[0] for line in p.split("\n")]
         assert names[:2] == ["gunicorn.request.duration", "gunicorn.requests"], p
         assert names[2].startswith("gunicorn.request.status."), p
-    assert srv.proc.poll() is None
 
 
 def test_prefix_and_dogstatsd_tags(start_server, receiver):
@@ -216,7 +173,8 @@ def test_prefix_and_dogstatsd_tags(start_server, receiver):
     assert any(re.fullmatch(r"shop\.web\.gunicorn\.request\.duration:\d+\.\d+\|ms"
                             r"\|#env:test,team:web", line) for line in lines), lines
     assert all(line.startswith("shop.web.gunicorn.") for line in lines), lines
-    # No backlog histogram unless --enable-backlog-metric.
+    # No backlog histogram unless --enable-backlog-metric. Waiting for a once-a-second
+    # metric not to come, which no event can mark: a tick must pass (the client's pace).
     time.sleep(1.3)
     assert not receiver.values("gunicorn.backlog")
 
@@ -256,9 +214,11 @@ def test_unix_datagram_socket(start_server, tmp_path):
 def test_unix_receiver_started_after_the_server(start_server, tmp_path):
     """unix:PATH with nothing there yet: metrics reach the receiver once it binds."""
     path = str(tmp_path / "late.sock")
-    srv = start_server(APP, "--statsd-host", f"unix:{path}")
+    srv = start_server(APP, "--statsd-host", f"unix:{path}", "--log-level", "debug")
+    (worker,) = srv.worker_pids()
     assert get(srv, "/") == 200  # its metrics are dropped: nobody listens yet
-    time.sleep(0.2)  # they leave after the response
+    # They leave after the response; the worker says (once) that they were dropped.
+    srv.wait_for_log(rf"\[{worker}\] \[DEBUG\] StatsD: cannot send to")
     r = Receiver(path)
     try:
         assert get(srv, "/missing") == 404
@@ -273,14 +233,22 @@ def test_unix_receiver_started_after_the_server(start_server, tmp_path):
 
 
 def test_workers_gauge_follows_ttin_and_ttou(start_server, receiver):
-    srv = start_server(APP, "--statsd-host", receiver.address, workers=2)
+    sock = control_path()
+    srv = start_server(APP, "--statsd-host", receiver.address, "--control-socket", sock,
+                       workers=2)
     receiver.wait_for(lambda r: r.values("gunicorn.workers") == ["2"])
     srv.send_signal(signal.SIGTTIN)
     receiver.wait_for(lambda r: r.values("gunicorn.workers") == ["2", "3"])
     srv.wait_for_log(BOOTING_RE, count=3)
     srv.send_signal(signal.SIGTTOU)
     receiver.wait_for(lambda r: r.values("gunicorn.workers") == ["2", "3", "2"])
-    time.sleep(1.2)  # a tick or two: an unchanged count is not sent again
+    # An unchanged count is not sent again: the master sends the gauge as it passes over
+    # its workers, and has done so since the retired one was reaped; the barrier shows
+    # that whatever it sent has arrived.
+    with Control(sock) as ctl:
+        wait_until(lambda: len(ctl.workers()) == 2, what="the retired worker to be reaped")
+        ctl.settle()
+    receiver.barrier()
     assert receiver.values("gunicorn.workers") == ["2", "3", "2"]
 
 
@@ -372,10 +340,8 @@ def test_hup_moves_metrics_to_the_new_host(start_server, tmp_path):
         mark = srv.log_mark()
         srv.send_signal(signal.SIGHUP)
         srv.wait_for_log(BOOTING_RE, since=mark)
-        deadline = time.monotonic() + 10
-        while any(p in srv.live_worker_pids() for p in old):
-            assert time.monotonic() < deadline, srv.log_text()
-            time.sleep(0.05)
+        for pid in old:
+            wait_gone(pid)
         assert get(srv, "/missing") == 404
         second.wait_for(lambda r: r.counts()["gunicorn.request.status.404"] == 1)
         assert second.values("gunicorn.workers") == ["1"]

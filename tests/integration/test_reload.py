@@ -1,0 +1,77 @@
+"""--reload: a worker restarts when the application's code (or an extra file) changes.
+
+Split out of test_signals.py (test names unchanged).
+"""
+
+import os
+import re
+import time
+
+import pytest
+
+from conftest import BOOTING_RE
+from helpers import get
+
+
+# --- --reload ------------------------------------------------------------------------------
+
+
+RELOAD_APP = '''
+VERSION = "{version}"
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [VERSION.encode()]
+'''
+
+
+@pytest.mark.parametrize("how", ["in-place", "replace"])
+def test_reload_restarts_the_worker_on_a_code_change(start_server, tmp_path, how):
+    module = tmp_path / "reload_app.py"
+    module.write_text(RELOAD_APP.format(version="one"))
+    srv = start_server("reload_app", "--reload", app_dir=tmp_path)
+    (old,) = srv.worker_pids()
+    assert get(srv.port).text == "one"
+    mark = srv.log_mark()
+    if how == "in-place":
+        module.write_text(RELOAD_APP.format(version="two"))
+    else:  # as editors save: write a new file, rename it over the old one
+        tmp = tmp_path / "reload_app.py.swp"
+        tmp.write_text(RELOAD_APP.format(version="two"))
+        os.replace(tmp, module)
+    srv.wait_for_log(r"Worker reloading: .*reload_app\.py modified", since=mark)
+    new = int(srv.wait_for_log(BOOTING_RE, since=mark).group(1))
+    assert new != old
+    assert get(srv.port).text == "two"
+
+
+def test_reload_extra_file(start_server, tmp_path):
+    module = tmp_path / "reload_app.py"
+    module.write_text(RELOAD_APP.format(version="one"))
+    extra = tmp_path / "settings.toml"
+    extra.write_text("a = 1\n")
+    srv = start_server("reload_app", "--reload", "--reload-extra-file", str(extra),
+                       app_dir=tmp_path)
+    (old,) = srv.worker_pids()
+    assert get(srv.port).text == "one"  # booted: the files are watched from now on
+    mark = srv.log_mark()
+    extra.write_text("a = 2\n")
+    srv.wait_for_log(rf"Worker reloading: {re.escape(str(extra))} modified", since=mark)
+    new = int(srv.wait_for_log(BOOTING_RE, since=mark).group(1))
+    assert new != old
+    assert get(srv.port).text == "one"
+
+
+def test_without_reload_code_changes_are_ignored(start_server, tmp_path):
+    module = tmp_path / "reload_app.py"
+    module.write_text(RELOAD_APP.format(version="one"))
+    srv = start_server("reload_app", app_dir=tmp_path)
+    (old,) = srv.worker_pids()
+    assert get(srv.port).text == "one"
+    module.write_text(RELOAD_APP.format(version="two"))
+    # Waiting for something not to happen, which no event can mark: this is the time
+    # an (inotify) reloader, were one running, would need many times over to notice.
+    time.sleep(0.5)
+    assert srv.live_worker_pids() == [old]
+    assert get(srv.port).text == "one"
