@@ -125,13 +125,30 @@ static const char *signame(int sig)
     }
 }
 
+static void stop(arbiter_t *a, int how);
+
+/* A master-side hook raised (src/python/runtime.h): as Gunicorn's master, this one
+ * stops, with the exit status the exception gives. Gunicorn's leaves its workers to
+ * notice they are orphans; this one stops them at once. */
+static void hook_stop(arbiter_t *a, enum gc__hook_id id, int status)
+{
+    static char reason[64];
+    if (a->reason == NULL) {
+        snprintf(reason, sizeof(reason), "The %s hook stopped the master.", gc__hook_name(id));
+        a->reason = reason;
+        a->exit_code = status;
+    }
+    stop(a, STOP_QUICK);
+}
+
 static void set_num_workers(arbiter_t *a, long n)
 {
     long old = a->num_workers;
     a->num_workers = n;
     gc__rt_set_long(gc__rt_server(), "num_workers", n);
-    if (n != old)
-        gc__rt_nworkers_changed(n, old);
+    int status;
+    if (n != old && gc__rt_nworkers_changed(n, old, &status) < 0)
+        hook_stop(a, GC_HOOK_nworkers_changed, status);
 }
 
 /* --- spawning --------------------------------------------------------------------- */
@@ -169,6 +186,7 @@ static void become_worker(arbiter_t *a, int slot, PyObject *obj)
  * at once; the child keeps signals blocked (*old holds the mask to restore). */
 static pid_t fork_blocked(sigset_t *old)
 {
+    GC_PY_ASSERT_CLEAN("before fork()");
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, old);
@@ -202,7 +220,14 @@ static int spawn_worker(arbiter_t *a)
     }
     unsigned age = ++a->age;
     PyObject *obj = gc__rt_worker_new(age);
-    gc__rt_worker_hook(GC_HOOK_pre_fork, obj);
+    int status;
+    if (gc__rt_master_hook(GC_HOOK_pre_fork, obj, &status) < 0) {
+        /* As in Gunicorn, the worker is not forked. */
+        gc__scoreboard_release(&a->sb, slot);
+        Py_XDECREF(obj);
+        hook_stop(a, GC_HOOK_pre_fork, status);
+        return -ECANCELED;
+    }
     sigset_t old;
     pid_t pid = fork_blocked(&old);
     if (pid == 0) {
@@ -375,7 +400,9 @@ static void reap(arbiter_t *a)
         gc__scoreboard_release(&a->sb, c.slot);
         log_exit(&c, status);
         gc__rt_set_bool(c.obj, "alive", 0);
-        gc__rt_worker_hook(GC_HOOK_child_exit, c.obj);
+        int hook_status;
+        if (gc__rt_master_hook(GC_HOOK_child_exit, c.obj, &hook_status) < 0)
+            hook_stop(a, GC_HOOK_child_exit, hook_status);
         Py_XDECREF(c.obj);
         if (WIFEXITED(status) && WEXITSTATUS(status) == GC_EXIT_WORKER_BOOT_ERROR)
             halt(a, "Worker failed to boot.", GC_EXIT_WORKER_BOOT_ERROR);
@@ -619,7 +646,11 @@ static void reload(arbiter_t *a)
         a->owned_cfg = cfg;
         gc__rt_reconfigure(cfg);
     }
-    gc__rt_server_hook(GC_HOOK_on_reload);
+    int status;
+    if (gc__rt_master_hook(GC_HOOK_on_reload, NULL, &status) < 0) {
+        hook_stop(a, GC_HOOK_on_reload, status);
+        return;
+    }
     if (a->pidfile)
         gc__pidfile_write(a->pidfile, getpid());
     for (size_t i = 0; i < a->nworkers; i++)
@@ -648,7 +679,13 @@ static void reexec(arbiter_t *a)
     sigset_t old;
     pid_t pid = fork_blocked(&old);
     if (pid == 0) {
-        gc__rt_server_hook(GC_HOOK_pre_exec);
+        /* A pre_exec hook that raises ends this new master before it executes; the
+         * old one goes on. */
+        int status;
+        if (gc__rt_master_hook(GC_HOOK_pre_exec, NULL, &status) < 0) {
+            fflush(NULL);
+            _exit(status);
+        }
         gc__buf_t fds;
         gc__buf_init(&fds);
         for (size_t i = 0; i < a->nlisteners; i++) {
@@ -718,6 +755,8 @@ static void on_signal(uv_signal_t *s, int signum)
         if (gc__cfg_int(a->cfg, GC_S_daemon)) {
             gc__info("graceful stop of workers");
             set_num_workers(a, 0);
+            if (a->stopping)
+                break; /* the nworkers_changed hook stopped the master */
             kill_all(a, SIGTERM);
             for (size_t i = 0; i < a->nworkers; i++)
                 a->workers[i].retiring = a->workers[i].term_sent = 1;
@@ -866,7 +905,8 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
 {
     static arbiter_t arbiter;
     arbiter_t *a = &arbiter;
-    int rc = 1;
+    int rc = 1, status;
+    int call_on_exit = 1; /* not when on_starting or when_ready ended the start */
     a->cfg = cfg;
     a->loop = uv_default_loop();
     a->argc = argc;
@@ -898,6 +938,7 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
             gc__warning("Ignoring NOTIFY_SOCKET: --daemon detaches from systemd");
             unsetenv("NOTIFY_SOCKET");
         }
+        GC_PY_ASSERT_CLEAN("before the daemon's fork()");
         PyOS_BeforeFork();
         int drc = gc__daemonize();
         PyOS_AfterFork_Child();
@@ -946,7 +987,11 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
             gc__buf_free(&path);
     }
     gc__rt_set_long(gc__rt_server(), "pid", (long)getpid());
-    gc__rt_server_hook(GC_HOOK_on_starting);
+    if (gc__rt_master_hook(GC_HOOK_on_starting, NULL, &status) < 0) {
+        rc = status;
+        call_on_exit = 0;
+        goto out;
+    }
     if (open_listeners(a) < 0)
         goto out;
     log_listeners(a, 1);
@@ -992,9 +1037,18 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
     uv_unref((uv_handle_t *)&a->tick);
 
     gc__sd_notify("READY=1\nSTATUS=gunicorn-c arbiter booted");
-    gc__rt_server_hook(GC_HOOK_when_ready);
-    a->num_workers = -1;
-    set_num_workers(a, gc__cfg_int(cfg, GC_S_workers));
+    if (gc__rt_master_hook(GC_HOOK_when_ready, NULL, &status) < 0) {
+        rc = status;
+        call_on_exit = 0;
+        goto out;
+    }
+    /* The first nworkers_changed (old value None) is part of the start, as in Gunicorn,
+     * where it runs before on_starting. server.num_workers already holds the value. */
+    if (gc__rt_nworkers_changed(a->num_workers, -1, &status) < 0) {
+        rc = status;
+        call_on_exit = 0;
+        goto out;
+    }
     /* Callbacks only record what must change; workers are forked here, between two
      * turns of the loop. A child forked inside a callback would inherit a loop that is
      * in the middle of running, and libuv cannot be re-entered there. */
@@ -1007,6 +1061,7 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
             manage_workers(a);
             start_control(a);
         }
+        GC_PY_ASSERT_CLEAN("as the master's loop waits");
         uv_run(a->loop, UV_RUN_ONCE);
     }
     rc = a->exit_code;
@@ -1023,7 +1078,8 @@ out:
     }
     if (a->pidfile)
         gc__pidfile_remove(a->pidfile, getpid());
-    gc__rt_server_hook(GC_HOOK_on_exit);
+    if (call_on_exit && gc__rt_master_hook(GC_HOOK_on_exit, NULL, &status) < 0)
+        rc = status;
     Py_CLEAR(a->app);
     for (size_t i = 0; i < a->nworkers; i++)
         Py_CLEAR(a->workers[i].obj);

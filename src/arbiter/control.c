@@ -398,132 +398,116 @@ static long parse_count(const char *text)
     return n > 1 << 20 ? 1 << 20 : n;
 }
 
-/* Runs one command. Writes its data to *b and returns NULL, or returns the error
- * message (static, or in err). */
-static const char *run_command(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+/* A command: writes its data to *b and returns NULL, or returns the error message
+ * (static, or in err). words[0] is the command's name; n >= 1. */
+typedef const char *command_fn(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                               size_t errcap);
+
+static const char *cmd_show(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                            size_t errcap)
+{
+    if (n < 2)
+        return "Invalid argument: Missing show target "
+               "(all|workers|dirty|config|stats|listeners)";
+    const char *what = words[1];
+    if (strcmp(what, "workers") == 0) {
+        show_workers(ctl, b);
+    } else if (strcmp(what, "stats") == 0) {
+        show_stats(ctl, b);
+    } else if (strcmp(what, "config") == 0) {
+        show_config(ctl, b);
+    } else if (strcmp(what, "listeners") == 0) {
+        show_listeners(ctl, b);
+    } else if (strcmp(what, "dirty") == 0) {
+        gc__buf_append_str(b, "{\"enabled\": false, \"pid\": null, \"workers\": [], "
+                              "\"count\": 0}");
+    } else if (strcmp(what, "all") == 0) {
+        gc__buf_append_str(b, "{\"stats\": ");
+        show_stats(ctl, b);
+        gc__buf_append_str(b, ", \"workers\": ");
+        show_workers(ctl, b);
+        gc__buf_append_str(b, ", \"listeners\": ");
+        show_listeners(ctl, b);
+        gc__buf_append_str(b, "}");
+    } else {
+        snprintf(err, errcap, "Invalid argument: Unknown show target: %s", what);
+        return err;
+    }
+    return NULL;
+}
+
+static const char *cmd_dirty(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                             size_t errcap)
+{
+    if (n < 2)
+        return "Invalid argument: Missing dirty action (add|remove)";
+    if (strcmp(words[1], "add") != 0 && strcmp(words[1], "remove") != 0) {
+        snprintf(err, errcap, "Invalid argument: Unknown dirty action: %s", words[1]);
+        return err;
+    }
+    return "Command failed: gunicorn-c has no dirty arbiter";
+}
+
+static const char *worker_scale(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                                size_t errcap)
+{
+    const char *action = words[1];
+    int add = strcmp(action, "add") == 0;
+    long count = n > 2 ? parse_count(words[2]) : 1;
+    if (count == 0) {
+        snprintf(err, errcap, "Invalid argument: Invalid count: %s", words[2]);
+        return err;
+    }
+    gc__control_counts_t c = {0};
+    ctl->ops->counts(ctl->arg, &c);
+    long total = ctl->ops->scale(ctl->arg, add ? count : -count);
+    if (total < 0)
+        return "Command failed: the server is shutting down";
+    gc__info("Control: worker %s %ld (workers: %ld -> %ld)", action, count, c.target, total);
+    gc__buf_printf(b, "{\"%s\": %ld, \"previous\": %ld, \"total\": %ld}", add ? "added" : "removed",
+                   add ? total - c.target : c.target - total, c.target, total);
+    return NULL;
+}
+
+static const char *worker_kill(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
                                size_t errcap)
 {
-    if (n == 0)
-        return "Empty command";
-    const char *cmd = words[0];
-    if (strcmp(cmd, "show") == 0) {
-        if (n < 2)
-            return "Invalid argument: Missing show target "
-                   "(all|workers|dirty|config|stats|listeners)";
-        const char *what = words[1];
-        if (strcmp(what, "workers") == 0) {
-            show_workers(ctl, b);
-        } else if (strcmp(what, "stats") == 0) {
-            show_stats(ctl, b);
-        } else if (strcmp(what, "config") == 0) {
-            show_config(ctl, b);
-        } else if (strcmp(what, "listeners") == 0) {
-            show_listeners(ctl, b);
-        } else if (strcmp(what, "dirty") == 0) {
-            gc__buf_append_str(b, "{\"enabled\": false, \"pid\": null, \"workers\": [], "
-                                  "\"count\": 0}");
-        } else if (strcmp(what, "all") == 0) {
-            gc__buf_append_str(b, "{\"stats\": ");
-            show_stats(ctl, b);
-            gc__buf_append_str(b, ", \"workers\": ");
-            show_workers(ctl, b);
-            gc__buf_append_str(b, ", \"listeners\": ");
-            show_listeners(ctl, b);
-            gc__buf_append_str(b, "}");
-        } else {
-            snprintf(err, errcap, "Invalid argument: Unknown show target: %s", what);
-            return err;
-        }
-        return NULL;
-    }
-    if (strcmp(cmd, "worker") == 0 || strcmp(cmd, "dirty") == 0) {
-        int dirty = cmd[0] == 'd';
-        if (n < 2)
-            return dirty ? "Invalid argument: Missing dirty action (add|remove)"
-                         : "Invalid argument: Missing worker action (add|remove|kill)";
-        const char *action = words[1];
-        int add = strcmp(action, "add") == 0, remove = strcmp(action, "remove") == 0;
-        if (dirty) {
-            if (!add && !remove) {
-                snprintf(err, errcap, "Invalid argument: Unknown dirty action: %s", action);
-                return err;
-            }
-            return "Command failed: gunicorn-c has no dirty arbiter";
-        }
-        if (add || remove) {
-            long count = n > 2 ? parse_count(words[2]) : 1;
-            if (count == 0) {
-                snprintf(err, errcap, "Invalid argument: Invalid count: %s", words[2]);
-                return err;
-            }
-            gc__control_counts_t c = {0};
-            ctl->ops->counts(ctl->arg, &c);
-            long total = ctl->ops->scale(ctl->arg, add ? count : -count);
-            if (total < 0)
-                return "Command failed: the server is shutting down";
-            gc__info("Control: worker %s %ld (workers: %ld -> %ld)", action, count, c.target,
-                     total);
-            gc__buf_printf(b, "{\"%s\": %ld, \"previous\": %ld, \"total\": %ld}",
-                           add ? "added" : "removed", add ? total - c.target : c.target - total,
-                           c.target, total);
-            return NULL;
-        }
-        if (strcmp(action, "kill") == 0) {
-            if (n < 3)
-                return "Invalid argument: Missing PID";
-            char *end;
-            errno = 0;
-            long pid = strtol(words[2], &end, 10);
-            if (errno || end == words[2] || *end || pid <= 0 || pid > INT_MAX) {
-                snprintf(err, errcap, "Invalid argument: Invalid PID: %s", words[2]);
-                return err;
-            }
-            if (ctl->ops->kill_worker(ctl->arg, (pid_t)pid) < 0) {
-                snprintf(err, errcap, "Command failed: No worker with PID %ld", pid);
-                return err;
-            }
-            gc__info("Control: sent SIGTERM to worker (pid:%ld)", pid);
-            gc__buf_printf(b, "{\"killed\": %ld}", pid);
-            return NULL;
-        }
-        snprintf(err, errcap, "Invalid argument: Unknown worker action: %s", action);
+    if (n < 3)
+        return "Invalid argument: Missing PID";
+    char *end;
+    errno = 0;
+    long pid = strtol(words[2], &end, 10);
+    if (errno || end == words[2] || *end || pid <= 0 || pid > INT_MAX) {
+        snprintf(err, errcap, "Invalid argument: Invalid PID: %s", words[2]);
         return err;
     }
-    /* These act exactly as the signals do, logged and handled by the arbiter's loop
-     * after this answer is queued, as Gunicorn's control server signals itself. */
-    int sig = 0;
-    const char *status = NULL, *mode = NULL;
-    if (strcmp(cmd, "reload") == 0) {
-        sig = SIGHUP;
-        status = "reloading";
-    } else if (strcmp(cmd, "reopen") == 0) {
-        sig = SIGUSR1;
-        status = "reopening";
-    } else if (strcmp(cmd, "shutdown") == 0) {
-        mode = n > 1 ? words[1] : "graceful";
-        if (strcmp(mode, "graceful") == 0) {
-            sig = SIGTERM;
-        } else if (strcmp(mode, "quick") == 0) {
-            sig = SIGINT;
-        } else {
-            snprintf(err, errcap, "Invalid argument: Unknown shutdown mode: %s (graceful|quick)",
-                     mode);
-            return err;
-        }
-        status = "shutting down";
-    } else if (strcmp(cmd, "help") == 0) {
-        int first = 1;
-        gc__buf_append_str(b, "{\"commands\": {");
-        for (size_t i = 0; i < sizeof(HELP) / sizeof(HELP[0]); i++) {
-            json_key(b, &first, HELP[i][0]);
-            json_str(b, HELP[i][1]);
-        }
-        gc__buf_append_str(b, "}}");
-        return NULL;
-    } else {
-        snprintf(err, errcap, "Invalid argument: Unknown command: %s", cmd);
+    if (ctl->ops->kill_worker(ctl->arg, (pid_t)pid) < 0) {
+        snprintf(err, errcap, "Command failed: No worker with PID %ld", pid);
         return err;
     }
+    gc__info("Control: sent SIGTERM to worker (pid:%ld)", pid);
+    gc__buf_printf(b, "{\"killed\": %ld}", pid);
+    return NULL;
+}
+
+static const char *cmd_worker(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                              size_t errcap)
+{
+    if (n < 2)
+        return "Invalid argument: Missing worker action (add|remove|kill)";
+    if (strcmp(words[1], "add") == 0 || strcmp(words[1], "remove") == 0)
+        return worker_scale(ctl, words, n, b, err, errcap);
+    if (strcmp(words[1], "kill") == 0)
+        return worker_kill(ctl, words, n, b, err, errcap);
+    snprintf(err, errcap, "Invalid argument: Unknown worker action: %s", words[1]);
+    return err;
+}
+
+/* reload, reopen, shutdown act exactly as the signals do, logged and handled by the
+ * arbiter's loop after this answer is queued, as Gunicorn's control server signals
+ * itself. */
+static const char *signal_self(gc__buf_t *b, int sig, const char *status, const char *mode)
+{
     gc__buf_append_str(b, "{\"status\": ");
     json_str(b, status);
     if (mode) {
@@ -533,6 +517,66 @@ static const char *run_command(gc__control_t *ctl, char **words, size_t n, gc__b
     gc__buf_append_str(b, "}");
     kill(getpid(), sig);
     return NULL;
+}
+
+static const char *cmd_reload(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                              size_t errcap)
+{
+    return signal_self(b, SIGHUP, "reloading", NULL);
+}
+
+static const char *cmd_reopen(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                              size_t errcap)
+{
+    return signal_self(b, SIGUSR1, "reopening", NULL);
+}
+
+static const char *cmd_shutdown(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                                size_t errcap)
+{
+    const char *mode = n > 1 ? words[1] : "graceful";
+    if (strcmp(mode, "graceful") == 0)
+        return signal_self(b, SIGTERM, "shutting down", mode);
+    if (strcmp(mode, "quick") == 0)
+        return signal_self(b, SIGINT, "shutting down", mode);
+    snprintf(err, errcap, "Invalid argument: Unknown shutdown mode: %s (graceful|quick)", mode);
+    return err;
+}
+
+static const char *cmd_help(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                            size_t errcap)
+{
+    int first = 1;
+    gc__buf_append_str(b, "{\"commands\": {");
+    for (size_t i = 0; i < sizeof(HELP) / sizeof(HELP[0]); i++) {
+        json_key(b, &first, HELP[i][0]);
+        json_str(b, HELP[i][1]);
+    }
+    gc__buf_append_str(b, "}}");
+    return NULL;
+}
+
+static const struct {
+    const char *name;
+    command_fn *run;
+} COMMANDS[] = {
+    {"show", cmd_show},     {"worker", cmd_worker}, {"dirty", cmd_dirty},
+    {"reload", cmd_reload}, {"reopen", cmd_reopen}, {"shutdown", cmd_shutdown},
+    {"help", cmd_help},
+};
+
+/* Runs one command. Writes its data to *b and returns NULL, or returns the error
+ * message (static, or in err). */
+static const char *run_command(gc__control_t *ctl, char **words, size_t n, gc__buf_t *b, char *err,
+                               size_t errcap)
+{
+    if (n == 0)
+        return "Empty command";
+    for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
+        if (strcmp(words[0], COMMANDS[i].name) == 0)
+            return COMMANDS[i].run(ctl, words, n, b, err, errcap);
+    snprintf(err, errcap, "Invalid argument: Unknown command: %s", words[0]);
+    return err;
 }
 
 /* --- clients ---------------------------------------------------------------------- */
@@ -868,10 +912,14 @@ gc__control_t *gc__control_start(uv_loop_t *loop, const char *path, int mode,
     ctl->sb = sb;
     uv_pipe_init(loop, &ctl->server, 0);
     ctl->server.data = ctl;
-    if ((err = uv_pipe_open(&ctl->server, fd)) < 0 ||
-        (err = uv_listen((uv_stream_t *)&ctl->server, 16, on_connection)) < 0) {
-        /* The handle owns fd now: closing it closes the socket. */
+    err = uv_pipe_open(&ctl->server, fd);
+    if (err == 0) {
+        /* The handle owns fd now: closing it closes the socket. A uv_pipe_open that
+         * failed did not take it, and it is closed below. */
         fd = -1;
+        err = uv_listen((uv_stream_t *)&ctl->server, 16, on_connection);
+    }
+    if (err < 0) {
         ctl->path = NULL;
         unlink(abs);
         why = uv_strerror(err);

@@ -252,6 +252,18 @@ void gc__py_print_exception(void)
     free(text);
 }
 
+#ifndef NDEBUG
+void gc__py_assert_clean(const char *where)
+{
+    if (!PyErr_Occurred())
+        return;
+    fflush(stdout);
+    fprintf(stderr, "gunicorn-c: a Python exception is pending %s (a bug):\n", where);
+    gc__py_print_exception();
+    abort();
+}
+#endif
+
 /* Raises AppImportError with a message made by PyUnicode_FromFormat. */
 static PyObject *app_error(const char *fmt, ...)
 {

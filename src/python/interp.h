@@ -62,4 +62,18 @@ void gc__py_log_exception(int level, const char *header);
  * stderr and clears it. */
 void gc__py_print_exception(void);
 
+/* An invariant: between two calls into Python no exception is pending; whoever gets
+ * one handles it (logs it, turns it into a 500 or an exit status) and clears it. A
+ * pending exception carried further makes the next call into Python fail ("returned
+ * a result with an exception set"), in a forked child too. GC_PY_ASSERT_CLEAN(where)
+ * checks it, with the GIL held, where a process is about to fork or a loop about to
+ * wait: in debug builds a pending exception is printed with `where` and the process
+ * aborts; without them (NDEBUG) it costs nothing. */
+#ifdef NDEBUG
+#define GC_PY_ASSERT_CLEAN(where) ((void)0)
+#else
+#define GC_PY_ASSERT_CLEAN(where) gc__py_assert_clean(where)
+void gc__py_assert_clean(const char *where);
+#endif
+
 #endif

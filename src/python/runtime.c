@@ -58,22 +58,30 @@ static struct PyModuleDef c_module = {
 
 /* --- the Config object ------------------------------------------------------------ */
 
-static const struct {
-    const char *name;
-    enum gc__setting_type type;
-} settings[GC_S__COUNT] = {
-#define X(name, type, ...) {#name, type},
-#include "config/settings.def"
-#undef X
-};
+/* A DICT setting that no config file gave is its default's printed form, a dict
+ * literal: read back with ast.literal_eval. Returns owned, or NULL with an exception
+ * set. */
+static PyObject *dict_from_text(const char *text)
+{
+    PyObject *ast = PyImport_ImportModule("ast");
+    PyObject *obj = ast ? PyObject_CallMethod(ast, "literal_eval", "s", text) : NULL;
+    Py_XDECREF(ast);
+    return obj;
+}
 
+/* A setting's value as hooks see it, from the one settings table: the value
+ * --print-config shows, as a Python object (returns owned, or NULL with an exception
+ * set). */
 static PyObject *setting_value(const gc__config_t *cfg, int id)
 {
     const gc__setting_value_t *v = &cfg->v[id];
-    switch (settings[id].type) {
+    const char *name = gc__setting_info(id)->name;
+    switch (gc__setting_info(id)->type) {
     case GC_T_INT:
         return PyLong_FromLong(v->i);
     case GC_T_BOOL:
+        if (v->none)
+            Py_RETURN_NONE;
         return PyBool_FromLong(v->i);
     case GC_T_STR:
         if (v->s == NULL)
@@ -93,15 +101,19 @@ static PyObject *setting_value(const gc__config_t *cfg, int id)
     }
     case GC_T_DICT:
     case GC_T_CALLABLE: {
-        /* Values only a config file can give live on the Python side. */
-        PyObject *obj = gc__config_object((enum gc__setting_id)id);
-        if (obj == NULL)
-            Py_RETURN_NONE;
-        return Py_NewRef(obj);
-    }
-    default:
+        /* The objects a config file gave live on the Python side: hooks in the hook
+         * registry, other dicts and callables with the config file's values. */
+        int hook = gc__hook_find(name);
+        PyObject *obj = hook >= 0 ? gc__hook_get((enum gc__hook_id)hook)
+                                  : gc__config_object((enum gc__setting_id)id);
+        if (obj != NULL)
+            return Py_NewRef(obj);
+        if (gc__setting_info(id)->type == GC_T_DICT && v->s != NULL)
+            return dict_from_text(v->s);
         Py_RETURN_NONE;
     }
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *config_object(const gc__config_t *cfg)
@@ -111,16 +123,11 @@ static PyObject *config_object(const gc__config_t *cfg)
         return NULL;
     for (int id = 0; id < GC_S__COUNT; id++) {
         PyObject *v = setting_value(cfg, id);
-        if (v == NULL || PyDict_SetItemString(values, settings[id].name, v) < 0) {
+        if (v == NULL || PyDict_SetItemString(values, gc__setting_info(id)->name, v) < 0) {
             Py_XDECREF(v);
             goto out;
         }
         Py_DECREF(v);
-    }
-    for (int h = 0; h < GC_HOOK__COUNT; h++) {
-        PyObject *fn = gc__hook_get((enum gc__hook_id)h);
-        if (PyDict_SetItemString(values, gc__hook_name((enum gc__hook_id)h), fn ? fn : Py_None) < 0)
-            goto out;
     }
     obj = PyObject_CallMethod(runtime, "Config", "O", values);
 out:
@@ -214,13 +221,88 @@ void gc__rt_set_bool(PyObject *obj, const char *name, int value)
 
 /* --- hooks ------------------------------------------------------------------------ */
 
-/* Calls runtime.call(name, hook, *args) with args borrowed. */
-static void call_hook(enum gc__hook_id id, int nargs, PyObject *a, PyObject *b, PyObject *c,
-                      PyObject *d)
+/* What a hook's exception does, by hook (runtime.h). */
+enum failure {
+    LOG,          /* logged as an error; the process goes on */
+    LOG_WARNING,  /* logged as a warning; the process goes on */
+    MASTER_START, /* the master stops: SystemExit's status, or 1 */
+    MASTER_LOOP,  /* the master stops: SystemExit's status, or 255 */
+    WORKER_BOOT,  /* the worker exits: SystemExit's status, or 3 */
+};
+
+static enum failure failure_of(enum gc__hook_id id, int first)
 {
+    switch (id) {
+    case GC_HOOK_on_starting:
+    case GC_HOOK_when_ready:
+    case GC_HOOK_on_exit:
+        return MASTER_START;
+    case GC_HOOK_nworkers_changed:
+        return first ? MASTER_START : MASTER_LOOP;
+    case GC_HOOK_pre_fork:
+    case GC_HOOK_child_exit:
+    case GC_HOOK_on_reload:
+    case GC_HOOK_pre_exec:
+        return MASTER_LOOP;
+    case GC_HOOK_post_fork:
+    case GC_HOOK_post_worker_init:
+        return WORKER_BOOT;
+    case GC_HOOK_worker_exit:
+        return LOG_WARNING;
+    default:
+        return LOG;
+    }
+}
+
+/* The exit status a pending SystemExit asks for, as Python's own exit gives it: its
+ * code when an int, 0 for None, otherwise 1 after writing the code to stderr. Clears
+ * the exception. */
+static int system_exit_status(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *code = value != NULL ? PyObject_GetAttrString(value, "code") : NULL;
+    int status = 1;
+    if (code == Py_None) {
+        status = 0;
+    } else if (code != NULL && PyLong_Check(code)) {
+        long n = PyLong_AsLong(code);
+        status = n == -1 && PyErr_Occurred() ? 255 : (int)(n & 0xff);
+    } else if (code != NULL) {
+        PyObject *err = PySys_GetObject("stderr"); /* borrowed */
+        if (err != NULL && err != Py_None && PyFile_WriteObject(code, err, Py_PRINT_RAW) == 0 &&
+            PyFile_WriteString("\n", err) == 0)
+            Py_XDECREF(PyObject_CallMethod(err, "flush", NULL));
+    }
+    PyErr_Clear();
+    Py_XDECREF(code);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return status;
+}
+
+/* A worker whose post_fork or post_worker_init hook raised fails its boot, as its
+ * import would (worker.c): no worker_exit hook, no interpreter finalization. */
+static void worker_boot_failed(int status)
+{
+    gc__info("Worker exiting (pid: %ld)", (long)getpid());
+    fflush(NULL);
+    _exit(status);
+}
+
+/* Calls runtime.call(name, hook, *args), args borrowed. Returns 0 when the hook is
+ * not set or returned. Otherwise the exception has been dealt with as failure_of says
+ * and cleared, and the result is -1; *status is then the exit status when the process
+ * must stop, or -1 when it goes on. */
+static int call_hook(enum gc__hook_id id, int first, int *status, int nargs, PyObject *a,
+                     PyObject *b, PyObject *c, PyObject *d)
+{
+    *status = -1;
     PyObject *hook = gc__hook_get(id);
     if (hook == NULL || runtime == NULL)
-        return;
+        return 0;
     PyObject *name = PyUnicode_FromString(gc__hook_name(id));
     PyObject *argv[6] = {name, hook, a, b, c, d};
     PyObject *fn = PyObject_GetAttrString(runtime, "call");
@@ -229,17 +311,56 @@ static void call_hook(enum gc__hook_id id, int nargs, PyObject *a, PyObject *b, 
         r = PyObject_Vectorcall(fn, argv, (size_t)(2 + nargs), NULL);
     Py_XDECREF(fn);
     Py_XDECREF(name);
-    if (r == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_SystemExit))
-            return; /* leave SystemExit for the caller (worker_abort) */
-        gc__py_log_exception(GC_LOG_ERROR, "Exception while calling a hook");
+    if (r != NULL) {
+        Py_DECREF(r);
+        return 0;
     }
-    Py_XDECREF(r);
+    enum failure failure = failure_of(id, first);
+    char header[64];
+    snprintf(header, sizeof(header), "Exception in %s hook", gc__hook_name(id));
+    if (failure == LOG || failure == LOG_WARNING) {
+        /* SystemExit too: Gunicorn logs it with the request, or ignores it. */
+        gc__py_log_exception(failure == LOG ? GC_LOG_ERROR : GC_LOG_WARNING, header);
+        return -1;
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        *status = system_exit_status();
+    } else {
+        gc__py_log_exception(GC_LOG_ERROR, header);
+        *status = failure == MASTER_START  ? 1
+                  : failure == MASTER_LOOP ? 255
+                                           : GC_EXIT_WORKER_BOOT_ERROR;
+    }
+    if (failure == WORKER_BOOT)
+        worker_boot_failed(*status);
+    return -1;
 }
 
-void gc__rt_server_hook(enum gc__hook_id id)
+int gc__rt_master_hook(enum gc__hook_id id, PyObject *worker, int *status)
 {
-    call_hook(id, 1, server, NULL, NULL, NULL);
+    int nargs = id == GC_HOOK_pre_fork || id == GC_HOOK_child_exit ? 2 : 1;
+    if (nargs == 2 && worker == NULL) {
+        *status = -1; /* no Worker object could be made: nothing to call with */
+        return 0;
+    }
+    return call_hook(id, 0, status, nargs, server, worker, NULL, NULL);
+}
+
+int gc__rt_nworkers_changed(long new_value, long old_value, int *status)
+{
+    *status = -1;
+    if (gc__hook_get(GC_HOOK_nworkers_changed) == NULL)
+        return 0;
+    PyObject *n = PyLong_FromLong(new_value);
+    PyObject *o = old_value < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(old_value);
+    int rc = 0;
+    if (n != NULL && o != NULL)
+        rc = call_hook(GC_HOOK_nworkers_changed, old_value < 0, status, 3, server, n, o, NULL);
+    else
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot call the nworkers_changed hook");
+    Py_XDECREF(n);
+    Py_XDECREF(o);
+    return rc;
 }
 
 PyObject *gc__rt_worker_new(unsigned age)
@@ -254,32 +375,19 @@ PyObject *gc__rt_worker_new(unsigned age)
     return w;
 }
 
-void gc__rt_worker_hook(enum gc__hook_id id, PyObject *worker)
+int gc__rt_worker_hook(enum gc__hook_id id, PyObject *worker)
 {
+    int status;
     if (worker == NULL)
-        return;
+        return 0;
     switch (id) {
     case GC_HOOK_post_worker_init:
     case GC_HOOK_worker_int:
     case GC_HOOK_worker_abort:
-        call_hook(id, 1, worker, NULL, NULL, NULL);
-        break;
+        return call_hook(id, 0, &status, 1, worker, NULL, NULL, NULL);
     default:
-        call_hook(id, 2, server, worker, NULL, NULL);
-        break;
+        return call_hook(id, 0, &status, 2, server, worker, NULL, NULL);
     }
-}
-
-void gc__rt_nworkers_changed(long new_value, long old_value)
-{
-    if (gc__hook_get(GC_HOOK_nworkers_changed) == NULL)
-        return;
-    PyObject *n = PyLong_FromLong(new_value);
-    PyObject *o = old_value < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(old_value);
-    if (n != NULL && o != NULL)
-        call_hook(GC_HOOK_nworkers_changed, 3, server, n, o, NULL);
-    Py_XDECREF(n);
-    Py_XDECREF(o);
 }
 
 int gc__rt_request_hooks(void)
@@ -316,9 +424,10 @@ fail:
     return NULL;
 }
 
-void gc__rt_pre_request(PyObject *worker, PyObject *req)
+int gc__rt_pre_request(PyObject *worker, PyObject *req)
 {
-    call_hook(GC_HOOK_pre_request, 2, worker, req, NULL, NULL);
+    int status;
+    return call_hook(GC_HOOK_pre_request, 0, &status, 2, worker, req, NULL, NULL);
 }
 
 void gc__rt_post_request(PyObject *worker, PyObject *req, PyObject *environ, PyObject *status,
@@ -332,6 +441,7 @@ void gc__rt_post_request(PyObject *worker, PyObject *req, PyObject *environ, PyO
         gc__py_log_exception(GC_LOG_ERROR, "Cannot make the response object for hooks");
         return;
     }
-    call_hook(GC_HOOK_post_request, 4, worker, req, environ, resp);
+    int unused;
+    call_hook(GC_HOOK_post_request, 0, &unused, 4, worker, req, environ, resp);
     Py_DECREF(resp);
 }

@@ -168,19 +168,15 @@ class Response:
 
 
 def call(hook_name, hook, *args):
-    """Calls a hook; an exception is logged and swallowed, as a hook must not take the
-    server down."""
-    try:
-        if hook_name == "post_request":
-            # Gunicorn accepts post_request(worker, req), (.., environ), (.., resp).
-            arity = _arity(hook)
-            if arity is not None and arity < 4:
-                args = args[:arity]
-        hook(*args)
-    except SystemExit:
-        raise
-    except BaseException:
-        log.exception("Exception in %s hook", hook_name)
+    """Calls a hook with the arguments it takes. Its exceptions propagate: the C side
+    decides, hook by hook, whether one is logged and ignored or ends the process
+    (src/python/runtime.c), as Gunicorn's call sites do."""
+    if hook_name == "post_request":
+        # Gunicorn accepts post_request(worker, req), (.., environ), (.., resp).
+        arity = _arity(hook)
+        if arity is not None and arity < 4:
+            args = args[:arity]
+    hook(*args)
 
 
 def _arity(func):

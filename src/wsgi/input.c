@@ -230,6 +230,9 @@ void gc__wsgi_input_detach(PyObject *input)
 
 /* --- wsgi.file_wrapper ------------------------------------------------------------ */
 
+/* The wrapper owns its file-like object, which may refer back to the wrapper (an
+ * object that keeps the response it is read by): the type takes part in Python's
+ * cycle collector, or such a cycle would never be freed. */
 typedef struct {
     PyObject_HEAD PyObject *filelike; /* owned */
     Py_ssize_t blksize;
@@ -248,12 +251,28 @@ static int fw_init(filewrapper_t *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-static void fw_dealloc(filewrapper_t *self)
+static int fw_traverse(filewrapper_t *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->filelike);
+    return 0;
+}
+
+static int fw_clear(filewrapper_t *self)
 {
     Py_CLEAR(self->filelike);
+    return 0;
+}
+
+static void fw_dealloc(filewrapper_t *self)
+{
+    PyObject_GC_UnTrack(self);
+    fw_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* The next block of read(blksize); an empty one ends the iteration. A block whose
+ * length cannot be had is an error the response reports (a 500 if nothing was sent
+ * yet), not the silent end of a body cut short. */
 static PyObject *fw_iternext(filewrapper_t *self)
 {
     if (self->filelike == NULL)
@@ -261,10 +280,10 @@ static PyObject *fw_iternext(filewrapper_t *self)
     PyObject *data = PyObject_CallMethod(self->filelike, "read", "n", self->blksize);
     if (data == NULL)
         return NULL;
-    if (PyObject_Length(data) <= 0) {
-        PyErr_Clear();
+    Py_ssize_t len = PyObject_Length(data);
+    if (len <= 0) {
         Py_DECREF(data);
-        return NULL;
+        return NULL; /* len < 0: the exception is set */
     }
     return data;
 }
@@ -290,11 +309,14 @@ static PyMemberDef fw_members[] = {
 PyTypeObject gc__wsgi_filewrapper_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gunicorn_c.FileWrapper",
     .tp_basicsize = sizeof(filewrapper_t),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "wsgi.file_wrapper: sent with sendfile(2) when it wraps a real file.",
     .tp_init = (initproc)fw_init,
     .tp_new = PyType_GenericNew,
     .tp_dealloc = (destructor)fw_dealloc,
+    .tp_free = PyObject_GC_Del,
+    .tp_traverse = (traverseproc)fw_traverse,
+    .tp_clear = (inquiry)fw_clear,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)fw_iternext,
     .tp_methods = fw_methods,

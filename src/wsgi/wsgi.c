@@ -553,8 +553,16 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
 
     if (st->hook_worker != NULL && gc__rt_request_hooks()) {
         hook_req = gc__rt_request_new(env, req);
-        if (hook_req != NULL)
-            gc__rt_pre_request(st->hook_worker, hook_req);
+        if (hook_req != NULL && gc__rt_pre_request(st->hook_worker, hook_req) < 0) {
+            /* The hook raised (its traceback is logged): as Gunicorn, a 500 without
+             * calling the application; post_request still runs. */
+            if (!sink->error) {
+                error_body = write_error_response(sink, 500);
+                error_page = 500;
+            }
+            outcome = GC_WSGI_CLOSE;
+            goto out;
+        }
     }
     result = PyObject_CallFunctionObjArgs(st->app, env, (PyObject *)r, NULL);
     if (result == NULL)

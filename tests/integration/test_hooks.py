@@ -162,13 +162,14 @@ def test_post_request(hooked):
 
 def test_post_request_with_two_arguments_and_raising_hooks(hooked):
     srv, hooks = hooked(conf=RAISING_CONF)
-    # pre_request raised, yet the request is served, and post_request(worker, req) ran.
-    assert get(srv, "/still-served").json()["path"] == "/still-served"
-    assert hooks.wait("post_request")["path"] == "/still-served"
+    # pre_request raised: as in Gunicorn 26.1, a 500 without calling the application,
+    # and post_request(worker, req) still ran. (A raising when_ready or post_fork stops
+    # the server, as Gunicorn's do: test_hook_exits.py.)
+    r = requests.get(url(srv, "/not-served"), headers={"Connection": "close"}, timeout=10)
+    assert r.status_code == 500
+    assert hooks.wait("post_request")["path"] == "/not-served"
     log = srv.log_text()
-    for message in ("when_ready hook failed on purpose", "post_fork hook failed on purpose",
-                    "pre_request hook failed on purpose"):
-        assert message in log
+    assert "pre_request hook failed on purpose" in log
     assert "Traceback (most recent call last):" in log
     assert srv.live_worker_pids() == srv.worker_pids()
 
