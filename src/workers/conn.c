@@ -476,8 +476,10 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
     /* The loop's clock stood still while an inline class ran the application: timers
-     * armed from here on must count from now, not from before the request. */
-    uv_update_time(w->loop);
+     * armed from here on must count from now, not from before the request. (Other
+     * classes run it elsewhere while the loop, and its clock, go on.) */
+    if (w->klass->runs_inline)
+        uv_update_time(w->loop);
     w->requests++;
     c->answered = 1;
     gc__slot_request_end(w->slot, gc__monotonic_ms());
