@@ -471,7 +471,10 @@ def test_worker_int_quit_exit_at_once(start_server, sig):
     mark = srv.log_mark()
     start = time.monotonic()
     os.kill(worker, sig)
-    wait_gone(worker, timeout=5)
+    try:
+        wait_gone(worker, timeout=5)
+    except AssertionError as e:  # seen once under load (CPython 3.9 lane): keep the log
+        raise AssertionError(f"{e}; log:\n{srv.log_text()}") from None
     assert time.monotonic() - start < 2, "the worker finished its request first"
     new = int(srv.wait_for_log(BOOTING_RE, since=mark).group(1))
     t.join(5)
