@@ -1,7 +1,7 @@
 # GunicornCLibrary: the installed library for embedding (docs/embedding.md).
 #
-# Included by CMakeLists.txt once gc_objects (every layer, compiled position-independent
-# with hidden visibility) exists. From those same objects it builds:
+# Included by CMakeLists.txt once the layers' objects (gc_<layer>, compiled
+# position-independent with hidden visibility) exist. From those same objects it builds:
 #   libgunicorn-c.so.MAJOR (target gunicorn_c_shared): exports only gunicorn_c_*
 #       (cmake/gunicorn-c.map); libpython and libuv are its DT_NEEDED, llhttp is inside.
 #   libgunicorn-c.a (target gunicorn_c_static): our objects and, when llhttp is compiled
@@ -15,7 +15,7 @@
 #       does the same with libuv-static.pc).
 
 add_library(gunicorn_c_shared SHARED)
-target_link_libraries(gunicorn_c_shared PRIVATE gc_objects)
+gc_link_layers(gunicorn_c_shared arbiter)
 set_target_properties(gunicorn_c_shared PROPERTIES
     OUTPUT_NAME gunicorn-c
     VERSION ${PROJECT_VERSION}
@@ -27,7 +27,7 @@ target_link_options(gunicorn_c_shared PRIVATE
 # The archive holds one object, prelinked (ld -r) from all of ours and llhttp's, in which
 # every symbol but gunicorn_c_* is made local: a program linking it statically can have
 # its own llhttp_init or gc__buf_init without a clash, as with the shared library.
-set(GC_STATIC_OBJECTS $<TARGET_OBJECTS:gc_objects>)
+set(GC_STATIC_OBJECTS ${GC_LAYER_OBJECTS})
 if(TARGET gc_llhttp)
     list(APPEND GC_STATIC_OBJECTS $<TARGET_OBJECTS:gc_llhttp>)
 endif()
@@ -44,7 +44,9 @@ if(CMAKE_LINKER AND CMAKE_OBJCOPY)
     set_target_properties(gunicorn_c_static PROPERTIES LINKER_LANGUAGE C)
     # Object paths in DEPENDS order nothing between targets: the objects' own must build
     # first.
-    add_dependencies(gunicorn_c_static gc_objects)
+    foreach(layer ${GC_LAYERS})
+        add_dependencies(gunicorn_c_static gc_${layer})
+    endforeach()
     if(TARGET gc_llhttp)
         add_dependencies(gunicorn_c_static gc_llhttp)
     endif()

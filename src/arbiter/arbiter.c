@@ -24,17 +24,20 @@
 #include <uv.h>
 
 #include "arbiter/control.h"
-#include "arbiter/listen.h"
-#include "arbiter/process.h"
-#include "arbiter/scoreboard.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "log/log.h"
+#include "log/setup.h"
 #include "log/statsd.h"
+#include "proc/listen.h"
+#include "proc/process.h"
+#include "proc/scoreboard.h"
 #include "python/config_file.h"
 #include "python/interp.h"
-#include "python/logsetup.h"
+#include "python/logbridge.h"
 #include "python/runtime.h"
 #include "workers/worker.h"
+#include "wsgi/access.h"
 
 enum { RUNNING = 0, STOP_GRACEFUL, STOP_QUICK };
 
@@ -604,6 +607,15 @@ out:
 
 /* --- signals ---------------------------------------------------------------------- */
 
+/* The log destinations and the access line format, from the settings (at start and on
+ * HUP). */
+static int configure_logs(const gc__config_t *cfg, int reload)
+{
+    if (gc__logging_configure(cfg, reload) < 0)
+        return -1;
+    return gc__access_configure(cfg);
+}
+
 static void reload(arbiter_t *a)
 {
     gc__info("Hang up: Master");
@@ -622,7 +634,7 @@ static void reload(arbiter_t *a)
             free(cfg);
         }
     } else {
-        gc__logging_configure(cfg, 1);
+        configure_logs(cfg, 1);
         /* A changed --bind is bound now, before the new workers are forked. Under
          * systemd socket activation the sockets are systemd's and --bind is ignored. */
         if (!a->systemd && cfg->v[GC_S_bind].n > 0 && !same_binds(a->cfg, cfg)) {
@@ -929,7 +941,8 @@ int gc__arbiter_run(gc__config_t *cfg, int argc, char **argv)
 
     /* A client closing early must not kill the writer with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    if (gc__logging_configure(cfg, 0) < 0)
+    gc__logging_set_bridge(&gc__python_log_bridge);
+    if (configure_logs(cfg, 0) < 0)
         return 1;
     if (gc__cfg_int(cfg, GC_S_daemon)) {
         if (getenv("NOTIFY_SOCKET")) {

@@ -22,9 +22,9 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "arbiter/listen.h"
-#include "arbiter/scoreboard.h"
 #include "config/config.h"
+#include "proc/listen.h"
+#include "proc/scoreboard.h"
 
 /* One worker as the arbiter knows it (the scoreboard slot says the rest). */
 typedef struct {

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "http/trust.h"
-#include "log/log.h"
 
 /* --- Validators ------------------------------------------------------------------- */
 
@@ -732,7 +731,7 @@ int gc__config_validate(const gc__config_t *cfg)
     return rc;
 }
 
-void gc__config_warn_inactive(const gc__config_t *cfg)
+void gc__config_warn_inactive(const gc__config_t *cfg, void (*warn)(const char *msg))
 {
     gc__config_t defaults;
     if (gc__config_init(&defaults) < 0) {
@@ -742,12 +741,16 @@ void gc__config_warn_inactive(const gc__config_t *cfg)
     for (int id = 0; id < GC_S__COUNT; id++) {
         if (!cfg->v[id].set || !differs(cfg, &defaults, id))
             continue;
-        if (table[id].status == GC_PENDING)
-            gc__warning("Setting '%s' is accepted but not yet active in gunicorn-c: it has no "
-                        "effect.",
-                        table[id].name);
-        else if (id == GC_S_ssl_version)
-            gc__warning("Setting 'ssl_version' is deprecated and ignored; use ssl_context.");
+        char msg[160];
+        if (table[id].status == GC_PENDING) {
+            snprintf(msg, sizeof(msg),
+                     "Setting '%s' is accepted but not yet active in gunicorn-c: it has no "
+                     "effect.",
+                     table[id].name);
+            warn(msg);
+        } else if (id == GC_S_ssl_version) {
+            warn("Setting 'ssl_version' is deprecated and ignored; use ssl_context.");
+        }
     }
     gc__config_free(&defaults);
 }

@@ -163,8 +163,9 @@ int gc__config_parse_args(gc__config_t *cfg, int argc, char **argv);
  * gunicorn-c, set to anything but their default, are refused. Prints "Error: ..." and
  * returns -EINVAL. */
 int gc__config_validate(const gc__config_t *cfg);
-/* Logs a warning for every setting given a value that is accepted but not yet active. */
-void gc__config_warn_inactive(const gc__config_t *cfg);
+/* Calls warn with a message for every setting given a value that is accepted but not
+ * yet active, or deprecated and ignored (the caller logs them). */
+void gc__config_warn_inactive(const gc__config_t *cfg, void (*warn)(const char *msg));
 
 /* --- Output ----------------------------------------------------------------------- */
 

@@ -60,7 +60,7 @@ void gc__log_capture(int on);
  * also go to the syslog socket. Off until set. */
 void gc__log_set_syslog(int error, int access);
 
-/* The Python logging route (python/logsetup.c). When a route is set, gc__log and
+/* The Python logging route (python/logbridge.c). When a route is set, gc__log and
  * gc__log_block hand the message (no "[time] [pid] [LEVEL] " prefix, no final
  * newline) to `fn` instead of writing it, and gc__log_access_write hands over its line
  * with `access` set. `fn` may be called on any thread, with or without the GIL, and

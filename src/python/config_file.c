@@ -39,6 +39,11 @@ static void print_error(const char *msg)
     fflush(stderr);
 }
 
+static void warn_line(const char *msg)
+{
+    gc__warning("%s", msg);
+}
+
 /* str(o) as an owned UTF-8 string ("?" when it cannot be had); clears errors. */
 static char *str_of(PyObject *o)
 {
@@ -862,7 +867,7 @@ int gc__config_load(gc__config_t *cfg, int argc, char **argv)
     if (gc__py_set_app_source(cfg) < 0)
         goto out;
     gc__log_set_level_name(gc__cfg_str(cfg, GC_S_loglevel));
-    gc__config_warn_inactive(cfg);
+    gc__config_warn_inactive(cfg, warn_line);
     rc = GC_PARSE_OK;
 out:
     if (PyErr_Occurred())

@@ -1,8 +1,8 @@
 """gunicorn-c's bridge to Python's logging module.
 
 Compiled into the executable and run as ``_gunicorn_c_logging`` by
-src/python/logsetup.c, in the master, at start and on HUP; workers inherit what it
-set up. Its C half is the built-in module ``_gunicorn_c_log`` (the C writers).
+src/python/logbridge.c for log/setup.c, in the master, at start and on HUP; workers
+inherit what it set up. Its C half is the built-in module ``_gunicorn_c_log`` (the C writers).
 
 Gunicorn keeps two loggers, ``gunicorn.error`` and ``gunicorn.access``, each with a
 handler of its own for the files and syslog, and then lets a logging configuration

@@ -17,8 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "log/log.h"
-#include "arbiter/process.h"
+#include "proc/process.h"
 
 static void on_acceptable(uv_poll_t *h, int status, int events);
 

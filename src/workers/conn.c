@@ -22,10 +22,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "http/response.h"
 #include "http/sink.h"
 #include "log/log.h"
-#include "arbiter/process.h"
+#include "proc/process.h"
 
 static void drive(gc__conn_t *c);
 static void out_release(gc__conn_t *c);

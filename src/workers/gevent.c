@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "log/log.h"
 #include "python/interp.h"
 #include "python/pycompat.h"

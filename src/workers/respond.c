@@ -18,7 +18,7 @@
 
 #include "http/sink.h"
 #include "log/log.h"
-#include "arbiter/process.h"
+#include "proc/process.h"
 
 /* --- the request path every class shares ------------------------------------------ */
 

@@ -16,10 +16,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "log/log.h"
-#include "arbiter/process.h"
+#include "log/setup.h"
+#include "proc/process.h"
 #include "python/interp.h"
-#include "python/logsetup.h"
 #include "python/runtime.h"
 
 /* --- stopping --------------------------------------------------------------------- */

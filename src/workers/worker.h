@@ -21,10 +21,10 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "arbiter/listen.h"
-#include "arbiter/scoreboard.h"
 #include "config/config.h"
 #include "http/parser.h"
+#include "proc/listen.h"
+#include "proc/scoreboard.h"
 #include "workers/frontend.h"
 #include "wsgi/wsgi.h"
 

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "arbiter/listen.h"
 #include "config/config.h"
+#include "proc/listen.h"
 #include "unit.h"
 
 /* --- Capturing what the parser prints. -------------------------------------------- */

@@ -1,36 +1,32 @@
-/* logsetup.c: logging destinations from the settings (see logsetup.h).
+/* logbridge.c: the Python route of the logs (see logbridge.h).
  *
- * Two routes. The default one is all C (log/log.c writes the files, log/syslog.c the
- * syslog copies). When a Python logging configuration (logconfig_dict,
- * --log-config-json, --log-config) or a logger class other than Gunicorn's is set, the
- * error and access lines are handed to Python instead (logbridge.py): to the loggers
- * gunicorn.error and gunicorn.access, or to the logger class's methods. Either way the
- * master sets everything up and the workers inherit it through fork.
+ * When a Python logging configuration (logconfig_dict, --log-config-json,
+ * --log-config) or a logger class other than Gunicorn's is set, the error and access
+ * lines are handed to Python (logbridge.py): to the loggers gunicorn.error and
+ * gunicorn.access, or to the logger class's methods. log/setup.c decides when, through
+ * the bridge this file registers.
  *
- * The Python route is called from wherever gc__log is: the master (holding the GIL), a
+ * The route is called from wherever gc__log is: the master (holding the GIL), a
  * worker's loop thread (usually without it), gthread's pool threads (with or without
  * it), greenlets. It takes the GIL with PyGILState_Ensure, which works on all of them
  * because every one has a thread state that was released with PyEval_SaveThread, and it
  * keeps any exception the caller has pending. */
 #define PY_SSIZE_T_CLEAN /* the "s#" formats below take Py_ssize_t lengths */
-#include "python/logsetup.h"
+#include "python/logbridge.h"
 
 #include <Python.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "log/log.h"
-#include "log/statsd.h"
-#include "log/syslog.h"
+#include "log/setup.h"
 #include "logbridge_py.h" /* generated from logbridge.py: gc__logbridge_py_source[] */
 #include "python/pycompat.h"
 #include "python/runtime.h"
-#include "wsgi/access.h"
 
 static PyObject *bridge;       /* the _gunicorn_c_logging module, once imported */
 static PyObject *route_error;  /* State.error(level, msg) while the route is on */
 static PyObject *route_access; /* State.access(line) while the route is on */
-static int captured;           /* --capture-output is in force */
 
 /* --- _gunicorn_c_log: the C writers, for the bridge's handlers ---------------------- */
 
@@ -201,115 +197,53 @@ static void flush_python_stdio(void)
     PyErr_Clear();
 }
 
-/* --- set-up ------------------------------------------------------------------------- */
+/* --- the bridge log/setup.c calls -------------------------------------------------- */
 
-static void report(int reload, const char *what, const char *detail)
+static int bridge_configure(const gc__config_t *cfg, char *why, size_t whylen)
 {
-    if (!reload)
-        fprintf(stderr, "Error: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    else
-        gc__error("%s%s%s", what, detail ? ": " : "", detail ? detail : "");
-}
-
-static int configure_syslog(const gc__config_t *cfg, int reload)
-{
-    if (!gc__cfg_int(cfg, GC_S_syslog)) {
-        gc__log_set_syslog(0, 0);
-        gc__syslog_close();
-        return 0;
-    }
-    int facility = gc__syslog_facility(gc__cfg_str(cfg, GC_S_syslog_facility));
-    if (facility < 0) {
-        report(reload, "unknown facility name", gc__cfg_str(cfg, GC_S_syslog_facility));
-        return -1;
-    }
-    /* Gunicorn's prefix: --log-syslog-prefix, or the process name with ':' as '.'. */
-    char prefix[256];
-    const char *given = gc__cfg_str(cfg, GC_S_syslog_prefix);
-    const char *name = gc__cfg_str(cfg, GC_S_proc_name);
-    if (name == NULL)
-        name = gc__cfg_str(cfg, GC_S_default_proc_name);
-    if (name == NULL)
-        name = cfg->app_uri ? cfg->app_uri : "gunicorn";
-    snprintf(prefix, sizeof(prefix), "%s", given && *given ? given : name);
-    if (!(given && *given))
-        for (char *p = prefix; *p; p++)
-            if (*p == ':')
-                *p = '.';
-    const char *addr = gc__cfg_str(cfg, GC_S_syslog_addr), *why = NULL;
-    int rc = gc__syslog_open(addr, facility, prefix, &why);
+    PyGILState_STATE gs = PyGILState_Ensure();
+    int rc = python_setup(cfg);
     if (rc < 0) {
-        char detail[512];
-        snprintf(detail, sizeof(detail), "%s (%s)", addr ? addr : "", strerror(-rc));
-        report(reload, why ? why : "cannot open syslog", detail);
-        return -1;
-    }
-    gc__log_set_syslog(1, !gc__cfg_int(cfg, GC_S_disable_redirect_access_to_syslog));
-    return 0;
-}
-
-int gc__logging_configure(const gc__config_t *cfg, int reload)
-{
-    const char *errorlog = gc__cfg_str(cfg, GC_S_errorlog);
-    int rc = gc__log_open(errorlog);
-    if (rc < 0) {
-        report(reload, "cannot open the error log", errorlog);
-        return -1;
-    }
-    const char *accesslog = gc__cfg_str(cfg, GC_S_accesslog);
-    rc = gc__log_access_open(accesslog);
-    if (rc < 0) {
-        gc__error("Cannot open the access log %s: %s", accesslog, strerror(-rc));
-        return -1;
-    }
-    if (configure_syslog(cfg, reload) < 0)
-        return -1;
-    if (python_setup(cfg) < 0) {
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);
-        PyObject *why = ev ? PyObject_Str(ev) : NULL;
-        const char *whys = why ? PyUnicode_AsUTF8(why) : NULL;
+        PyObject *text = ev ? PyObject_Str(ev) : NULL;
+        const char *s = text ? PyUnicode_AsUTF8(text) : NULL;
         PyErr_Clear();
-        report(reload, "cannot configure logging", whys ? whys : "unknown error");
-        Py_XDECREF(why);
+        snprintf(why, whylen, "%s", s ? s : "unknown error");
+        Py_XDECREF(text);
         Py_XDECREF(et);
         Py_XDECREF(ev);
         Py_XDECREF(etb);
-        return -1;
     }
-    /* Gunicorn captures only into a file: with "-" the output is on stderr already. */
-    captured = gc__cfg_int(cfg, GC_S_capture_output) && errorlog && strcmp(errorlog, "-") != 0;
-    if (captured)
-        flush_python_stdio();
-    gc__log_capture(captured);
-    if (gc__access_configure(cfg) < 0 || gc__statsd_configure(cfg) < 0)
-        return -1;
-    return 0;
+    PyGILState_Release(gs);
+    return rc;
 }
 
-void gc__logging_after_daemon(void)
+static void bridge_flush_stdio(void)
 {
-    if (captured)
-        gc__log_capture(1);
+    if (bridge == NULL || !Py_IsInitialized())
+        return;
+    PyGILState_STATE gs = PyGILState_Ensure();
+    flush_python_stdio();
+    PyGILState_Release(gs);
 }
 
-void gc__logging_reopen(void)
+static int bridge_reopen(void)
 {
-    /* Python's buffered output belongs to the old file: flush it before the switch. */
-    if (bridge != NULL && Py_IsInitialized()) {
-        PyGILState_STATE gs = PyGILState_Ensure();
-        flush_python_stdio();
-        PyGILState_Release(gs);
-    }
-    gc__log_reopen();
-    if (bridge != NULL && Py_IsInitialized()) {
-        PyGILState_STATE gs = PyGILState_Ensure();
-        PyObject *r = PyObject_CallMethod(bridge, "reopen", NULL);
-        if (r == NULL) {
-            PyErr_Clear();
-            gc__error("Cannot reopen the Python logging handlers' files");
-        }
-        Py_XDECREF(r);
-        PyGILState_Release(gs);
-    }
+    if (bridge == NULL || !Py_IsInitialized())
+        return 0;
+    PyGILState_STATE gs = PyGILState_Ensure();
+    PyObject *r = PyObject_CallMethod(bridge, "reopen", NULL);
+    int rc = r ? 0 : -1;
+    if (r == NULL)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    PyGILState_Release(gs);
+    return rc;
 }
+
+const gc__log_bridge_t gc__python_log_bridge = {
+    .configure = bridge_configure,
+    .flush_stdio = bridge_flush_stdio,
+    .reopen = bridge_reopen,
+};

@@ -1,5 +1,5 @@
 /* listen.c: binding --bind addresses (see listen.h). */
-#include "arbiter/listen.h"
+#include "proc/listen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* process.h: process-level chores of the arbiter and workers: the pidfile, process
  * titles, daemonizing, dropping privileges, and the systemd protocols (socket
  * activation and sd_notify). Plain C, no Python. */
-#ifndef GC_ARBITER_PROCESS_H
-#define GC_ARBITER_PROCESS_H
+#ifndef GC_PROC_PROCESS_H
+#define GC_PROC_PROCESS_H
 
 #include <sys/types.h>
 

@@ -1,5 +1,5 @@
 /* process.c: pidfile, titles, daemon, privileges, systemd (see process.h). */
-#include "arbiter/process.h"
+#include "proc/process.h"
 
 #include <errno.h>
 #include <fcntl.h>

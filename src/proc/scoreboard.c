@@ -1,11 +1,10 @@
 /* scoreboard.c: shared-memory worker table (see scoreboard.h). */
-#include "arbiter/scoreboard.h"
+#include "proc/scoreboard.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 int gc__scoreboard_init(gc__scoreboard_t *sb, size_t n)
@@ -48,13 +47,6 @@ void gc__scoreboard_drain(int bell)
     if (bell >= 0 && read(bell, &count, sizeof(count)) < 0) {
         /* EAGAIN: a spurious wake-up; nothing to reset. */
     }
-}
-
-uint64_t gc__monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int gc__scoreboard_claim(gc__scoreboard_t *sb, pid_t pid, uint64_t now_ms)

@@ -6,8 +6,8 @@
  * every slot once a second to find workers that stopped beating, and can say what each
  * was doing: Gunicorn's heartbeat is a temp file touched with utime(2), which stalls on
  * slow disks and knows nothing about the request. */
-#ifndef GC_ARBITER_SCOREBOARD_H
-#define GC_ARBITER_SCOREBOARD_H
+#ifndef GC_PROC_SCOREBOARD_H
+#define GC_PROC_SCOREBOARD_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -52,9 +52,6 @@ void gc__scoreboard_free(gc__scoreboard_t *sb);
 /* Claims a free slot for pid (arbiter side). Returns its index or -1 when full. */
 int gc__scoreboard_claim(gc__scoreboard_t *sb, pid_t pid, uint64_t now_ms);
 void gc__scoreboard_release(gc__scoreboard_t *sb, int slot);
-
-/* Monotonic clock in milliseconds. */
-uint64_t gc__monotonic_ms(void);
 
 /* Worker side: wakes the arbiter. Never blocks; a failure only delays the arbiter
  * until its next tick. */

@@ -3,8 +3,8 @@
  * Addresses follow Gunicorn's --bind forms: HOST, HOST:PORT, [IPv6]:PORT, :PORT and
  * unix:PATH and fd://N. Sockets are bound in the arbiter, at start and again when a
  * HUP changes --bind, and inherited by every worker forked after. */
-#ifndef GC_ARBITER_LISTEN_H
-#define GC_ARBITER_LISTEN_H
+#ifndef GC_PROC_LISTEN_H
+#define GC_PROC_LISTEN_H
 
 #include <stddef.h>
 #include <sys/types.h>
