@@ -1,7 +1,7 @@
 /* json.h: the inside of a JSON string, and UTF-8 checks.
  *
  * Shared by the two writers of JSON: the access log's JSON lines (wsgi/access.c) and
- * the control socket's answers (arbiter/control.c). Both write the quotes, keys and
+ * the control socket's answers (arbiter/show.c). Both write the quotes, keys and
  * punctuation themselves; these functions only make bytes safe between the quotes. */
 #ifndef GC_COMMON_JSON_H
 #define GC_COMMON_JSON_H
