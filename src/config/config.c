@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http/repr.h"
 #include "http/trust.h"
 
 /* --- Validators ------------------------------------------------------------------- */
@@ -50,15 +51,7 @@ static int fail(gc__config_err_t *err, const char *fmt, ...)
 /* Python's repr() of a str, into buf (for messages that use %r). */
 static const char *repr(const char *s, char *buf, size_t cap)
 {
-    FILE *f = fmemopen(buf, cap, "w");
-    if (f == NULL) {
-        snprintf(buf, cap, "'%s'", s);
-        return buf;
-    }
-    gc__config_repr(s, f);
-    fclose(f);
-    buf[cap - 1] = '\0';
-    return buf;
+    return gc__http_repr_utf8(buf, cap, gc__view(s, strlen(s)));
 }
 
 /* A string that must be one of `choices` (NULL-terminated); `what` names it in the

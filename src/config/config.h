@@ -177,8 +177,6 @@ void gc__config_print(const gc__config_t *cfg, FILE *out);
 void gc__config_usage(FILE *out);
 /* docs/settings.md (`gunicorn-c --print-settings-markdown`). */
 void gc__config_markdown(FILE *out);
-/* Writes s as Python's repr() of a str would. */
-void gc__config_repr(const char *s, FILE *out);
 
 static inline long gc__cfg_int(const gc__config_t *cfg, enum gc__setting_id id)
 {

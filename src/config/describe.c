@@ -8,27 +8,7 @@
 #include <string.h>
 
 #include "config/config.h"
-
-void gc__config_repr(const char *s, FILE *out)
-{
-    char quote = strchr(s, '\'') != NULL && strchr(s, '"') == NULL ? '"' : '\'';
-    fputc(quote, out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '\\' || *p == (unsigned char)quote)
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else if (*p == '\r')
-            fputs("\\r", out);
-        else if (*p == '\t')
-            fputs("\\t", out);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(out, "\\x%02x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc(quote, out);
-}
+#include "http/repr.h"
 
 void gc__config_format_value(const gc__config_t *cfg, int id, FILE *out)
 {
@@ -45,7 +25,7 @@ void gc__config_format_value(const gc__config_t *cfg, int id, FILE *out)
         for (size_t i = 0; i < v->n; i++) {
             if (i)
                 fputs(", ", out);
-            gc__config_repr(v->items[i], out);
+            gc__http_repr_print(out, v->items[i]);
         }
         fputc(']', out);
         break;

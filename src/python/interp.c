@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http/repr.h"
 #include "log/log.h"
+#include "python/pystr.h"
 #include "python/venv.h"
 
 /* The Python objects this module keeps for the life of the process. */
@@ -52,7 +54,7 @@ int gc__py_start(int argc, char **argv)
     py.app_import_error = PyErr_NewExceptionWithDoc(
         "gunicorn_c.errors.AppImportError",
         "The application named on the command line cannot be loaded.", PyExc_Exception, NULL);
-    if (py.app_import_error == NULL) {
+    if (py.app_import_error == NULL || gc__pystr_init() < 0) {
         gc__py_print_exception();
         return -1;
     }
@@ -141,7 +143,7 @@ int gc__py_apply_env(const gc__config_t *cfg)
         const char *eq = strchr(env->items[i], '=');
         if (eq == NULL || eq == env->items[i]) {
             fputs("\nError: environment setting ", stderr);
-            gc__config_repr(env->items[i], stderr);
+            gc__http_repr_print(stderr, env->items[i]);
             fputs(" invalid\n\n", stderr);
             return -1;
         }
@@ -506,7 +508,7 @@ static PyObject *paste_global_conf(const gc__config_t *cfg)
                 eq = p;
         if (eq == NULL) {
             fputs("\nError: environment setting ", stderr);
-            gc__config_repr(s, stderr);
+            gc__http_repr_print(stderr, s);
             fputs(" invalid\n\n", stderr);
             Py_CLEAR(conf);
             return NULL;

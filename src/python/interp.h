@@ -16,7 +16,8 @@
 #define GC_EXIT_APP_LOAD_ERROR 4
 
 /* Starts the interpreter with our signal handling (Python installs none); argv becomes
- * sys.argv. Returns 0 or -1 (an error line has been printed). */
+ * sys.argv. Also makes the table of interned strings (python/pystr.h). Returns 0 or -1
+ * (an error line has been printed). */
 int gc__py_start(int argc, char **argv);
 
 /* Gunicorn's Application.chdir: os.chdir(dir), then dir first on sys.path unless it is

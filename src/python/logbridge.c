@@ -11,7 +11,6 @@
  * it), greenlets. It takes the GIL with PyGILState_Ensure, which works on all of them
  * because every one has a thread state that was released with PyEval_SaveThread, and it
  * keeps any exception the caller has pending. */
-#define PY_SSIZE_T_CLEAN /* the "s#" formats below take Py_ssize_t lengths */
 #include "python/logbridge.h"
 
 #include <Python.h>
@@ -28,69 +27,13 @@ static PyObject *bridge;       /* the _gunicorn_c_logging module, once imported 
 static PyObject *route_error;  /* State.error(level, msg) while the route is on */
 static PyObject *route_access; /* State.access(line) while the route is on */
 
-/* --- _gunicorn_c_log: the C writers, for the bridge's handlers ---------------------- */
-
-static PyObject *c_write_error(PyObject *self, PyObject *args)
-{
-    int level;
-    const char *msg;
-    Py_ssize_t len;
-    if (!PyArg_ParseTuple(args, "is#:write_error", &level, &msg, &len))
-        return NULL;
-    gc__log_write_error(level, msg, (size_t)len);
-    Py_RETURN_NONE;
-}
-
-static PyObject *c_write_access(PyObject *self, PyObject *args)
-{
-    const char *msg;
-    Py_ssize_t len;
-    if (!PyArg_ParseTuple(args, "s#:write_access", &msg, &len))
-        return NULL;
-    gc__log_write_access(msg, (size_t)len);
-    Py_RETURN_NONE;
-}
-
-static PyObject *c_route_off(PyObject *self, PyObject *unused)
-{
-    gc__log_set_route(NULL, 0);
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef c_methods[] = {
-    {"write_error", c_write_error, METH_VARARGS,
-     "write_error(level, message): one line to the error log file and syslog."},
-    {"write_access", c_write_access, METH_VARARGS,
-     "write_access(line): one line to the access log file and syslog."},
-    {"route_off", c_route_off, METH_NOARGS, "Stop handing server lines to Python."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef c_module = {
-    PyModuleDef_HEAD_INIT,
-    "_gunicorn_c_log",
-    "gunicorn-c's log writers.",
-    -1,
-    c_methods,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-};
-
 /* Imports the bridge once. Returns 0, or -1 with an exception set. */
 static int import_bridge(void)
 {
     if (bridge != NULL)
         return 0;
-    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
-    if (PyDict_GetItemString(modules, "_gunicorn_c_log") == NULL) {
-        PyObject *mod = PyModule_Create(&c_module);
-        int rc = mod ? PyDict_SetItemString(modules, "_gunicorn_c_log", mod) : -1;
-        Py_XDECREF(mod);
-        if (rc < 0)
-            return -1;
-    }
+    if (gc__rt_add_c_module() < 0) /* the C writers the bridge's handlers call */
+        return -1;
     PyObject *code =
         Py_CompileString(gc__logbridge_py_source, "<gunicorn-c logging>", Py_file_input);
     if (code == NULL)

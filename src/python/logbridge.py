@@ -2,7 +2,8 @@
 
 Compiled into the executable and run as ``_gunicorn_c_logging`` by
 src/python/logbridge.c for log/setup.c, in the master, at start and on HUP; workers
-inherit what it set up. Its C half is the built-in module ``_gunicorn_c_log`` (the C writers).
+inherit what it set up. Its C half is the built-in module ``_gunicorn_c`` (the C writers,
+shared with runtime.py).
 
 Gunicorn keeps two loggers, ``gunicorn.error`` and ``gunicorn.access``, each with a
 handler of its own for the files and syslog, and then lets a logging configuration
@@ -21,7 +22,7 @@ import logging.config
 import os
 import sys
 
-import _gunicorn_c_log as _c
+import _gunicorn_c as _c
 
 LEVELS = {
     "critical": logging.CRITICAL,

@@ -1,4 +1,5 @@
 /* runtime.c: the built-in module _gunicorn_c, and hook calls (see runtime.h). */
+#define PY_SSIZE_T_CLEAN /* the "s#" formats below take Py_ssize_t lengths */
 #include "python/runtime.h"
 
 #include <unistd.h>
@@ -7,12 +8,13 @@
 #include "python/config_file.h"
 #include "python/interp.h"
 #include "python/pycompat.h"
+#include "python/pystr.h"
 #include "runtime_py.h" /* generated from runtime.py: gc__runtime_py_source[] */
 
 static PyObject *runtime; /* the _gunicorn_c_runtime module */
 static PyObject *server;  /* the Server object */
 
-/* --- _gunicorn_c: what runtime.py needs from C ------------------------------------ */
+/* --- _gunicorn_c: the C side of runtime.py and logbridge.py --------------------------- */
 
 static PyObject *c_log(PyObject *self, PyObject *args)
 {
@@ -38,16 +40,49 @@ static PyObject *c_reopen_logs(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* The writers behind logbridge.py's handlers: a formatted line as it is. */
+static PyObject *c_write_error(PyObject *self, PyObject *args)
+{
+    int level;
+    const char *msg;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "is#:write_error", &level, &msg, &len))
+        return NULL;
+    gc__log_write_error(level, msg, (size_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyObject *c_write_access(PyObject *self, PyObject *args)
+{
+    const char *msg;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "s#:write_access", &msg, &len))
+        return NULL;
+    gc__log_write_access(msg, (size_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyObject *c_route_off(PyObject *self, PyObject *unused)
+{
+    gc__log_set_route(NULL, 0);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef c_methods[] = {
     {"log", c_log, METH_VARARGS, "log(level, message): write to the server's error log."},
     {"reopen_logs", c_reopen_logs, METH_NOARGS, "Reopen the error log file."},
+    {"write_error", c_write_error, METH_VARARGS,
+     "write_error(level, message): one line to the error log file and syslog."},
+    {"write_access", c_write_access, METH_VARARGS,
+     "write_access(line): one line to the access log file and syslog."},
+    {"route_off", c_route_off, METH_NOARGS, "Stop handing server lines to Python."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef c_module = {
     PyModuleDef_HEAD_INIT,
     "_gunicorn_c",
-    "gunicorn-c's C side, for its runtime.",
+    "gunicorn-c's C side, for its runtime and its logging bridge.",
     -1,
     c_methods,
     NULL,
@@ -55,6 +90,17 @@ static struct PyModuleDef c_module = {
     NULL,
     NULL,
 };
+
+int gc__rt_add_c_module(void)
+{
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    if (PyDict_GetItemString(modules, "_gunicorn_c") != NULL)
+        return 0;
+    PyObject *mod = PyModule_Create(&c_module);
+    int rc = mod ? PyDict_SetItemString(modules, "_gunicorn_c", mod) : -1;
+    Py_XDECREF(mod);
+    return rc;
+}
 
 /* --- the Config object ------------------------------------------------------------ */
 
@@ -143,14 +189,8 @@ static int import_runtime(void)
 {
     if (runtime != NULL)
         return 0;
-    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
-    if (PyDict_GetItemString(modules, "_gunicorn_c") == NULL) {
-        PyObject *mod = PyModule_Create(&c_module);
-        int rc = mod ? PyDict_SetItemString(modules, "_gunicorn_c", mod) : -1;
-        Py_XDECREF(mod);
-        if (rc < 0)
-            return -1;
-    }
+    if (gc__rt_add_c_module() < 0)
+        return -1;
     PyObject *code = Py_CompileString(gc__runtime_py_source, "<gunicorn-c runtime>", Py_file_input);
     if (code == NULL)
         return -1;
@@ -162,6 +202,13 @@ static int import_runtime(void)
 PyObject *gc__rt_config_new(const gc__config_t *cfg)
 {
     return import_runtime() < 0 ? NULL : config_object(cfg);
+}
+
+PyObject *gc__rt_wrap_post_request(PyObject *hook, int arity)
+{
+    if (import_runtime() < 0)
+        return NULL;
+    return PyObject_CallMethod(runtime, "wrap_post_request", "Oi", hook, arity);
 }
 
 int gc__rt_start(const gc__config_t *cfg)
@@ -303,14 +350,12 @@ static int call_hook(enum gc__hook_id id, int first, int *status, int nargs, PyO
     PyObject *hook = gc__hook_get(id);
     if (hook == NULL || runtime == NULL)
         return 0;
-    PyObject *name = PyUnicode_FromString(gc__hook_name(id));
-    PyObject *argv[6] = {name, hook, a, b, c, d};
-    PyObject *fn = PyObject_GetAttrString(runtime, "call");
+    PyObject *argv[6] = {GC_STR_HOOK(id), hook, a, b, c, d};
+    PyObject *fn = PyObject_GetAttr(runtime, GC_STR(call));
     PyObject *r = NULL;
-    if (name != NULL && fn != NULL)
+    if (fn != NULL)
         r = PyObject_Vectorcall(fn, argv, (size_t)(2 + nargs), NULL);
     Py_XDECREF(fn);
-    Py_XDECREF(name);
     if (r != NULL) {
         Py_DECREF(r);
         return 0;
@@ -403,7 +448,7 @@ PyObject *gc__rt_request_new(PyObject *environ, const gc__http_request_t *req)
     for (size_t i = 0; i < req->nfields; i++) {
         gc__view_t n = gc__http_field_name(req, i), v = gc__http_field_value(req, i);
         PyObject *name = PyUnicode_DecodeLatin1(n.base, (Py_ssize_t)n.len, NULL);
-        PyObject *upper = name ? PyObject_CallMethod(name, "upper", NULL) : NULL;
+        PyObject *upper = name ? PyObject_CallMethodNoArgs(name, GC_STR(upper)) : NULL;
         PyObject *value = PyUnicode_DecodeLatin1(v.base, (Py_ssize_t)v.len, NULL);
         Py_XDECREF(name);
         PyObject *pair = upper && value ? PyTuple_Pack(2, upper, value) : NULL;
@@ -415,7 +460,7 @@ PyObject *gc__rt_request_new(PyObject *environ, const gc__http_request_t *req)
         }
         PyList_SET_ITEM(headers, (Py_ssize_t)i, pair); /* steals pair */
     }
-    PyObject *obj = PyObject_CallMethod(runtime, "Request", "OO", environ, headers);
+    PyObject *obj = PyObject_CallMethodObjArgs(runtime, GC_STR(Request), environ, headers, NULL);
     Py_DECREF(headers);
     if (obj != NULL)
         return obj;
@@ -435,8 +480,12 @@ void gc__rt_post_request(PyObject *worker, PyObject *req, PyObject *environ, PyO
 {
     if (gc__hook_get(GC_HOOK_post_request) == NULL)
         return;
-    PyObject *resp = PyObject_CallMethod(runtime, "Response", "OOK", status ? status : Py_None,
-                                         headers ? headers : Py_None, sent);
+    PyObject *n = PyLong_FromUnsignedLongLong(sent);
+    PyObject *resp =
+        n ? PyObject_CallMethodObjArgs(runtime, GC_STR(Response), status ? status : Py_None,
+                                       headers ? headers : Py_None, n, NULL)
+          : NULL;
+    Py_XDECREF(n);
     if (resp == NULL) {
         gc__py_log_exception(GC_LOG_ERROR, "Cannot make the response object for hooks");
         return;

@@ -26,11 +26,20 @@
 #include "http/parser.h"
 #include "python/hooks.h"
 
+/* Makes the built-in module _gunicorn_c importable, once: the C side of runtime.py
+ * (log, reopen_logs) and of logbridge.py (write_error, write_access, route_off).
+ * Returns 0, or -1 with an exception set. */
+int gc__rt_add_c_module(void);
+
 /* Imports the runtime and makes the Server object from cfg. Returns 0 or -1 (logged). */
 int gc__rt_start(const gc__config_t *cfg);
 /* A Config object for cfg, as hooks get it (returns owned, or NULL with an exception
  * set). Imports the runtime if gc__rt_start has not run yet. */
 PyObject *gc__rt_config_new(const gc__config_t *cfg);
+/* A post_request hook taking `arity` (2 or 3) arguments, wrapped in one that takes
+ * the four Gunicorn passes (runtime.py's wrap_post_request). hook is borrowed; returns
+ * owned, or NULL with an exception set. Imports the runtime if needed. */
+PyObject *gc__rt_wrap_post_request(PyObject *hook, int arity);
 /* Replaces server.cfg after a reload. */
 int gc__rt_reconfigure(const gc__config_t *cfg);
 

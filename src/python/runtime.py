@@ -2,7 +2,7 @@
 
 This file is compiled into the gunicorn-c executable and imported in the embedded
 interpreter as the module ``_gunicorn_c_runtime``. Its C half is the built-in module
-``_gunicorn_c`` (logging into the server's error log). Hooks written for Gunicorn use
+``_gunicorn_c`` (logging into the server's error log), shared with logbridge.py. Hooks written for Gunicorn use
 ``server.log``, ``server.cfg``, ``worker.pid``, ``req.path`` and so on: these classes
 give them those attributes. Nothing here runs on the request path unless a
 ``pre_request`` or ``post_request`` hook is configured.
@@ -165,6 +165,15 @@ class Response:
 
     def __repr__(self):
         return "<gunicorn-c.Response %s>" % self.status
+
+
+def wrap_post_request(hook, arity):
+    """Gunicorn's validate_post_request: a post_request hook that takes (worker, req) or
+    (worker, req, environ) is kept wrapped in one that takes all four arguments
+    (src/python/config_values.c stores the wrapper in the hook registry)."""
+    if arity == 3:
+        return lambda worker, req, environ, resp: hook(worker, req, environ)
+    return lambda worker, req, environ, resp: hook(worker, req)
 
 
 def call(hook_name, hook, *args):

@@ -10,6 +10,7 @@
 
 #include "http/forward.h"
 #include "log/log.h"
+#include "python/pystr.h"
 
 static int set_str(PyObject *env, PyObject *key, const char *s, Py_ssize_t len)
 {
@@ -23,13 +24,13 @@ static int set_str(PyObject *env, PyObject *key, const char *s, Py_ssize_t len)
 
 /* SERVER_PROTOCOL: interned for HTTP/1.0 and 1.1; an unconventional version (allowed
  * by --permit-unconventional-http-version) as sent. */
-static int set_protocol(gc__wsgi_state_t *st, PyObject *env, const gc__http_request_t *req)
+static int set_protocol(PyObject *env, const gc__http_request_t *req)
 {
     if (req->version[0] != '\0')
-        return set_str(env, st->keys[GC_K_SERVER_PROTOCOL], req->version,
+        return set_str(env, GC_STR(SERVER_PROTOCOL), req->version,
                        (Py_ssize_t)strlen(req->version));
-    return PyDict_SetItem(env, st->keys[GC_K_SERVER_PROTOCOL],
-                          req->minor >= 1 ? st->http11 : st->http10);
+    return PyDict_SetItem(env, GC_STR(SERVER_PROTOCOL),
+                          req->minor >= 1 ? GC_STR(HTTP_1_1) : GC_STR(HTTP_1_0));
 }
 
 static int hexval(char c)
@@ -63,8 +64,8 @@ static int percent_decode(gc__buf_t *out, gc__view_t v)
 }
 
 /* Sets HTTP_* (and CONTENT_TYPE / CONTENT_LENGTH) keys from the header fields. */
-static int set_headers(gc__wsgi_state_t *st, PyObject *env, const gc__http_request_t *req,
-                       const char **host, size_t *host_len)
+static int set_headers(PyObject *env, const gc__http_request_t *req, const char **host,
+                       size_t *host_len)
 {
     char key[300];
     for (size_t i = 0; i < req->nfields; i++) {
@@ -74,10 +75,10 @@ static int set_headers(gc__wsgi_state_t *st, PyObject *env, const gc__http_reque
             continue;
         PyObject *k;
         if (gc__view_ieq(name, "content-type")) {
-            k = st->keys[GC_K_CONTENT_TYPE];
+            k = GC_STR(CONTENT_TYPE);
             Py_INCREF(k);
         } else if (gc__view_ieq(name, "content-length")) {
-            k = st->keys[GC_K_CONTENT_LENGTH];
+            k = GC_STR(CONTENT_LENGTH);
             Py_INCREF(k);
         } else {
             memcpy(key, "HTTP_", 5);
@@ -117,7 +118,6 @@ static int set_headers(gc__wsgi_state_t *st, PyObject *env, const gc__http_reque
 PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
                            const gc__wsgi_peer_t *peer, PyObject *input)
 {
-    PyObject **K = st->keys;
     PyObject *env = PyDict_Copy(st->environ_base);
     if (env == NULL)
         return NULL;
@@ -125,10 +125,10 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
     gc__view_t path, query;
     gc__http_split_target(target, &path, &query);
 
-    if (set_str(env, K[GC_K_REQUEST_METHOD], method.base, (Py_ssize_t)method.len) < 0 ||
-        set_str(env, K[GC_K_RAW_URI], target.base, (Py_ssize_t)target.len) < 0 ||
-        set_str(env, K[GC_K_QUERY_STRING], query.base, (Py_ssize_t)query.len) < 0 ||
-        set_protocol(st, env, req) < 0 || PyDict_SetItem(env, K[GC_K_wsgi_input], input) < 0)
+    if (set_str(env, GC_STR(REQUEST_METHOD), method.base, (Py_ssize_t)method.len) < 0 ||
+        set_str(env, GC_STR(RAW_URI), target.base, (Py_ssize_t)target.len) < 0 ||
+        set_str(env, GC_STR(QUERY_STRING), query.base, (Py_ssize_t)query.len) < 0 ||
+        set_protocol(env, req) < 0 || PyDict_SetItem(env, GC_STR(wsgi_input), input) < 0)
         goto fail;
 
     /* SCRIPT_NAME comes from a kept SCRIPT_NAME header or the environment; the raw
@@ -137,7 +137,7 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
     gc__view_t sn = gc__view(NULL, 0);
     if (req->script_name >= 0) {
         sn = gc__http_field_value(req, (size_t)req->script_name);
-        if (set_str(env, K[GC_K_SCRIPT_NAME], sn.base, (Py_ssize_t)sn.len) < 0)
+        if (set_str(env, GC_STR(SCRIPT_NAME), sn.base, (Py_ssize_t)sn.len) < 0)
             goto fail;
     } else {
         sn = gc__view((const char *)PyUnicode_1BYTE_DATA(st->script_name),
@@ -149,30 +149,30 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
         PyErr_NoMemory();
         goto fail;
     }
-    if (set_str(env, K[GC_K_PATH_INFO], st->scratch.data, (Py_ssize_t)st->scratch.len) < 0)
+    if (set_str(env, GC_STR(PATH_INFO), st->scratch.data, (Py_ssize_t)st->scratch.len) < 0)
         goto fail;
     if (req->url_scheme != GC_SCHEME_UNSET &&
-        PyDict_SetItem(env, K[GC_K_wsgi_url_scheme],
-                       req->url_scheme == GC_SCHEME_HTTPS ? st->https : st->http) < 0)
+        PyDict_SetItem(env, GC_STR(wsgi_url_scheme),
+                       req->url_scheme == GC_SCHEME_HTTPS ? GC_STR(https) : GC_STR(http)) < 0)
         goto fail;
 
     const char *host = NULL;
     size_t host_len = 0;
-    if (set_headers(st, env, req, &host, &host_len) < 0)
+    if (set_headers(env, req, &host, &host_len) < 0)
         goto fail;
 
-    if (set_str(env, K[GC_K_REMOTE_ADDR], peer->remote_addr,
+    if (set_str(env, GC_STR(REMOTE_ADDR), peer->remote_addr,
                 (Py_ssize_t)strlen(peer->remote_addr)) < 0)
         goto fail;
-    if (peer->remote_port && set_str(env, K[GC_K_REMOTE_PORT], peer->remote_port,
+    if (peer->remote_port && set_str(env, GC_STR(REMOTE_PORT), peer->remote_port,
                                      (Py_ssize_t)strlen(peer->remote_port)) < 0)
         goto fail;
-    if (peer->proxy_protocol && set_str(env, K[GC_K_PROXY_PROTOCOL], peer->proxy_protocol,
+    if (peer->proxy_protocol && set_str(env, GC_STR(PROXY_PROTOCOL), peer->proxy_protocol,
                                         (Py_ssize_t)strlen(peer->proxy_protocol)) < 0)
         goto fail;
-    if (peer->proxy_addr && (set_str(env, K[GC_K_PROXY_ADDR], peer->proxy_addr,
+    if (peer->proxy_addr && (set_str(env, GC_STR(PROXY_ADDR), peer->proxy_addr,
                                      (Py_ssize_t)strlen(peer->proxy_addr)) < 0 ||
-                             set_str(env, K[GC_K_PROXY_PORT], peer->proxy_port,
+                             set_str(env, GC_STR(PROXY_PORT), peer->proxy_port,
                                      (Py_ssize_t)strlen(peer->proxy_port)) < 0))
         goto fail;
 
@@ -187,13 +187,13 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
         /* Without a port in Host, the scheme's (a front end may have said https). */
         const char *port = colon ? colon + 1 : req->url_scheme == GC_SCHEME_HTTPS ? "443" : "80";
         size_t port_len = colon ? host_len - nlen - 1 : strlen(port);
-        if (set_str(env, K[GC_K_SERVER_NAME], host, (Py_ssize_t)nlen) < 0 ||
-            set_str(env, K[GC_K_SERVER_PORT], port, (Py_ssize_t)port_len) < 0)
+        if (set_str(env, GC_STR(SERVER_NAME), host, (Py_ssize_t)nlen) < 0 ||
+            set_str(env, GC_STR(SERVER_PORT), port, (Py_ssize_t)port_len) < 0)
             goto fail;
     } else {
-        if (set_str(env, K[GC_K_SERVER_NAME], peer->server_name,
+        if (set_str(env, GC_STR(SERVER_NAME), peer->server_name,
                     (Py_ssize_t)strlen(peer->server_name)) < 0 ||
-            set_str(env, K[GC_K_SERVER_PORT], peer->server_port,
+            set_str(env, GC_STR(SERVER_PORT), peer->server_port,
                     (Py_ssize_t)strlen(peer->server_port)) < 0)
             goto fail;
     }

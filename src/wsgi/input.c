@@ -10,6 +10,7 @@
 #include <structmember.h>
 
 #include "python/pycompat.h"
+#include "python/pystr.h"
 
 struct gc__wsgi_input {
     PyObject_HEAD const gc__http_body_t *body; /* borrowed; NULL once detached */
@@ -277,7 +278,9 @@ static PyObject *fw_iternext(filewrapper_t *self)
 {
     if (self->filelike == NULL)
         return NULL;
-    PyObject *data = PyObject_CallMethod(self->filelike, "read", "n", self->blksize);
+    PyObject *size = PyLong_FromSsize_t(self->blksize);
+    PyObject *data = size ? PyObject_CallMethodOneArg(self->filelike, GC_STR(read), size) : NULL;
+    Py_XDECREF(size);
     if (data == NULL)
         return NULL;
     Py_ssize_t len = PyObject_Length(data);
@@ -290,8 +293,8 @@ static PyObject *fw_iternext(filewrapper_t *self)
 
 static PyObject *fw_close(filewrapper_t *self, PyObject *unused)
 {
-    if (self->filelike != NULL && PyObject_HasAttrString(self->filelike, "close"))
-        return PyObject_CallMethod(self->filelike, "close", NULL);
+    if (self->filelike != NULL && PyObject_HasAttr(self->filelike, GC_STR(close)))
+        return PyObject_CallMethodNoArgs(self->filelike, GC_STR(close));
     Py_RETURN_NONE;
 }
 
@@ -326,9 +329,9 @@ PyTypeObject gc__wsgi_filewrapper_type = {
 int gc__wsgi_filewrapper_fd(PyObject *wrapper, gc__wsgi_state_t *st)
 {
     filewrapper_t *fw = (filewrapper_t *)wrapper;
-    if (fw->filelike == NULL || !PyObject_HasAttr(fw->filelike, st->keys[GC_K_fileno]))
+    if (fw->filelike == NULL || !PyObject_HasAttr(fw->filelike, GC_STR(fileno)))
         return -1;
-    PyObject *r = PyObject_CallMethodNoArgs(fw->filelike, st->keys[GC_K_fileno]);
+    PyObject *r = PyObject_CallMethodNoArgs(fw->filelike, GC_STR(fileno));
     if (r == NULL) {
         PyErr_Clear(); /* io.BytesIO raises UnsupportedOperation: iterate instead */
         return -1;

@@ -26,6 +26,7 @@
 #include "log/statsd.h"
 #include "python/interp.h"
 #include "python/pycompat.h"
+#include "python/pystr.h"
 #include "python/runtime.h"
 #include "wsgi/access.h"
 #include "wsgi/environ.h"
@@ -219,7 +220,7 @@ static PyObject *start_response(response_t *r, PyObject *args, PyObject *kwds)
     Py_XSETREF(r->status, status);
     Py_INCREF(headers);
     Py_XSETREF(r->headers, headers);
-    return PyObject_GetAttrString((PyObject *)r, "write");
+    return PyObject_GetAttr((PyObject *)r, GC_STR(write));
 }
 
 /* --- sending ---------------------------------------------------------------------- */
@@ -373,10 +374,14 @@ static int finish(response_t *r)
 }
 
 /* Sends a FileWrapper over a real file with sendfile(2). Returns 1 if it did, 0 if the
- * object must be iterated instead, -1 on error. */
+ * object must be iterated instead, -1 on error. A head that went out chunked (the
+ * application called write() first) means iterating; a head sent here has a length
+ * (the file's), never chunked framing. */
 static int try_sendfile(response_t *r, PyObject *result)
 {
-    if (!r->st->sendfile || Py_TYPE(result) != &gc__wsgi_filewrapper_type || r->chunked)
+    /* Without start_response there is no head to send: iterating reports the error. */
+    if (!r->st->sendfile || Py_TYPE(result) != &gc__wsgi_filewrapper_type || r->chunked ||
+        r->status == NULL)
         return 0;
     int fd = gc__wsgi_filewrapper_fd(result, r->st);
     if (fd < 0)
@@ -394,8 +399,6 @@ static int try_sendfile(response_t *r, PyObject *result)
         if (gc__sink_write(r->sink, r->head->data, r->head->len) < 0)
             goto io_error;
     }
-    if (r->chunked)
-        return 0; /* headers went out earlier with chunked framing: iterate */
     if (body_allowed(r) && count > 0) {
         if (gc__sink_sendfile(r->sink, fd, pos, count) < 0)
             goto io_error;
@@ -476,7 +479,7 @@ static int close_result(gc__wsgi_state_t *st, PyObject *result)
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result) || PyBytes_CheckExact(result))
         return 0;
     PyObject *meth;
-    if (PyObject_GetOptionalAttr(result, st->keys[GC_K_close], &meth) < 0)
+    if (PyObject_GetOptionalAttr(result, GC_STR(close), &meth) < 0)
         return -1;
     if (meth == NULL)
         return 0;
@@ -692,35 +695,36 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
     gc__buf_init(&st->scratch);
     if (gc__wsgi_types_ready() < 0 || PyType_Ready(&response_type) < 0)
         return -1;
-    static const char *const texts[GC_K__COUNT] = {
-#define X(id, text) text,
-        GC_WSGI_KEYS(X)
-#undef X
-    };
-    for (int i = 0; i < GC_K__COUNT; i++)
-        if ((st->keys[i] = PyUnicode_InternFromString(texts[i])) == NULL)
-            return -1;
-    st->http10 = PyUnicode_InternFromString("HTTP/1.0");
-    st->http11 = PyUnicode_InternFromString("HTTP/1.1");
-    st->empty = PyUnicode_InternFromString("");
-    st->http = PyUnicode_InternFromString("http");
-    st->https = PyUnicode_InternFromString("https");
-    if (!st->http10 || !st->http11 || !st->empty || !st->http || !st->https)
-        return -1;
     const char *sn = getenv("SCRIPT_NAME");
     st->script_name = PyUnicode_DecodeLatin1(sn ? sn : "", sn ? (Py_ssize_t)strlen(sn) : 0, NULL);
     if (st->script_name == NULL)
         return -1;
     st->sendfile = opt->sendfile;
 
+    /* The keys every environ starts with, in this order. */
     PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
-    st->environ_base = Py_BuildValue(
-        "{s:(ii),s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:s}", "wsgi.version", 1, 0, "wsgi.url_scheme",
-        st->http, "wsgi.errors", errors ? errors : Py_None, "wsgi.multithread",
-        opt->multithread ? Py_True : Py_False, "wsgi.multiprocess",
-        opt->multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False, "wsgi.input_terminated",
-        Py_True, "wsgi.file_wrapper", (PyObject *)&gc__wsgi_filewrapper_type, "SCRIPT_NAME",
-        st->script_name, "SERVER_SOFTWARE", "gunicorn-c/" GC_VERSION);
+    PyObject *version = Py_BuildValue("(ii)", 1, 0);
+    PyObject *software = PyUnicode_FromString("gunicorn-c/" GC_VERSION);
+    struct {
+        PyObject *key, *value; /* borrowed */
+    } base[] = {
+        {GC_STR(wsgi_version), version},
+        {GC_STR(wsgi_url_scheme), GC_STR(http)},
+        {GC_STR(wsgi_errors), errors ? errors : Py_None},
+        {GC_STR(wsgi_multithread), opt->multithread ? Py_True : Py_False},
+        {GC_STR(wsgi_multiprocess), opt->multiprocess ? Py_True : Py_False},
+        {GC_STR(wsgi_run_once), Py_False},
+        {GC_STR(wsgi_input_terminated), Py_True},
+        {GC_STR(wsgi_file_wrapper), (PyObject *)&gc__wsgi_filewrapper_type},
+        {GC_STR(SCRIPT_NAME), st->script_name},
+        {GC_STR(SERVER_SOFTWARE), software},
+    };
+    st->environ_base = version && software ? PyDict_New() : NULL;
+    for (size_t i = 0; st->environ_base != NULL && i < sizeof(base) / sizeof(base[0]); i++)
+        if (PyDict_SetItem(st->environ_base, base[i].key, base[i].value) < 0)
+            Py_CLEAR(st->environ_base);
+    Py_XDECREF(version);
+    Py_XDECREF(software);
     if (st->environ_base == NULL)
         return -1;
     Py_INCREF(app);
@@ -730,13 +734,6 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
 
 void gc__wsgi_state_free(gc__wsgi_state_t *st)
 {
-    for (int i = 0; i < GC_K__COUNT; i++)
-        Py_CLEAR(st->keys[i]);
-    Py_CLEAR(st->http10);
-    Py_CLEAR(st->http11);
-    Py_CLEAR(st->empty);
-    Py_CLEAR(st->http);
-    Py_CLEAR(st->https);
     Py_CLEAR(st->script_name);
     Py_CLEAR(st->environ_base);
     Py_CLEAR(st->app);

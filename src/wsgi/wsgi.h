@@ -1,7 +1,8 @@
 /* wsgi.h: the WSGI side of a request (PEP 3333), shared by every worker class.
  *
- * One gc__wsgi_state_t per worker holds the application, the interned environ keys and
- * the constant part of the environ. gc__wsgi_handle turns one parsed request into an
+ * One gc__wsgi_state_t per worker holds the application and the constant part of the
+ * environ; its keys and the other strings used on every request are interned once for
+ * the process (python/pystr.h). gc__wsgi_handle turns one parsed request into an
  * environ, calls the application, and streams its answer through a sink; the worker
  * class only supplies the request, the peer and the sink. All functions here need the
  * GIL. */
@@ -14,49 +15,16 @@
 #include "http/parser.h"
 #include "http/sink.h"
 
-/* Environ keys created once and interned. */
-#define GC_WSGI_KEYS(X)                                                                            \
-    X(REQUEST_METHOD, "REQUEST_METHOD")                                                            \
-    X(SCRIPT_NAME, "SCRIPT_NAME")                                                                  \
-    X(PATH_INFO, "PATH_INFO")                                                                      \
-    X(QUERY_STRING, "QUERY_STRING")                                                                \
-    X(RAW_URI, "RAW_URI")                                                                          \
-    X(SERVER_PROTOCOL, "SERVER_PROTOCOL")                                                          \
-    X(CONTENT_TYPE, "CONTENT_TYPE")                                                                \
-    X(CONTENT_LENGTH, "CONTENT_LENGTH")                                                            \
-    X(REMOTE_ADDR, "REMOTE_ADDR")                                                                  \
-    X(REMOTE_PORT, "REMOTE_PORT")                                                                  \
-    X(SERVER_NAME, "SERVER_NAME")                                                                  \
-    X(SERVER_PORT, "SERVER_PORT")                                                                  \
-    X(HTTP_HOST, "HTTP_HOST")                                                                      \
-    X(PROXY_PROTOCOL, "PROXY_PROTOCOL")                                                            \
-    X(PROXY_ADDR, "PROXY_ADDR")                                                                    \
-    X(PROXY_PORT, "PROXY_PORT")                                                                    \
-    X(wsgi_input, "wsgi.input")                                                                    \
-    X(wsgi_url_scheme, "wsgi.url_scheme")                                                          \
-    X(close, "close")                                                                              \
-    X(fileno, "fileno")                                                                            \
-    X(read, "read")
-
-enum gc__wsgi_key {
-#define X(id, text) GC_K_##id,
-    GC_WSGI_KEYS(X)
-#undef X
-        GC_K__COUNT
-};
-
 typedef struct gc__wsgi_input gc__wsgi_input_t;
 
 typedef struct {
-    PyObject *app;                                    /* owned */
-    PyObject *environ_base;                           /* owned: the keys every environ shares */
-    PyObject *keys[GC_K__COUNT];                      /* owned, interned */
-    PyObject *http10, *http11, *empty, *http, *https; /* owned constant values */
-    PyObject *script_name;                            /* owned: $SCRIPT_NAME or "" */
-    int sendfile;                                     /* wsgi.file_wrapper may use sendfile(2) */
-    PyObject *hook_worker; /* borrowed: the `worker` of pre/post_request hooks */
-    int exit_code;         /* >= 0 once the app raised SystemExit (SIGABRT): quit */
-    gc__buf_t scratch;     /* reused buffer for decoding (never held across I/O) */
+    PyObject *app;          /* owned */
+    PyObject *environ_base; /* owned: the keys every environ shares */
+    PyObject *script_name;  /* owned: $SCRIPT_NAME or "" */
+    int sendfile;           /* wsgi.file_wrapper may use sendfile(2) */
+    PyObject *hook_worker;  /* borrowed: the `worker` of pre/post_request hooks */
+    int exit_code;          /* >= 0 once the app raised SystemExit (SIGABRT): quit */
+    gc__buf_t scratch;      /* reused buffer for decoding (never held across I/O) */
 } gc__wsgi_state_t;
 
 /* Fetches the rest of a request body that was not read before the application ran
