@@ -1,19 +1,17 @@
-/* sink.c: non-blocking socket writes with a pluggable wait and a bounded spill (see
- * sink.h). */
+/* sink.c: non-blocking writes through a transport, with a pluggable wait and a bounded
+ * spill (see sink.h). */
 #include "http/sink.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-void gc__sink_init(gc__sink_t *s, int fd, int timeout_ms)
+void gc__sink_init(gc__sink_t *s, gc__transport_t *tr, int timeout_ms)
 {
     memset(s, 0, sizeof(*s));
-    s->fd = fd;
+    s->tr = tr;
     s->timeout_ms = timeout_ms;
     s->wait = gc__sink_poll_wait;
     gc__buf_init(&s->spill);
@@ -97,15 +95,14 @@ static int flush_spill(gc__sink_t *s, size_t keep)
 {
     int block = keep != SIZE_MAX;
     while (spilled(s) > (block ? keep : 0)) {
-        ssize_t w = write(s->fd, s->spill.data + s->spill_off, spilled(s));
+        struct iovec iov = {.iov_base = s->spill.data + s->spill_off, .iov_len = spilled(s)};
+        ssize_t w = gc__transport_writev(s->tr, &iov, 1);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return s->error = -errno;
+            if (w != -EAGAIN)
+                return s->error = (int)w;
             if (!block)
                 return 0;
-            int rc = s->wait(s, s->fd, POLLOUT, s->timeout_ms);
+            int rc = s->wait(s, s->tr->fd, s->tr->want, s->timeout_ms);
             if (rc < 0)
                 return s->error = rc;
             continue;
@@ -155,21 +152,17 @@ static int writev_io(gc__sink_t *s, const struct iovec *iov_in, int n)
             cur++, n--;
             continue;
         }
-        /* MSG_NOSIGNAL would need sendmsg; SIGPIPE is ignored process-wide instead. */
-        ssize_t w = writev(s->fd, cur, n);
+        ssize_t w = gc__transport_writev(s->tr, cur, n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* The rest fits in the spill: the event loop will send it later. */
-                if (s->spill_max > 0 && iov_total(cur, n) <= s->spill_max)
-                    return spill_iov(s, cur, n);
-                int rc = s->wait(s, s->fd, POLLOUT, s->timeout_ms);
-                if (rc < 0)
-                    return s->error = rc;
-                continue;
-            }
-            return s->error = -errno;
+            if (w != -EAGAIN)
+                return s->error = (int)w;
+            /* The rest fits in the spill: the event loop will send it later. */
+            if (s->spill_max > 0 && iov_total(cur, n) <= s->spill_max)
+                return spill_iov(s, cur, n);
+            int rc = s->wait(s, s->tr->fd, s->tr->want, s->timeout_ms);
+            if (rc < 0)
+                return s->error = rc;
+            continue;
         }
         s->written += (uint64_t)w;
         size_t left = (size_t)w;
@@ -223,29 +216,52 @@ static int spill_file(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
     return 0;
 }
 
+/* A transport without sendfile (bytes that must pass through user space): the file is
+ * read in pieces and written. */
+static int copy_file(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
+{
+    char piece[16 * 1024];
+    while (count > 0) {
+        size_t want = count < sizeof(piece) ? (size_t)count : sizeof(piece);
+        ssize_t r = pread(in_fd, piece, want, offset);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return s->error = -errno;
+        if (r == 0)
+            break; /* the file is shorter than promised */
+        struct iovec iov = {.iov_base = piece, .iov_len = (size_t)r};
+        int rc = writev_io(s, &iov, 1);
+        if (rc < 0)
+            return rc;
+        offset += r;
+        count -= (uint64_t)r;
+    }
+    return 0;
+}
+
 static int sendfile_io(gc__sink_t *s, int in_fd, off_t offset, uint64_t count)
 {
     if (s->error)
         return s->error;
+    if (s->tr->ops->sendfile == NULL)
+        return copy_file(s, in_fd, offset, count);
     int queued = before_write(s, count);
     if (queued != 0)
         return queued < 0 ? queued : spill_file(s, in_fd, offset, count);
     while (count > 0) {
         size_t chunk = count > (1u << 30) ? (1u << 30) : (size_t)count;
-        ssize_t w = sendfile(s->fd, in_fd, &offset, chunk);
+        ssize_t w = s->tr->ops->sendfile(s->tr, in_fd, &offset, chunk);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                /* The tail fits in the spill: read it now, let the loop send it. */
-                if (s->spill_max > 0 && count <= s->spill_max)
-                    return spill_file(s, in_fd, offset, count);
-                int rc = s->wait(s, s->fd, POLLOUT, s->timeout_ms);
-                if (rc < 0)
-                    return s->error = rc;
-                continue;
-            }
-            return s->error = -errno;
+            if (w != -EAGAIN)
+                return s->error = (int)w;
+            /* The tail fits in the spill: read it now, let the loop send it. */
+            if (s->spill_max > 0 && count <= s->spill_max)
+                return spill_file(s, in_fd, offset, count);
+            int rc = s->wait(s, s->tr->fd, s->tr->want, s->timeout_ms);
+            if (rc < 0)
+                return s->error = rc;
+            continue;
         }
         if (w == 0)
             break; /* the file is shorter than promised */

@@ -1,7 +1,8 @@
-/* sink.h: writing response bytes to a client socket.
+/* sink.h: writing response bytes to a client connection.
  *
- * Sockets are non-blocking (libuv owns them). A sink writes as much as the kernel takes
- * and, when the socket would block, waits for it to become writable through `wait`,
+ * A sink writes through the connection's transport (net/transport.h: a plain socket
+ * today), which never blocks. It writes as much as the transport takes and, when it
+ * would block, waits for the readiness the transport wants through `wait`,
  * which each worker class supplies: the sync and gthread workers poll(2) the socket
  * (without Python's lock: see io_enter), the gevent worker parks the greenlet on the
  * hub. A client that reads nothing for
@@ -22,6 +23,7 @@
 #include <sys/uio.h>
 
 #include "common/buf.h"
+#include "net/transport.h"
 
 typedef struct gc__sink gc__sink_t;
 
@@ -33,8 +35,8 @@ typedef int (*gc__sink_wait_fn)(gc__sink_t *sink, int fd, int events, int timeou
 typedef void (*gc__sink_io_fn)(gc__sink_t *sink);
 
 struct gc__sink {
-    int fd;         /* borrowed socket */
-    int timeout_ms; /* per wait; <= 0 waits forever */
+    gc__transport_t *tr; /* borrowed: the connection's */
+    int timeout_ms;      /* per wait; <= 0 waits forever */
     gc__sink_wait_fn wait;
     void *wait_data;                   /* for the worker class's wait function */
     gc__sink_io_fn io_enter, io_leave; /* both NULL, or both set */
@@ -46,8 +48,8 @@ struct gc__sink {
     size_t spill_off;                  /* how much of `spill` has gone out since */
 };
 
-/* Initialises a sink on fd with the poll(2)-based wait, without spilling. */
-void gc__sink_init(gc__sink_t *s, int fd, int timeout_ms);
+/* Initialises a sink on a transport with the poll(2)-based wait, without spilling. */
+void gc__sink_init(gc__sink_t *s, gc__transport_t *tr, int timeout_ms);
 /* Frees what the sink still holds (spilled bytes nobody took). */
 void gc__sink_free(gc__sink_t *s);
 /* Moves the bytes still to be written into `out` (which must be empty; the caller
@@ -58,7 +60,8 @@ size_t gc__sink_take_spill(gc__sink_t *s, gc__buf_t *out);
 int gc__sink_writev(gc__sink_t *s, const struct iovec *iov, int n);
 int gc__sink_write(gc__sink_t *s, const void *p, size_t len);
 
-/* Sends count bytes of in_fd from offset with sendfile(2). Returns 0 or the error. */
+/* Sends count bytes of in_fd from offset: with sendfile(2) where the transport can,
+ * else read and written. Returns 0 or the error. */
 int gc__sink_sendfile(gc__sink_t *s, int in_fd, off_t offset, uint64_t count);
 
 /* The default wait: poll(2). */

@@ -2,6 +2,11 @@
  * dispatch to the class, the timers, the end of a response the loop still sends (the
  * spill), going on to the next request, and closing.
  *
+ * Bytes move only through the connection's transport (net/transport.h); the loop
+ * watches the socket's readiness with a uv_poll_t and calls the transport when it is
+ * ready, so that a TLS session or an HTTP/2 stream can take the plain socket's place
+ * without a change here or in the request path.
+ *
  * Reads land in one buffer shared by the worker's connections; the parser copies what
  * it keeps, and only bytes past the end of a request (pipelining) are saved on the
  * connection. A request is handed to the class's `run` only once it is complete, so a
@@ -18,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -58,6 +62,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     gc__http_parser_free(&c->parser);
     gc__buf_free(&c->pending);
     gc__buf_free(&c->head);
+    gc__transport_close(&c->tr);
     free(c);
     if (w->stopping && w->nconns == 0)
         gc__worker_exit(w);
@@ -77,18 +82,17 @@ void gc__conn_close(gc__conn_t *c)
         c->w->nclosing++;
         gc__accept_publish(c->w);
     }
-    uv_close(&c->h.handle, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->poll, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
 /* How long a connection we end may keep sending before it is closed regardless. */
 #define GC_LINGER_MS 2000
 
-/* Bytes the kernel holds for us on the connection: a request we have not read yet. */
-static int bytes_waiting(const gc__conn_t *c)
+/* Bytes waiting for us on the connection: a request we have not read yet. */
+static int bytes_waiting(gc__conn_t *c)
 {
-    int n = 0;
-    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+    return gc__transport_readable_now(&c->tr);
 }
 
 static void on_timer(uv_timer_t *t);
@@ -108,7 +112,7 @@ void gc__conn_linger(gc__conn_t *c)
         c->close_after = 1;
         return;
     }
-    if (shutdown(c->fd, SHUT_WR) < 0) {
+    if (gc__transport_shutdown(&c->tr) < 0) {
         gc__conn_close(c);
         return;
     }
@@ -137,7 +141,7 @@ static void answer_and_end(gc__conn_t *c, int status, const char *msg)
     gc__buf_init(&out);
     if (gc__http_write_error(&out, status, msg) == 0) {
         gc__sink_t sink;
-        gc__sink_init(&sink, c->fd, 1000);
+        gc__sink_init(&sink, &c->tr, 1000);
         gc__sink_write(&sink, out.data, out.len);
     }
     gc__buf_free(&out);
@@ -231,16 +235,14 @@ int gc__conn_pull_body(void *ctx)
             rc = -ENOMEM;
             break;
         }
-        ssize_t r =
-            recv(c->fd, c->pending.data + c->pending.len, c->pending.cap - c->pending.len, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            rc = c->sink.wait(&c->sink, c->fd, POLLIN, timeout_ms);
+        ssize_t r = gc__transport_recv(&c->tr, c->pending.data + c->pending.len,
+                                       c->pending.cap - c->pending.len);
+        if (r == -EAGAIN) {
+            rc = c->sink.wait(&c->sink, c->tr.fd, c->tr.want, timeout_ms);
             continue;
         }
         if (r <= 0) {
-            rc = r == 0 ? -ECONNRESET : -errno;
+            rc = r == 0 ? -ECONNRESET : (int)r;
             break;
         }
         c->pending.len += (size_t)r;
@@ -257,19 +259,29 @@ int gc__conn_pull_body(void *ctx)
     return 0;
 }
 
+static void on_io(uv_poll_t *h, int status, int events);
+
+/* Gives the poll handle the events the connection waits for now. */
+static void watch(gc__conn_t *c)
+{
+    int events = c->reading ? UV_READABLE : 0;
+    if (c->out_blocked)
+        events |= c->tr.want == POLLIN ? UV_READABLE : UV_WRITABLE;
+    if (events == c->watching || c->closing)
+        return;
+    if (events == 0)
+        uv_poll_stop(&c->poll);
+    else if (uv_poll_start(&c->poll, events, on_io) < 0)
+        return; /* not possible on a socket libuv has accepted for polling */
+    c->watching = events;
+}
+
 static void stop_reading(gc__conn_t *c)
 {
     if (c->reading) {
-        uv_read_stop(&c->h.stream);
         c->reading = 0;
+        watch(c);
     }
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    gc__conn_t *c = h->data;
-    buf->base = c->w->readbuf;
-    buf->len = sizeof(c->w->readbuf);
 }
 
 static size_t spill_room(const gc__worker_t *w);
@@ -318,26 +330,25 @@ static int after_feed(gc__conn_t *c)
     return 1;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* What a read brought: nread bytes at base, or the end of the stream (nread <= 0: the
+ * client closed, or the connection failed). */
+static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
 {
-    gc__conn_t *c = s->data;
     if (c->lingering) {
-        if (nread < 0) /* the client has closed its side too */
+        if (nread <= 0) /* the client has closed its side too */
             gc__conn_close(c);
         return; /* what it still sends is dropped */
     }
-    if (nread < 0) {
+    if (nread <= 0) {
         gc__http_parser_eof(&c->parser);
         if (c->parser.state == GC_HTTP_ERROR)
             gc__debug("Ignored premature client disconnection from %s.", c->remote_addr);
         gc__conn_close(c);
         return;
     }
-    if (nread == 0)
-        return;
     if (c->proxy_wait) {
         /* The connection's first bytes may be a PROXY protocol header. */
-        int rc = gc__frontend_proxy_read(&c->w->front, c, buf->base, (size_t)nread);
+        int rc = gc__frontend_proxy_read(&c->w->front, c, base, (size_t)nread);
         if (rc < 0) {
             reject(c);
         } else if (rc > 0) {
@@ -349,28 +360,58 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->pending.len > 0) {
-        if (gc__buf_append(&c->pending, buf->base, (size_t)nread) < 0) {
+        if (gc__buf_append(&c->pending, base, (size_t)nread) < 0) {
             gc__conn_close(c);
             return;
         }
         drive(c);
         return;
     }
-    size_t used = gc__http_parser_feed(&c->parser, buf->base, (size_t)nread);
+    size_t used = gc__http_parser_feed(&c->parser, base, (size_t)nread);
     if ((c->parser.state == GC_HTTP_READY || c->parser.state == GC_HTTP_HEAD) &&
         used < (size_t)nread &&
-        gc__buf_append(&c->pending, buf->base + used, (size_t)nread - used) < 0) {
+        gc__buf_append(&c->pending, base + used, (size_t)nread - used) < 0) {
         gc__conn_close(c);
         return;
     }
     after_feed(c);
 }
 
+/* The socket is readable: reads what is there (once, or a few times while each read
+ * fills the buffer, as a large upload does). */
+static void read_some(gc__conn_t *c)
+{
+    char *buf = c->w->readbuf;
+    for (int round = 0; round < 4 && c->reading && !c->closing; round++) {
+        ssize_t n = gc__transport_recv(&c->tr, buf, sizeof(c->w->readbuf));
+        if (n == -EAGAIN)
+            return;
+        on_bytes(c, buf, n);
+        if (n < (ssize_t)sizeof(c->w->readbuf))
+            return;
+    }
+}
+
+static void out_flush(gc__conn_t *c);
+
+static void on_io(uv_poll_t *h, int status, int events)
+{
+    gc__conn_t *c = h->data;
+    if (status < 0) {
+        gc__conn_close(c);
+        return;
+    }
+    if (c->out_blocked)
+        out_flush(c);
+    if (c->reading && !c->closing && (events & UV_READABLE))
+        read_some(c);
+}
+
 static void start_reading(gc__conn_t *c)
 {
     if (!c->reading && !c->closing) {
-        uv_read_start(&c->h.stream, on_alloc, on_read);
         c->reading = 1;
+        watch(c);
     }
 }
 
@@ -391,13 +432,12 @@ static void drive(gc__conn_t *c)
  *
  * When a client reads slowly, the sink keeps the last part of a response in memory
  * (its spill) rather than make the application wait, and the connection takes it over
- * here: the loop writes it in 64 KiB steps, each within --timeout, and only then goes
- * on to the next request or closes. A response keeps at most GC_SPILL_PER_RESPONSE
- * bytes and a worker at most GC_SPILL_PER_WORKER in all; past those the sink waits for
- * the socket as before. */
+ * here: the loop writes it as the socket takes it, with --timeout to make each bit of
+ * progress, and only then goes on to the next request or closes. A response keeps at most
+ * GC_SPILL_PER_RESPONSE bytes and a worker at most GC_SPILL_PER_WORKER in all; past those the sink
+ * waits for the socket as before. */
 #define GC_SPILL_PER_RESPONSE ((size_t)1 << 20)
 #define GC_SPILL_PER_WORKER ((size_t)32 << 20)
-#define GC_OUT_STEP ((size_t)64 << 10)
 
 static size_t spill_room(const gc__worker_t *w)
 {
@@ -412,46 +452,46 @@ static void out_release(gc__conn_t *c)
 {
     c->w->out_bytes -= c->out.len;
     gc__buf_free(&c->out);
-    c->out_sent = c->out_step = 0;
+    c->out_sent = 0;
+    c->out_blocked = 0;
 }
 
 static void request_continue(gc__conn_t *c, int keep);
-static void out_send(gc__conn_t *c);
 
-static void on_out_written(uv_write_t *req, int status)
+/* Sends what the spill left, as far as the transport takes it now; waits for readiness
+ * for the rest (with --timeout for each bit of progress). When all is out, goes on. */
+static void out_flush(gc__conn_t *c)
 {
-    gc__conn_t *c = req->data;
-    if (status < 0 || c->closing) {
-        /* Cancelled by a close, or the client went away. */
-        gc__conn_close(c);
-        out_release(c);
-        return;
+    int progress = 0;
+    while (c->out_sent < c->out.len) {
+        struct iovec iov = {.iov_base = c->out.data + c->out_sent,
+                            .iov_len = c->out.len - c->out_sent};
+        ssize_t n = gc__transport_writev(&c->tr, &iov, 1);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) { /* the client went away */
+            out_release(c);
+            gc__conn_close(c);
+            return;
+        }
+        c->out_sent += (size_t)n;
+        progress = 1;
     }
-    c->out_sent += c->out_step;
     if (c->out_sent < c->out.len) {
-        out_send(c);
+        c->out_blocked = 1;
+        watch(c);
+        long secs = gc__cfg_int(c->w->cfg, GC_S_timeout);
+        if (progress || !uv_is_active((uv_handle_t *)&c->timer)) {
+            c->timer_for_request = 0;
+            if (secs > 0)
+                uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
+        }
         return;
     }
     out_release(c);
+    watch(c);
     uv_timer_stop(&c->timer);
     request_continue(c, c->keep_after_out);
-}
-
-static void out_send(gc__conn_t *c)
-{
-    size_t n = c->out.len - c->out_sent;
-    c->out_step = n < GC_OUT_STEP ? n : GC_OUT_STEP;
-    uv_buf_t b = uv_buf_init(c->out.data + c->out_sent, (unsigned int)c->out_step);
-    c->out_req.data = c;
-    if (uv_write(&c->out_req, &c->h.stream, &b, 1, on_out_written) < 0) {
-        gc__conn_close(c);
-        out_release(c);
-        return;
-    }
-    long secs = gc__cfg_int(c->w->cfg, GC_S_timeout);
-    c->timer_for_request = 0;
-    if (secs > 0)
-        uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
 }
 
 void gc__conn_finish(gc__conn_t *c, int keep)
@@ -503,7 +543,7 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
          * sends it, then goes on. */
         c->keep_after_out = keep;
         stop_reading(c); /* still on after an inline run */
-        out_send(c);
+        out_flush(c);
         return;
     }
     request_continue(c, keep);
@@ -540,12 +580,7 @@ static void request_continue(gc__conn_t *c, int keep)
  * (a killed worker takes one request with it, not two). */
 static void read_now(gc__conn_t *c)
 {
-    ssize_t n = recv(c->fd, c->w->readbuf, sizeof(c->w->readbuf), 0);
-    if (n > 0) {
-        uv_buf_t b = uv_buf_init(c->w->readbuf, (unsigned int)n);
-        on_read(&c->h.stream, n, &b);
-    }
-    /* 0 (the client closed), an error, or nothing yet: the loop finds out as usual. */
+    read_some(c); /* nothing there yet (-EAGAIN): the loop finds out as usual */
 }
 
 /* TCP_NODELAY on a socket accepted from listener li: set once on the listener, it is
@@ -556,10 +591,10 @@ static void conn_nodelay(gc__worker_t *w, size_t li, gc__conn_t *c)
         return;
     int on = 0;
     socklen_t len = sizeof(on);
-    if (getsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on)
+    if (getsockopt(c->tr.fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on)
         w->nodelay_inherited[li] = 1;
     else
-        uv_tcp_nodelay(&c->h.tcp, 1);
+        setsockopt(c->tr.fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 }
 
 /* Takes ownership of fd, a connection just accepted on listener `li`; peer is its
@@ -574,18 +609,14 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
     }
     c->w = w;
     c->listener = l;
-    int rc = l->is_unix ? uv_pipe_init(w->loop, &c->h.pipe, 0) : uv_tcp_init(w->loop, &c->h.tcp);
-    if (rc == 0) {
-        rc = l->is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
-        if (rc < 0) /* the handle never owned fd; closing it below leaves fd to us */
-            close(fd);
-    } else {
-        close(fd);
+    /* accept4 made fd non-blocking; the transport owns it from here on. */
+    gc__transport_socket(&c->tr, fd);
+    if (uv_poll_init_socket(w->loop, &c->poll, fd) < 0) {
+        gc__transport_close(&c->tr);
         free(c);
         return;
     }
-    c->h.handle.data = c;
-    c->fd = fd;
+    c->poll.data = c;
     c->open_handles = 1;
     c->idle_since = uv_hrtime();
     gc__http_parser_init(&c->parser, &w->limits);
@@ -599,10 +630,6 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
-    if (rc < 0) {
-        gc__conn_close(c);
-        return;
-    }
     if (!l->is_unix) {
         conn_nodelay(w, li, c);
         if (peer != NULL && peer->ss_family == AF_INET6) {

@@ -213,7 +213,7 @@ static void gevent_run(gc__conn_t *c)
     Py_XDECREF(arg);
     Py_XDECREF(gl); /* the callback holds it until it runs */
     if (r == NULL) {
-        gc__sink_init(&c->sink, c->fd, 0);
+        gc__sink_init(&c->sink, &c->tr, 0);
         gc__conn_finish(c, 0);
         return;
     }

@@ -79,7 +79,7 @@ static void *thread_main(void *arg)
         PyEval_RestoreThread(ts);
         int keep = 0;
         if (t->claimed)
-            gc__sink_init(&c->sink, c->fd, 0); /* answered by the loop thread: not run */
+            gc__sink_init(&c->sink, &c->tr, 0); /* answered by the loop thread: not run */
         else
             keep = gc__conn_respond(c, &t->head);
         t->conn = NULL;
@@ -185,12 +185,12 @@ static void answer_500(gc__conn_t *c)
     gc__buf_init(&out);
     if (gc__http_write_error(&out, 500, "") == 0) {
         gc__sink_t sink;
-        gc__sink_init(&sink, c->fd, 1000); /* a few hundred bytes: the socket takes them */
+        gc__sink_init(&sink, &c->tr, 1000); /* a few hundred bytes: the socket takes them */
         gc__sink_write(&sink, out.data, out.len);
         gc__sink_free(&sink);
     }
     gc__buf_free(&out);
-    shutdown(c->fd, SHUT_RDWR);
+    shutdown(c->tr.fd, SHUT_RDWR);
 }
 
 /* The quick stop (INT, QUIT, ABRT) with requests in the pool; on the loop thread, with
@@ -221,10 +221,10 @@ static void abandon_requests(pool_t *pool)
             log_abandoned(c, " while its thread runs it (threads cannot be interrupted): "
                              "answered 500");
         } else if (!t->in_io) {
-            shutdown(c->fd, SHUT_RDWR);
+            shutdown(c->tr.fd, SHUT_RDWR);
             log_abandoned(c, " after its response started: connection closed");
         } else {
-            shutdown(c->fd, SHUT_RDWR);
+            shutdown(c->tr.fd, SHUT_RDWR);
             /* The thread may be reading the body into the parser: not a word of it. */
             gc__error("A request abandoned as the worker exits during a read or write: "
                       "connection closed");

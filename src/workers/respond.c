@@ -46,7 +46,7 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
     /* A client that takes longer than --timeout to accept bytes loses the connection,
      * but one that reads slowly gets the end of its response from the loop (the
      * spill), so the application is not kept waiting for it. */
-    gc__sink_init(sink, c->fd, (int)gc__cfg_int(w->cfg, GC_S_timeout) * 1000);
+    gc__sink_init(sink, &c->tr, (int)gc__cfg_int(w->cfg, GC_S_timeout) * 1000);
     sink->spill_max = c->spill_reserved;
     w->klass->sink_setup(c, sink);
     const gc__listener_t *l = c->listener;

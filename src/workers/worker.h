@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "http/parser.h"
+#include "net/transport.h"
 #include "proc/listen.h"
 #include "proc/scoreboard.h"
 #include "workers/frontend.h"
@@ -36,13 +37,12 @@ typedef struct gc__worker gc__worker_t;
 typedef struct gc__conn gc__conn_t;
 
 struct gc__conn {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
-    uv_timer_t timer; /* idle keep-alive, or the deadline for a whole request */
+    /* Readiness of the socket, for the loop: readable while reading, writable while the
+     * loop sends the end of a response (the spill). The bytes themselves move through
+     * the transport. */
+    uv_poll_t poll;
+    gc__transport_t tr; /* the plain socket today (net/transport.h) */
+    uv_timer_t timer;   /* idle keep-alive, or the deadline for a whole request */
     gc__worker_t *w;
     const gc__listener_t *listener; /* borrowed from the worker */
     gc__http_parser_t parser;
@@ -51,8 +51,8 @@ struct gc__conn {
     char remote_port[8];
     gc__proxy_info_t proxy; /* what a PROXY protocol header said (protocol "" without) */
     int proxy_wait;         /* the first bytes may still be a PROXY header (workers/frontend.h) */
-    int fd;
     int reading;
+    int watching;          /* the UV_READABLE/UV_WRITABLE events the poll handle has */
     int timer_for_request; /* the timer is the request deadline, not keep-alive */
     int continue_sent;
     int answered;        /* a response went out: idle now means between keep-alive requests */
@@ -62,8 +62,8 @@ struct gc__conn {
     int lingering;
     /* The end of a response that the loop still writes (see gc__conn_take_spill). */
     gc__buf_t out;
-    size_t out_sent, out_step;
-    uv_write_t out_req;
+    size_t out_sent;
+    int out_blocked; /* the transport wants readiness (tr.want) before more goes out */
     int keep_after_out;
     int closing;
     int open_handles; /* freed when both handles have closed */

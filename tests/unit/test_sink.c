@@ -66,8 +66,10 @@ static void test_sink_writev(void)
     int fds[2];
     make_pair(fds);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 1000);
-    ASSERT_EQ_INT(s.fd, fds[0]);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 1000);
+    ASSERT_EQ_INT(s.tr->fd, fds[0]);
     ASSERT_EQ_INT(s.error, 0);
     ASSERT_EQ_INT(s.written, 0);
 
@@ -162,7 +164,9 @@ static void test_sink_partial_writes(void)
     close(fds[1]);
 
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 10000);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 10000);
     s.wait = counting_wait;
     s.io_enter = io_enter;
     s.io_leave = io_leave;
@@ -183,7 +187,9 @@ static void test_sink_partial_writes(void)
     free(data);
 }
 
-static void test_sink_sendfile(void)
+/* sendfile(2) through the socket transport; with `copied`, through a transport that has
+ * no sendfile (as a TLS session will), so the sink reads the file and writes. */
+static void sendfile_case(int copied)
 {
     enum { SIZE = 300000 };
     char *data = malloc(SIZE);
@@ -201,7 +207,13 @@ static void test_sink_sendfile(void)
     pid_t pid = slow_reader(fds, SIZE);
     close(fds[1]);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 10000);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__transport_ops_t no_sendfile = *tr.ops;
+    no_sendfile.sendfile = NULL;
+    if (copied)
+        tr.ops = &no_sendfile;
+    gc__sink_init(&s, &tr, 10000);
     ASSERT_OK(gc__sink_sendfile(&s, fileno(f), 4, SIZE));
     ASSERT_EQ_INT(s.written, SIZE);
     close(fds[0]);
@@ -210,12 +222,24 @@ static void test_sink_sendfile(void)
     free(data);
 }
 
+static void test_sink_sendfile(void)
+{
+    sendfile_case(0);
+}
+
+static void test_sink_sendfile_copied(void)
+{
+    sendfile_case(1);
+}
+
 static void test_sink_timeout(void)
 {
     int fds[2];
     make_pair(fds);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 50);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 50);
     /* Nobody reads fds[1]: the buffer fills and the wait times out. */
     size_t n = 4 << 20;
     char *data = calloc(1, n);
@@ -240,7 +264,9 @@ static void test_sink_epipe(void)
     make_pair(fds);
     close(fds[1]);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 1000);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 1000);
     ASSERT_EQ_INT(gc__sink_write(&s, "hello", 5), -EPIPE);
     ASSERT_EQ_INT(s.error, -EPIPE);
     ASSERT_EQ_INT(s.written, 0);
@@ -265,7 +291,8 @@ static void test_sink_epipe(void)
     size_t n = 8 << 20;
     char *data = calloc(1, n);
     ASSERT(data != NULL);
-    gc__sink_init(&s, fds[0], 5000);
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 5000);
     int rc = gc__sink_write(&s, data, n);
     ASSERT(rc == -EPIPE || rc == -ECONNRESET);
     ASSERT(gc__sink_is_disconnect(rc));
@@ -354,7 +381,9 @@ static void test_spill_instead_of_waiting(void)
     pid_t pid = reader(fds, TOTAL, 300, 0);
     close(fds[1]);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 5000);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 5000);
     s.wait = counting_wait;
     s.spill_max = 1 << 20;
     wait_calls = 0;
@@ -387,7 +416,9 @@ static void test_spill_is_bounded(void)
     pid_t pid = reader(fds, TOTAL, 50, 1);
     close(fds[1]);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 10000);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 10000);
     s.wait = counting_wait;
     s.spill_max = 64 * 1024;
     wait_calls = 0;
@@ -425,7 +456,9 @@ static void test_spill_sendfile(void)
     pid_t pid = reader(fds, FILE_SIZE + TAIL, 300, 0);
     close(fds[1]);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 5000);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 5000);
     s.wait = counting_wait;
     s.spill_max = 512 * 1024;
     wait_calls = 0;
@@ -447,7 +480,9 @@ static void test_no_spill_by_default(void)
     int fds[2];
     make_pair(fds);
     gc__sink_t s;
-    gc__sink_init(&s, fds[0], 100);
+    gc__transport_t tr;
+    gc__transport_socket(&tr, fds[0]);
+    gc__sink_init(&s, &tr, 100);
     char block[65536];
     memset(block, 'x', sizeof(block));
     int rc = 0;
@@ -471,6 +506,7 @@ int main(int argc, char **argv)
     RUN(test_sink_writev);
     RUN(test_sink_partial_writes);
     RUN(test_sink_sendfile);
+    RUN(test_sink_sendfile_copied);
     RUN(test_sink_timeout);
     RUN(test_sink_epipe);
     RUN(test_sink_is_disconnect);
