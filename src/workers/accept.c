@@ -51,8 +51,9 @@ static void on_acceptable(uv_poll_t *h, int status, int events);
 static gc__conn_t *evictable(gc__worker_t *w, int *slow)
 {
     gc__conn_t *idle = NULL, *waiting = NULL;
-    for (gc__conn_t *c = w->conns; c; c = c->next) {
-        if (c->closing || c->lingering || c->busy || c->out.len > 0 || c->parser.headers_done)
+    for (gc__conn_t *c = w->open.list; c; c = c->next) {
+        if ((c->state != GC_CONN_WAITING && c->state != GC_CONN_RECEIVING) ||
+            c->parser.headers_done)
             continue;
         if (c->answered && !c->parser.started && c->pending.len == 0) {
             if (idle == NULL || c->idle_since <= idle->idle_since) /* ties: the older */
@@ -84,23 +85,23 @@ static int log_due(gc__worker_t *w, uint64_t *at)
 static void accept_watch(gc__worker_t *w, int on)
 {
     for (size_t i = 0; i < w->nlisteners; i++) {
-        if (uv_is_closing((uv_handle_t *)&w->accepts[i]))
+        if (uv_is_closing((uv_handle_t *)&w->acc.polls[i]))
             continue;
         if (on)
-            uv_poll_start(&w->accepts[i], UV_READABLE, on_acceptable);
+            uv_poll_start(&w->acc.polls[i], UV_READABLE, on_acceptable);
         else
-            uv_poll_stop(&w->accepts[i]);
+            uv_poll_stop(&w->acc.polls[i]);
     }
 }
 
 static void accept_pause(gc__worker_t *w, int paused)
 {
-    if (w->accept_paused == paused)
+    if (w->acc.paused == paused)
         return;
-    w->accept_paused = paused;
+    w->acc.paused = paused;
     /* Siblings step back for a worker that accepts, or steps back itself (below). */
     atomic_store_explicit(&w->slot->accepting, (uint32_t)!paused, memory_order_relaxed);
-    if (!w->yielding)
+    if (!w->acc.yielding)
         accept_watch(w, !paused);
 }
 
@@ -122,16 +123,16 @@ static void accept_pause(gc__worker_t *w, int paused)
 
 void gc__accept_publish(gc__worker_t *w)
 {
-    atomic_store_explicit(&w->slot->conns, (uint32_t)(w->nconns - w->nclosing),
+    atomic_store_explicit(&w->slot->conns, (uint32_t)(w->open.n - w->open.closing),
                           memory_order_relaxed);
 }
 
 static int sibling_takes(const gc__worker_t *w)
 {
-    uint32_t mine = (uint32_t)(w->nconns - w->nclosing);
+    uint32_t mine = (uint32_t)(w->open.n - w->open.closing);
     uint64_t now = 0;
-    for (size_t i = 0; i < w->nslots; i++) {
-        gc__slot_t *s = &w->slots[i];
+    for (size_t i = 0; i < w->acc.nslots; i++) {
+        gc__slot_t *s = &w->acc.slots[i];
         if (s == w->slot || !atomic_load_explicit(&s->accepting, memory_order_relaxed))
             continue;
         uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -155,24 +156,24 @@ static int sibling_takes(const gc__worker_t *w)
 static void on_yield_end(uv_timer_t *t)
 {
     gc__worker_t *w = t->data;
-    w->yielding = 0;
-    if (!w->accept_paused && !w->stopping)
+    w->acc.yielding = 0;
+    if (!w->acc.paused && !w->stopping)
         accept_watch(w, 1);
 }
 
 static void accept_yield(gc__worker_t *w)
 {
-    w->yielding = 1;
+    w->acc.yielding = 1;
     accept_watch(w, 0);
-    uv_timer_start(&w->yield_timer, on_yield_end, GC_YIELD_MS, 0);
+    uv_timer_start(&w->acc.yield_timer, on_yield_end, GC_YIELD_MS, 0);
 }
 
 static void log_limit(gc__worker_t *w)
 {
-    if (log_due(w, &w->limit_logged_at)) {
+    if (log_due(w, &w->acc.limit_logged_at)) {
         gc__warning("Worker connection limit reached (%zu open): new connections wait "
                     "until one closes (--worker-connections)",
-                    w->max_conns);
+                    w->acc.max_conns);
     }
 }
 
@@ -181,11 +182,11 @@ static void log_limit(gc__worker_t *w)
 void gc__accept_update(gc__worker_t *w)
 {
     int slow;
-    if (!w->accept_paused || w->stopping || w->accepts == NULL)
+    if (!w->acc.paused || w->stopping || w->acc.polls == NULL)
         return;
-    if (w->nconns - w->nclosing < w->max_conns || evictable(w, &slow) != NULL) {
-        if (w->out_of_files) {
-            w->out_of_files = 0;
+    if (w->open.n - w->open.closing < w->acc.max_conns || evictable(w, &slow) != NULL) {
+        if (w->acc.out_of_files) {
+            w->acc.out_of_files = 0;
             gc__debug("Accepting connections again after running out of file descriptors");
         }
         accept_pause(w, 0);
@@ -195,19 +196,20 @@ void gc__accept_update(gc__worker_t *w)
 static void on_acceptable(uv_poll_t *h, int status, int events)
 {
     gc__worker_t *w = h->data;
-    size_t li = (size_t)(h - w->accepts);
+    size_t li = (size_t)(h - w->acc.polls);
     if (status < 0 || w->stopping)
         return;
-    if (w->nslots > 1 && sibling_takes(w)) {
+    if (w->acc.nslots > 1 && sibling_takes(w)) {
         accept_yield(w);
         return;
     }
-    for (int n = 0; n < w->accept_batch; n++) {
+    for (int n = 0; n < w->acc.batch; n++) {
         /* At the limit, an idle or slow connection makes room, but only once a new
          * connection has really been accepted (a sibling may have taken it). */
         gc__conn_t *victim = NULL;
         int slow = 0;
-        if (w->nconns - w->nclosing >= w->max_conns && (victim = evictable(w, &slow)) == NULL) {
+        if (w->open.n - w->open.closing >= w->acc.max_conns &&
+            (victim = evictable(w, &slow)) == NULL) {
             log_limit(w);
             accept_pause(w, 1);
             return;
@@ -222,12 +224,12 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
                 gc__debug("Closing the connection from %s, which has not sent a whole "
                           "request for %.1fs, to make room (--worker-connections %zu)",
                           victim->remote_addr, (double)(uv_hrtime() - victim->idle_since) / 1e9,
-                          w->max_conns);
+                          w->acc.max_conns);
                 gc__conn_close(victim);
             } else if (victim != NULL) {
                 gc__debug("Closing the idle keep-alive connection from %s to make room "
                           "(--worker-connections %zu)",
-                          victim->remote_addr, w->max_conns);
+                          victim->remote_addr, w->acc.max_conns);
                 gc__conn_linger(victim);
             }
             gc__conn_open(w, li, fd, &peer);
@@ -238,11 +240,11 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* Out of descriptors: the socket stays readable, so polling on would spin.
              * A closing connection or the next tick resumes. */
-            if (log_due(w, &w->nofile_logged_at))
+            if (log_due(w, &w->acc.nofile_logged_at))
                 gc__warning("Cannot accept a connection: %s (accepting pauses until a "
                             "connection closes; logged once a minute)",
                             strerror(errno));
-            w->out_of_files = 1;
+            w->acc.out_of_files = 1;
             accept_pause(w, 1);
         }
         return; /* EAGAIN: another worker took it, or the backlog is empty */
@@ -252,22 +254,22 @@ static void on_acceptable(uv_poll_t *h, int status, int events)
 /* Starts watching every listener. Returns 0 or a negative errno. */
 int gc__accept_start(gc__worker_t *w)
 {
-    w->accepts = calloc(w->nlisteners ? w->nlisteners : 1, sizeof(*w->accepts));
-    w->nodelay_inherited = calloc(w->nlisteners ? w->nlisteners : 1, 1);
-    if (w->accepts == NULL || w->nodelay_inherited == NULL)
+    w->acc.polls = calloc(w->nlisteners ? w->nlisteners : 1, sizeof(*w->acc.polls));
+    w->acc.nodelay_inherited = calloc(w->nlisteners ? w->nlisteners : 1, 1);
+    if (w->acc.polls == NULL || w->acc.nodelay_inherited == NULL)
         return -ENOMEM;
     long max = gc__cfg_int(w->cfg, GC_S_worker_connections);
-    w->max_conns = max > 0 ? (size_t)max : 1;
+    w->acc.max_conns = max > 0 ? (size_t)max : 1;
     /* Every connection is a descriptor: the soft limit (often 1024) goes up to the hard
      * one, which is what the hard limit is for. */
     long nofile = gc__nofile_raise();
-    if (nofile > 0 && (size_t)nofile < w->max_conns + 64)
+    if (nofile > 0 && (size_t)nofile < w->acc.max_conns + 64)
         gc__warning("The open file limit (%ld) is too low for --worker-connections %zu", nofile,
-                    w->max_conns);
-    w->accept_batch = gc__cfg_int(w->cfg, GC_S_workers) > 1 ? 1 : 64;
-    uv_timer_init(w->loop, &w->yield_timer);
-    w->yield_timer.data = w;
-    uv_unref((uv_handle_t *)&w->yield_timer);
+                    w->acc.max_conns);
+    w->acc.batch = gc__cfg_int(w->cfg, GC_S_workers) > 1 ? 1 : 64;
+    uv_timer_init(w->loop, &w->acc.yield_timer);
+    w->acc.yield_timer.data = w;
+    uv_unref((uv_handle_t *)&w->acc.yield_timer);
     for (size_t i = 0; i < w->nlisteners; i++) {
         int fd = w->listeners[i].fd;
         int flags = fcntl(fd, F_GETFL);
@@ -281,11 +283,11 @@ int gc__accept_start(gc__worker_t *w)
         int on = 1;
         if (!w->listeners[i].is_unix)
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-        int rc = uv_poll_init(w->loop, &w->accepts[i], fd);
+        int rc = uv_poll_init(w->loop, &w->acc.polls[i], fd);
         if (rc < 0)
             return rc;
-        w->accepts[i].data = w;
-        if ((rc = uv_poll_start(&w->accepts[i], UV_READABLE, on_acceptable)) < 0)
+        w->acc.polls[i].data = w;
+        if ((rc = uv_poll_start(&w->acc.polls[i], UV_READABLE, on_acceptable)) < 0)
             return rc;
     }
     atomic_store_explicit(&w->slot->accepting, 1, memory_order_relaxed);
@@ -295,8 +297,8 @@ int gc__accept_start(gc__worker_t *w)
 void gc__accept_close(gc__worker_t *w)
 {
     atomic_store_explicit(&w->slot->accepting, 0, memory_order_relaxed);
-    uv_timer_stop(&w->yield_timer);
-    for (size_t i = 0; w->accepts && i < w->nlisteners; i++)
-        if (!uv_is_closing((uv_handle_t *)&w->accepts[i]))
-            uv_close((uv_handle_t *)&w->accepts[i], NULL);
+    uv_timer_stop(&w->acc.yield_timer);
+    for (size_t i = 0; w->acc.polls && i < w->nlisteners; i++)
+        if (!uv_is_closing((uv_handle_t *)&w->acc.polls[i]))
+            uv_close((uv_handle_t *)&w->acc.polls[i], NULL);
 }

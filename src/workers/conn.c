@@ -52,11 +52,11 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        w->open.list = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->nconns--;
-    w->nclosing--;
+    w->open.n--;
+    w->open.closing--;
     gc__accept_publish(w);
     out_release(c);
     gc__http_parser_free(&c->parser);
@@ -64,24 +64,24 @@ static void on_conn_handle_closed(uv_handle_t *h)
     gc__buf_free(&c->head);
     gc__transport_close(&c->tr);
     free(c);
-    if (w->stopping && w->nconns == 0)
+    if (w->stopping && w->open.n == 0)
         gc__worker_exit(w);
     gc__accept_update(w);
 }
 
 void gc__conn_close(gc__conn_t *c)
 {
-    if (c->closing)
+    if (c->state == GC_CONN_CLOSING)
         return;
-    if (c->busy) {
+    if (c->state == GC_CONN_RUNNING) {
         c->close_after = 1; /* a thread or greenlet still uses it */
         return;
     }
-    c->closing = 1;
-    if (!c->lingering) { /* a lingering connection is counted already */
-        c->w->nclosing++;
+    if (c->state != GC_CONN_LINGERING) { /* a lingering connection is counted already */
+        c->w->open.closing++;
         gc__accept_publish(c->w);
     }
+    c->state = GC_CONN_CLOSING;
     uv_close((uv_handle_t *)&c->poll, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
@@ -106,9 +106,9 @@ static void on_timer(uv_timer_t *t);
  * it the request was not, so that it can retry it on a new connection. */
 void gc__conn_linger(gc__conn_t *c)
 {
-    if (c->closing || c->lingering)
+    if (c->state == GC_CONN_CLOSING || c->state == GC_CONN_LINGERING)
         return;
-    if (c->busy) {
+    if (c->state == GC_CONN_RUNNING) {
         c->close_after = 1;
         return;
     }
@@ -116,8 +116,8 @@ void gc__conn_linger(gc__conn_t *c)
         gc__conn_close(c);
         return;
     }
-    c->lingering = 1;
-    c->w->nclosing++; /* it no longer counts against --worker-connections */
+    c->state = GC_CONN_LINGERING;
+    c->w->open.closing++; /* it no longer counts against --worker-connections */
     gc__accept_publish(c->w);
     start_reading(c);
     uv_timer_start(&c->timer, on_timer, GC_LINGER_MS, 0);
@@ -152,7 +152,7 @@ static void on_timer(uv_timer_t *t)
 {
     gc__conn_t *c = t->data;
     const gc__config_t *cfg = c->w->cfg;
-    if (c->lingering) {
+    if (c->state == GC_CONN_LINGERING) {
         gc__conn_close(c);
     } else if (c->timer_for_request && c->parser.headers_done) {
         /* A body that stopped arriving: a slow one that progresses is never cut (each
@@ -166,7 +166,7 @@ static void on_timer(uv_timer_t *t)
         gc__debug("Closing connection from %s: request not received within %lds", c->remote_addr,
                   gc__cfg_int(cfg, GC_S_timeout));
         gc__conn_close(c);
-    } else if (c->out.len > 0) {
+    } else if (c->state == GC_CONN_SENDING) {
         gc__debug("Closing connection to %s: response not read within %lds", c->remote_addr,
                   gc__cfg_int(cfg, GC_S_timeout));
         gc__conn_close(c);
@@ -267,7 +267,7 @@ static void watch(gc__conn_t *c)
     int events = c->reading ? UV_READABLE : 0;
     if (c->out_blocked)
         events |= c->tr.want == POLLIN ? UV_READABLE : UV_WRITABLE;
-    if (events == c->watching || c->closing)
+    if (events == c->watching || c->state == GC_CONN_CLOSING)
         return;
     if (events == 0)
         uv_poll_stop(&c->poll);
@@ -296,11 +296,11 @@ static void dispatch(gc__conn_t *c)
         stop_reading(c);
     uv_timer_stop(&c->timer);
     c->timer_for_request = 0;
-    c->busy = 1;
+    c->state = GC_CONN_RUNNING;
     /* What a slow reader's response may leave for the loop to send is set aside now,
      * on the loop thread, so that concurrent requests stay within the budget. */
     c->spill_reserved = spill_room(w);
-    w->out_bytes += c->spill_reserved;
+    w->open.spill_bytes += c->spill_reserved;
     gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
     gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
                            gc__monotonic_ms());
@@ -325,6 +325,8 @@ static int after_feed(gc__conn_t *c)
          * keep coming: every piece of it restarts the timer. */
         if (p->started && (!c->timer_for_request || p->headers_done))
             arm_timer(c, 1);
+        if (p->started)
+            c->state = GC_CONN_RECEIVING;
         return 1;
     }
     return 1;
@@ -334,7 +336,7 @@ static int after_feed(gc__conn_t *c)
  * client closed, or the connection failed). */
 static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
 {
-    if (c->lingering) {
+    if (c->state == GC_CONN_LINGERING) {
         if (nread <= 0) /* the client has closed its side too */
             gc__conn_close(c);
         return; /* what it still sends is dropped */
@@ -381,13 +383,13 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
  * fills the buffer, as a large upload does). */
 static void read_some(gc__conn_t *c)
 {
-    char *buf = c->w->readbuf;
-    for (int round = 0; round < 4 && c->reading && !c->closing; round++) {
-        ssize_t n = gc__transport_recv(&c->tr, buf, sizeof(c->w->readbuf));
+    char *buf = c->w->open.readbuf;
+    for (int round = 0; round < 4 && c->reading && c->state != GC_CONN_CLOSING; round++) {
+        ssize_t n = gc__transport_recv(&c->tr, buf, sizeof(c->w->open.readbuf));
         if (n == -EAGAIN)
             return;
         on_bytes(c, buf, n);
-        if (n < (ssize_t)sizeof(c->w->readbuf))
+        if (n < (ssize_t)sizeof(c->w->open.readbuf))
             return;
     }
 }
@@ -403,13 +405,13 @@ static void on_io(uv_poll_t *h, int status, int events)
     }
     if (c->out_blocked)
         out_flush(c);
-    if (c->reading && !c->closing && (events & UV_READABLE))
+    if (c->reading && c->state != GC_CONN_CLOSING && (events & UV_READABLE))
         read_some(c);
 }
 
 static void start_reading(gc__conn_t *c)
 {
-    if (!c->reading && !c->closing) {
+    if (!c->reading && c->state != GC_CONN_CLOSING) {
         c->reading = 1;
         watch(c);
     }
@@ -418,13 +420,13 @@ static void start_reading(gc__conn_t *c)
 /* Feeds saved pipelined bytes until a request needs more input. */
 static void drive(gc__conn_t *c)
 {
-    while (!c->closing && c->pending.len > 0) {
+    while (c->state != GC_CONN_CLOSING && c->pending.len > 0) {
         size_t used = gc__http_parser_feed(&c->parser, c->pending.data, c->pending.len);
         gc__buf_consume(&c->pending, used);
         if (!after_feed(c))
             return; /* dispatched (run will come back) or rejected */
     }
-    if (!c->closing)
+    if (c->state != GC_CONN_CLOSING)
         start_reading(c);
 }
 
@@ -441,7 +443,7 @@ static void drive(gc__conn_t *c)
 
 static size_t spill_room(const gc__worker_t *w)
 {
-    size_t used = w->out_bytes;
+    size_t used = w->open.spill_bytes;
     if (used >= GC_SPILL_PER_WORKER)
         return 0;
     size_t room = GC_SPILL_PER_WORKER - used;
@@ -450,7 +452,7 @@ static size_t spill_room(const gc__worker_t *w)
 
 static void out_release(gc__conn_t *c)
 {
-    c->w->out_bytes -= c->out.len;
+    c->w->open.spill_bytes -= c->out.len;
     gc__buf_free(&c->out);
     c->out_sent = 0;
     c->out_blocked = 0;
@@ -497,13 +499,13 @@ static void out_flush(gc__conn_t *c)
 void gc__conn_finish(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
-    c->busy = 0;
-    w->out_bytes -= c->spill_reserved;
+    c->state = GC_CONN_WAITING; /* until request_done says where it goes */
+    w->open.spill_bytes -= c->spill_reserved;
     c->spill_reserved = 0;
     if (c->sink.error == 0) {
         out_release(c);
         if (gc__sink_take_spill(&c->sink, &c->out) > 0)
-            w->out_bytes += c->out.len;
+            w->open.spill_bytes += c->out.len;
     }
     gc__sink_free(&c->sink);
     if (c->close_after) {
@@ -538,10 +540,11 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
         atomic_store(&w->slot->state, GC_SLOT_RETIRING);
         gc__scoreboard_ring(w->bell);
     }
-    if (c->out.len > 0 && !c->closing) {
+    if (c->out.len > 0 && c->state != GC_CONN_CLOSING) {
         /* The end of the response is still to go out (the sink spilled it): the loop
          * sends it, then goes on. */
         c->keep_after_out = keep;
+        c->state = GC_CONN_SENDING;
         stop_reading(c); /* still on after an inline run */
         out_flush(c);
         return;
@@ -553,13 +556,14 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
 static void request_continue(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
-    if (c->closing)
+    if (c->state == GC_CONN_CLOSING)
         return;
     if (!keep) {
         conn_end(c);
         return;
     }
     gc__http_parser_next(&c->parser);
+    c->state = GC_CONN_WAITING;
     c->continue_sent = 0;
     c->idle_since = uv_hrtime();
     arm_timer(c, 0);
@@ -569,7 +573,7 @@ static void request_continue(gc__conn_t *c, int keep)
         last_call(c);
     drive(c);
     /* Idle now, the connection can make room for a new one at the limit. */
-    if (w->accept_paused && !c->closing && !c->parser.started)
+    if (w->acc.paused && c->state == GC_CONN_WAITING)
         gc__accept_update(w);
 }
 
@@ -587,12 +591,12 @@ static void read_now(gc__conn_t *c)
  * inherited on Linux, which the first connection checks; otherwise it is set on each. */
 static void conn_nodelay(gc__worker_t *w, size_t li, gc__conn_t *c)
 {
-    if (w->nodelay_inherited[li])
+    if (w->acc.nodelay_inherited[li])
         return;
     int on = 0;
     socklen_t len = sizeof(on);
     if (getsockopt(c->tr.fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on)
-        w->nodelay_inherited[li] = 1;
+        w->acc.nodelay_inherited[li] = 1;
     else
         setsockopt(c->tr.fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 }
@@ -621,11 +625,11 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
     c->idle_since = uv_hrtime();
     gc__http_parser_init(&c->parser, &w->limits);
     gc__buf_init(&c->pending);
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
+    c->next = w->open.list;
+    if (w->open.list)
+        w->open.list->prev = c;
+    w->open.list = c;
+    w->open.n++;
     gc__accept_publish(w);
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
@@ -669,8 +673,8 @@ void gc__conns_last_call(gc__worker_t *w)
      * the way RFC 9112 9.6 asks (gc__conn_linger). Requests being received or run finish
      * within the graceful timeout, also with "Connection: close". */
     uv_update_time(w->loop);
-    for (gc__conn_t *c = w->conns; c; c = c->next) {
-        if (c->busy || c->closing || c->lingering || c->parser.started || c->out.len > 0)
+    for (gc__conn_t *c = w->open.list; c; c = c->next) {
+        if (c->state != GC_CONN_WAITING)
             continue;
         if (c->pending.len > 0 || bytes_waiting(c)) {
             arm_timer(c, 1); /* a request is here: the next read serves it */

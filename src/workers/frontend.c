@@ -14,7 +14,7 @@
 #include "log/log.h"
 #include "python/config_file.h"
 #include "python/interp.h"
-#include "workers/worker.h"
+#include "workers/internal.h"
 
 /* secure_scheme_headers from the config file's dict. Entries that cannot match any
  * request header are kept harmless: a key that is not a latin-1 str is skipped, a value

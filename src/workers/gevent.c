@@ -163,8 +163,8 @@ static PyObject *serve_conns(PyObject *self, PyObject *arg)
         Py_XDECREF(owned);
         if (c == NULL)
             return NULL;
-        gevent_t *g = state_of(c->w);
-        int keep = gc__conn_respond(c, &c->head);
+        gevent_t *g = state_of(gc__conn_worker(c));
+        int keep = gc__conn_respond(c, gc__conn_head_buf(c));
         /* No longer interruptible: a SystemExit thrown from here on would escape the
          * request path and kill the greenlet. */
         if (PyDict_DelItem(g->running, arg) < 0)
@@ -196,7 +196,7 @@ static PyMethodDef serve_def = {"_gunicorn_c_request", serve_conns, METH_O, NULL
 
 static void gevent_run(gc__conn_t *c)
 {
-    gevent_t *g = state_of(c->w);
+    gevent_t *g = state_of(gc__conn_worker(c));
     PyObject *gl = g->n_idle > 0
                        ? g->idle[--g->n_idle]
                        : PyObject_CallFunctionObjArgs(g->greenlet, g->serve, g->hub, NULL);
@@ -213,7 +213,7 @@ static void gevent_run(gc__conn_t *c)
     Py_XDECREF(arg);
     Py_XDECREF(gl); /* the callback holds it until it runs */
     if (r == NULL) {
-        gc__sink_init(&c->sink, &c->tr, 0);
+        gc__conn_skip_request(c);
         gc__conn_finish(c, 0);
         return;
     }
@@ -239,7 +239,7 @@ static int gevent_wait(gc__sink_t *s, int fd, int events, int timeout_ms)
 static void gevent_sink_setup(gc__conn_t *c, gc__sink_t *sink)
 {
     sink->wait = gevent_wait;
-    sink->wait_data = state_of(c->w);
+    sink->wait_data = state_of(gc__conn_worker(c));
 }
 
 static int gevent_start(gc__worker_t *w)

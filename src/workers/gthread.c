@@ -23,9 +23,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#include "http/response.h"
 #include "http/sink.h"
 #include "log/log.h"
 
@@ -79,7 +77,7 @@ static void *thread_main(void *arg)
         PyEval_RestoreThread(ts);
         int keep = 0;
         if (t->claimed)
-            gc__sink_init(&c->sink, &c->tr, 0); /* answered by the loop thread: not run */
+            gc__conn_skip_request(c); /* answered by the loop thread: not run */
         else
             keep = gc__conn_respond(c, &t->head);
         t->conn = NULL;
@@ -161,7 +159,7 @@ static void gthread_sink_setup(gc__conn_t *c, gc__sink_t *sink)
 
 static void gthread_run(gc__conn_t *c)
 {
-    pool_t *pool = pool_of(c->w);
+    pool_t *pool = pool_of(gc__conn_worker(c));
     pthread_mutex_lock(&pool->lock);
     gc__conn_queue_push(&pool->waiting, c);
     pthread_cond_signal(&pool->ready);
@@ -171,7 +169,8 @@ static void gthread_run(gc__conn_t *c)
 /* Logs that the request on c was abandoned; `what` says how. */
 static void log_abandoned(gc__conn_t *c, const char *what)
 {
-    gc__view_t m = gc__http_method(&c->parser.req), t = gc__http_target(&c->parser.req);
+    const gc__http_request_t *req = gc__conn_request(c);
+    gc__view_t m = gc__http_method(req), t = gc__http_target(req);
     gc__error("Request %.*s %.*s abandoned as the worker exits%s", (int)m.len, m.base,
               (int)(t.len > 400 ? 400 : t.len), t.base, what);
 }
@@ -181,16 +180,7 @@ static void log_abandoned(gc__conn_t *c, const char *what)
  * code: nothing gives the GIL away between abandon_requests' check and the write. */
 static void answer_500(gc__conn_t *c)
 {
-    gc__buf_t out;
-    gc__buf_init(&out);
-    if (gc__http_write_error(&out, 500, "") == 0) {
-        gc__sink_t sink;
-        gc__sink_init(&sink, &c->tr, 1000); /* a few hundred bytes: the socket takes them */
-        gc__sink_write(&sink, out.data, out.len);
-        gc__sink_free(&sink);
-    }
-    gc__buf_free(&out);
-    shutdown(c->tr.fd, SHUT_RDWR);
+    gc__conn_abort(c, 1);
 }
 
 /* The quick stop (INT, QUIT, ABRT) with requests in the pool; on the loop thread, with
@@ -216,15 +206,15 @@ static void abandon_requests(pool_t *pool)
             t->claimed = 1; /* taken, but waiting for the GIL: it will not run */
             answer_500(c);
             log_abandoned(c, " before its thread started it: answered 500");
-        } else if (!t->in_io && c->sink.written == 0) {
+        } else if (!t->in_io && gc__conn_bytes_sent(c) == 0) {
             answer_500(c);
             log_abandoned(c, " while its thread runs it (threads cannot be interrupted): "
                              "answered 500");
         } else if (!t->in_io) {
-            shutdown(c->tr.fd, SHUT_RDWR);
+            gc__conn_abort(c, 0);
             log_abandoned(c, " after its response started: connection closed");
         } else {
-            shutdown(c->tr.fd, SHUT_RDWR);
+            gc__conn_abort(c, 0);
             /* The thread may be reading the body into the parser: not a word of it. */
             gc__error("A request abandoned as the worker exits during a read or write: "
                       "connection closed");

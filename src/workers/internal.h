@@ -1,5 +1,6 @@
-/* internal.h: what the files of a worker process share with each other; worker
- * classes use worker.h. One file per job:
+/* internal.h: what the files of a worker process share with each other, the
+ * connection itself among them; worker classes use worker.h, where a connection is
+ * opaque. One file per job:
  *
  *   conn.c       a connection's life: reading, parsing, dispatch, timers, the spill,
  *                the next request, closing (lingering close, last calls)
@@ -8,6 +9,7 @@
  *                of descriptors, balance between sibling workers
  *   pysignals.c  INT, QUIT, ABRT as Python-level handlers
  *   reload.c     --reload
+ *   frontend.c   trust lists, header policy, the PROXY header on a connection
  *   worker.c     boot, libuv signals, the tick, stopping */
 #ifndef GC_WORKERS_INTERNAL_H
 #define GC_WORKERS_INTERNAL_H
@@ -15,6 +17,61 @@
 #include <sys/socket.h>
 
 #include "workers/worker.h"
+
+/* Where a connection is in its life (conn.c moves it; docs/architecture.md draws it):
+ *
+ *   WAITING -> RECEIVING -> RUNNING -> SENDING -> WAITING (keep-alive) ...
+ *      any  -> LINGERING -> CLOSING,  any but RUNNING -> CLOSING
+ *
+ * RUNNING is the only state in which another thread or greenlet uses the connection;
+ * a close asked for meanwhile waits for it to end (close_after). */
+typedef enum {
+    GC_CONN_WAITING = 0, /* no byte of a request yet: new, or idle under --keep-alive */
+    GC_CONN_RECEIVING,   /* a request is arriving (head within --timeout, a body never
+                          * stalling for --timeout) */
+    GC_CONN_RUNNING,     /* the class has the request: the loop neither reads nor closes */
+    GC_CONN_SENDING,     /* the loop sends the end of the response the sink spilled */
+    GC_CONN_LINGERING,   /* our side is shut (FIN sent); what the client still sends is
+                          * read and dropped until it closes too (gc__conn_linger) */
+    GC_CONN_CLOSING,     /* the handles are closing; freed when both have */
+} gc__conn_state_t;
+
+struct gc__conn {
+    /* Readiness of the socket, for the loop: readable while reading, writable while the
+     * loop sends the end of a response (the spill). The bytes themselves move through
+     * the transport. */
+    uv_poll_t poll;
+    gc__transport_t tr; /* the plain socket today (net/transport.h) */
+    gc__conn_state_t state;
+    uv_timer_t timer; /* idle keep-alive, or the deadline for a whole request */
+    gc__worker_t *w;
+    const gc__listener_t *listener; /* borrowed from the worker */
+    gc__http_parser_t parser;
+    gc__buf_t pending; /* bytes read past the end of the current request */
+    char remote_addr[64];
+    char remote_port[8];
+    gc__proxy_info_t proxy; /* what a PROXY protocol header said (protocol "" without) */
+    int proxy_wait;         /* the first bytes may still be a PROXY header (workers/frontend.h) */
+    int reading;
+    int watching;          /* the UV_READABLE/UV_WRITABLE events the poll handle has */
+    int timer_for_request; /* the timer is the request deadline, not keep-alive */
+    int continue_sent;
+    int answered;        /* a response went out: idle now means between keep-alive requests */
+    uint64_t idle_since; /* uv_hrtime() when the connection was opened or last went idle */
+    /* The end of a response that the loop still writes (see gc__conn_take_spill). */
+    gc__buf_t out;
+    size_t out_sent;
+    int out_blocked;       /* the transport wants readiness (tr.want) before more goes out */
+    int keep_after_out;    /* SENDING: what comes after, keep-alive or the end */
+    int open_handles;      /* freed when both handles have closed */
+    int close_after;       /* a close was asked for while RUNNING: happens when it is done */
+    int done_keep;         /* the outcome posted with gc__conn_post_done */
+    size_t spill_reserved; /* bytes of the worker's spill budget set aside for it */
+    gc__sink_t sink;       /* the response's sink, while RUNNING */
+    gc__buf_t head;        /* the gevent class's buffer for response heads */
+    gc__conn_t *qnext;     /* in the worker's done queue or a class's queue */
+    gc__conn_t *prev, *next;
+};
 
 /* conn.c */
 /* Takes ownership of fd, a connection just accepted on listener `li`; peer is its

@@ -71,7 +71,7 @@ static void on_wakeup(uv_poll_t *h, int status, int events)
 {
     gc__worker_t *w = h->data;
     char buf[64];
-    while (read(w->wakeup_fds[0], buf, sizeof(buf)) > 0)
+    while (read(w->sig.wakeup_fds[0], buf, sizeof(buf)) > 0)
         ;
     gc__worker_gil(w);
     /* signal_exit is set too when a handler already ran in Python code of the loop
@@ -108,7 +108,7 @@ static int install_handlers(gc__worker_t *w)
     if (signal_mod != NULL && set_handler(signal_mod, SIGINT, &quit_def, w) == 0 &&
         set_handler(signal_mod, SIGQUIT, &quit_def, w) == 0 &&
         set_handler(signal_mod, SIGABRT, &abort_def, w) == 0)
-        r = PyObject_CallMethod(signal_mod, "set_wakeup_fd", "i", w->wakeup_fds[1]);
+        r = PyObject_CallMethod(signal_mod, "set_wakeup_fd", "i", w->sig.wakeup_fds[1]);
     Py_XDECREF(r);
     Py_XDECREF(signal_mod);
     if (r != NULL) {
@@ -127,11 +127,11 @@ static int install_handlers(gc__worker_t *w)
 
 int gc__pysignals_install(gc__worker_t *w)
 {
-    if (pipe2(w->wakeup_fds, O_NONBLOCK | O_CLOEXEC) < 0)
+    if (pipe2(w->sig.wakeup_fds, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
-    uv_poll_init(w->loop, &w->wakeup, w->wakeup_fds[0]);
-    w->wakeup.data = w;
-    uv_poll_start(&w->wakeup, UV_READABLE, on_wakeup);
-    uv_unref((uv_handle_t *)&w->wakeup);
+    uv_poll_init(w->loop, &w->sig.wakeup, w->sig.wakeup_fds[0]);
+    w->sig.wakeup.data = w;
+    uv_poll_start(&w->sig.wakeup, UV_READABLE, on_wakeup);
+    uv_unref((uv_handle_t *)&w->sig.wakeup);
     return install_handlers(w);
 }

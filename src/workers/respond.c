@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/response.h"
 #include "http/sink.h"
 #include "log/log.h"
 #include "proc/process.h"
@@ -78,27 +79,87 @@ void gc__conn_post_done(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
     c->done_keep = keep;
-    pthread_mutex_lock(&w->done_lock);
-    gc__conn_queue_push(&w->done, c);
-    pthread_mutex_unlock(&w->done_lock);
-    uv_async_send(&w->done_async);
+    pthread_mutex_lock(&w->done.lock);
+    gc__conn_queue_push(&w->done.queue, c);
+    pthread_mutex_unlock(&w->done.lock);
+    uv_async_send(&w->done.async);
 }
 
 void gc__worker_on_done(uv_async_t *h)
 {
     gc__worker_t *w = h->data;
-    pthread_mutex_lock(&w->done_lock);
-    gc__conn_queue_t done = w->done;
-    w->done.head = w->done.tail = NULL;
-    pthread_mutex_unlock(&w->done_lock);
+    pthread_mutex_lock(&w->done.lock);
+    gc__conn_queue_t done = w->done.queue;
+    w->done.queue.head = w->done.queue.tail = NULL;
+    pthread_mutex_unlock(&w->done.lock);
     for (gc__conn_t *c; (c = gc__conn_queue_pop(&done)) != NULL;)
         gc__conn_finish(c, c->done_keep);
 }
 
+void gc__conn_queue_push(gc__conn_queue_t *q, gc__conn_t *c)
+{
+    c->qnext = NULL;
+    if (q->tail)
+        q->tail->qnext = c;
+    else
+        q->head = c;
+    q->tail = c;
+}
+
+gc__conn_t *gc__conn_queue_pop(gc__conn_queue_t *q)
+{
+    gc__conn_t *c = q->head;
+    if (c != NULL && (q->head = c->qnext) == NULL)
+        q->tail = NULL;
+    return c;
+}
+
+gc__worker_t *gc__conn_worker(const gc__conn_t *c)
+{
+    return c->w;
+}
+
+const gc__http_request_t *gc__conn_request(const gc__conn_t *c)
+{
+    return &c->parser.req;
+}
+
+uint64_t gc__conn_bytes_sent(const gc__conn_t *c)
+{
+    return c->sink.written;
+}
+
+gc__buf_t *gc__conn_head_buf(gc__conn_t *c)
+{
+    return &c->head;
+}
+
+void gc__conn_skip_request(gc__conn_t *c)
+{
+    gc__sink_init(&c->sink, &c->tr, 0); /* nothing to send: the finish finds it empty */
+}
+
+void gc__conn_abort(gc__conn_t *c, int answer)
+{
+    if (answer) {
+        gc__buf_t out;
+        gc__buf_init(&out);
+        if (gc__http_write_error(&out, 500, "") == 0) {
+            gc__sink_t sink;
+            gc__sink_init(&sink, &c->tr, 1000);
+            gc__sink_write(&sink, out.data, out.len);
+            gc__sink_free(&sink);
+        }
+        gc__buf_free(&out);
+    }
+    /* The socket under any transport: whoever uses it next fails at once. */
+    shutdown(c->tr.fd, SHUT_RDWR);
+}
+
 int gc__worker_busy(const gc__worker_t *w)
 {
-    for (const gc__conn_t *c = w->conns; c; c = c->next)
-        if (c->busy)
+    for (const gc__conn_t *c = w->open.list; c; c = c->next)
+        if (c->state == GC_CONN_RUNNING)
             return 1;
     return 0;
 }

@@ -10,7 +10,7 @@
 
 static void sync_run(gc__conn_t *c)
 {
-    gc__worker_t *w = c->w;
+    gc__worker_t *w = gc__conn_worker(c);
     gc__worker_gil(w);
     gc__conn_finish(c, gc__conn_respond(c, &w->head));
 }

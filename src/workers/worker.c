@@ -75,11 +75,12 @@ void gc__worker_stop(gc__worker_t *w)
         return;
     gc__worker_gil(w);
     w->stopping = 1;
-    gc__debug("Worker stopping gracefully with %zu open connection(s)", w->nconns - w->nclosing);
+    gc__debug("Worker stopping gracefully with %zu open connection(s)",
+              w->open.n - w->open.closing);
     gc__rt_set_bool(w->hook_worker, "alive", 0);
     gc__accept_close(w);
     gc__conns_last_call(w);
-    if (w->nconns == 0)
+    if (w->open.n == 0)
         gc__worker_exit(w);
     long secs = gc__cfg_int(w->cfg, GC_S_graceful_timeout);
     uv_timer_start(&w->deadline, on_deadline, (uint64_t)(secs > 0 ? secs : 1) * 1000, 0);
@@ -180,8 +181,8 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->listeners = boot->listeners;
     w->nlisteners = boot->nlisteners;
     w->slot = boot->slot;
-    w->slots = boot->slots;
-    w->nslots = boot->slots != NULL ? boot->nslots : 0;
+    w->acc.slots = boot->slots;
+    w->acc.nslots = boot->slots != NULL ? boot->nslots : 0;
     w->hook_worker = boot->hook_worker;
     w->ppid = getppid();
     w->signal_exit = -1;
@@ -207,7 +208,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     gc__rt_set_long(w->hook_worker, "pid", (long)getpid());
     gc__rt_worker_hook(GC_HOOK_post_fork, w->hook_worker);
 
-    uv_signal_t *sigs[] = {&w->sig_term, &w->sig_usr1, &w->sig_winch};
+    uv_signal_t *sigs[] = {&w->sig.term, &w->sig.usr1, &w->sig.winch};
     int nums[] = {SIGTERM, SIGUSR1, SIGWINCH};
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         uv_signal_init(loop, sigs[i]);
@@ -246,9 +247,9 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     Py_DECREF(app);
     w->wsgi.hook_worker = w->hook_worker;
 
-    pthread_mutex_init(&w->done_lock, NULL);
-    uv_async_init(loop, &w->done_async, gc__worker_on_done);
-    w->done_async.data = w; /* referenced: the loop lives while requests run elsewhere */
+    pthread_mutex_init(&w->done.lock, NULL);
+    uv_async_init(loop, &w->done.async, gc__worker_on_done);
+    w->done.async.data = w; /* referenced: the loop lives while requests run elsewhere */
     if (w->klass->loop_releases_gil) {
         uv_prepare_init(loop, &w->gil_release);
         w->gil_release.data = w;

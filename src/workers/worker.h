@@ -36,71 +36,13 @@
 typedef struct gc__worker gc__worker_t;
 typedef struct gc__conn gc__conn_t;
 
-struct gc__conn {
-    /* Readiness of the socket, for the loop: readable while reading, writable while the
-     * loop sends the end of a response (the spill). The bytes themselves move through
-     * the transport. */
-    uv_poll_t poll;
-    gc__transport_t tr; /* the plain socket today (net/transport.h) */
-    uv_timer_t timer;   /* idle keep-alive, or the deadline for a whole request */
-    gc__worker_t *w;
-    const gc__listener_t *listener; /* borrowed from the worker */
-    gc__http_parser_t parser;
-    gc__buf_t pending; /* bytes read past the end of the current request */
-    char remote_addr[64];
-    char remote_port[8];
-    gc__proxy_info_t proxy; /* what a PROXY protocol header said (protocol "" without) */
-    int proxy_wait;         /* the first bytes may still be a PROXY header (workers/frontend.h) */
-    int reading;
-    int watching;          /* the UV_READABLE/UV_WRITABLE events the poll handle has */
-    int timer_for_request; /* the timer is the request deadline, not keep-alive */
-    int continue_sent;
-    int answered;        /* a response went out: idle now means between keep-alive requests */
-    uint64_t idle_since; /* uv_hrtime() when the connection was opened or last went idle */
-    /* Our side is shut (FIN sent); what the client still sends is read and dropped until
-     * it closes too (see gc__conn_linger in conn.c). */
-    int lingering;
-    /* The end of a response that the loop still writes (see gc__conn_take_spill). */
-    gc__buf_t out;
-    size_t out_sent;
-    int out_blocked; /* the transport wants readiness (tr.want) before more goes out */
-    int keep_after_out;
-    int closing;
-    int open_handles; /* freed when both handles have closed */
-    /* While the class runs a request (busy), the loop leaves the connection alone:
-     * it neither reads nor closes it. */
-    int busy;
-    int close_after;       /* a close was asked for while busy: happens when it is done */
-    int done_keep;         /* the outcome posted with gc__conn_post_done */
-    size_t spill_reserved; /* bytes of the worker's spill budget set aside for it */
-    gc__sink_t sink;       /* the response's sink, while busy */
-    gc__buf_t head;        /* the gevent class's buffer for response heads */
-    gc__conn_t *qnext;     /* in the worker's done queue or a class's queue */
-    gc__conn_t *prev, *next;
-};
-
-/* A FIFO of connections linked through qnext; its user holds whatever lock guards it. */
+/* A FIFO of connections; its user holds whatever lock guards it. */
 typedef struct {
     gc__conn_t *head, *tail;
 } gc__conn_queue_t;
 
-static inline void gc__conn_queue_push(gc__conn_queue_t *q, gc__conn_t *c)
-{
-    c->qnext = NULL;
-    if (q->tail)
-        q->tail->qnext = c;
-    else
-        q->head = c;
-    q->tail = c;
-}
-
-static inline gc__conn_t *gc__conn_queue_pop(gc__conn_queue_t *q)
-{
-    gc__conn_t *c = q->head;
-    if (c != NULL && (q->head = c->qnext) == NULL)
-        q->tail = NULL;
-    return c;
-}
+void gc__conn_queue_push(gc__conn_queue_t *q, gc__conn_t *c);
+gc__conn_t *gc__conn_queue_pop(gc__conn_queue_t *q);
 
 /* A worker class: how complete requests reach the application. */
 typedef struct {
@@ -147,64 +89,83 @@ typedef struct {
     int bell; /* the scoreboard's bell (gc__scoreboard_ring), or -1 */
 } gc__worker_boot_t;
 
-struct gc__worker {
-    uv_loop_t *loop;
-    gc__slot_t *slot;
-    gc__slot_t *slots; /* every worker's slot, for the accept balance; nslots 0: none */
-    size_t nslots;
-    uv_timer_t yield_timer; /* ends a step back from accepting (see accept.c) */
-    int yielding;
-    PyObject *hook_worker;
-    uint64_t max_requests; /* 0: unlimited; includes the jitter */
-    int retiring;
-    const gc__config_t *cfg;
-    gc__listener_t *listeners; /* borrowed from the arbiter (inherited by fork) */
-    size_t nlisteners;
-    /* Accepting (see "the accept gate" in accept.c): one poll handle per listener, so
-     * that accepting can pause at --worker-connections and resume below it. */
-    uv_poll_t *accepts; /* owned, one per listener */
+/* The accept gate (accept.c): one poll handle per listener, so that accepting can pause
+ * at --worker-connections and resume below it, and the balance between workers. */
+typedef struct {
+    uv_poll_t *polls; /* owned, one per listener */
     /* Owned, one per listener: 1 once an accepted socket was seen to inherit the
      * listener's TCP_NODELAY (Linux does), which saves a setsockopt per connection. */
     unsigned char *nodelay_inherited;
     size_t max_conns; /* --worker-connections */
-    size_t nclosing;  /* connections closed but not yet freed (still in nconns) */
-    size_t out_bytes; /* response bytes held for slow readers, all connections */
-    int accept_paused;
-    int accept_batch;          /* connections taken per wake-up: 1 when workers share a socket */
+    int paused;
+    int batch;                 /* connections taken per wake-up: 1 when workers share a socket */
     uint64_t limit_logged_at;  /* when the limit was last logged (loop time, ms) */
     uint64_t nofile_logged_at; /* ... and running out of descriptors */
     int out_of_files;          /* accepting paused by EMFILE/ENFILE/ENOBUFS/ENOMEM */
+    gc__slot_t *slots;         /* every worker's slot, for the balance; nslots 0: none */
+    size_t nslots;
+    uv_timer_t yield_timer; /* ends a step back from accepting */
+    int yielding;
+} gc__accept_gate_t;
+
+/* The open connections (conn.c). */
+typedef struct {
+    gc__conn_t *list;        /* every open connection */
+    size_t n;                /* including those closing */
+    size_t closing;          /* closed or lingering, not yet freed */
+    size_t spill_bytes;      /* response bytes held for slow readers, all connections */
+    char readbuf[64 * 1024]; /* shared by all connections: reads are copied out at once */
+} gc__conn_set_t;
+
+/* Signals (worker.c, pysignals.c). */
+typedef struct {
+    uv_signal_t term, usr1, winch;
+    uv_poll_t wakeup; /* Python's signal wakeup fd: INT, QUIT, ABRT run their handlers */
+    int wakeup_fds[2];
+} gc__worker_signals_t;
+
+/* Connections whose request ran elsewhere (gc__conn_post_done), for the loop
+ * (respond.c). */
+typedef struct {
+    uv_async_t async;
+    pthread_mutex_t lock;
+    gc__conn_queue_t queue;
+} gc__done_queue_t;
+
+struct gc__worker {
+    uv_loop_t *loop;
+    const gc__config_t *cfg;
+    const char *app_uri;
+    pid_t ppid;
+    gc__slot_t *slot; /* ours in the scoreboard */
+    int bell;         /* the scoreboard's bell, or -1 */
+    PyObject *hook_worker;
+    gc__listener_t *listeners; /* borrowed from the arbiter (inherited by fork) */
+    size_t nlisteners;
+    gc__accept_gate_t acc;
+    gc__conn_set_t open;
     gc__http_limits_t limits;
     gc__frontend_t front; /* trust lists, header policy, PROXY mode */
     gc__wsgi_state_t wsgi;
-    const char *app_uri;
-    pid_t ppid;
+    const gc__worker_class_t *klass;
+    void *class_data; /* the class's own state */
+    gc__buf_t head;   /* the loop thread's buffer for response heads (sync) */
+    uint64_t requests;
+    uint64_t max_requests; /* 0: unlimited; includes the jitter */
+    int retiring;
     int stopping;
     int exit_code;
     /* Set by the Python-level INT/QUIT (0) and ABRT (1) handlers, which raise
      * SystemExit wherever Python is running; -1 until one has run. */
     int signal_exit;
-    int bell;
-    uint64_t requests;
-    gc__conn_t *conns; /* every open connection */
-    size_t nconns;
-    uv_signal_t sig_term, sig_usr1, sig_winch;
-    uv_poll_t wakeup; /* Python's signal wakeup fd: INT, QUIT, ABRT run their handlers */
-    int wakeup_fds[2];
-    uv_fs_event_t *watches; /* --reload: one per watched file */
+    gc__worker_signals_t sig;
+    uv_timer_t tick;        /* once a second: is the arbiter still our parent? */
+    uv_timer_t deadline;    /* graceful stop: the longest we wait for requests */
+    uv_fs_event_t *watches; /* --reload: one per watched file (reload.c) */
     size_t nwatches;
-    uv_timer_t tick;         /* once a second: is the arbiter still our parent? */
-    uv_timer_t deadline;     /* graceful stop: the longest we wait for requests */
-    char readbuf[64 * 1024]; /* shared by all connections: reads are copied out at once */
-    const gc__worker_class_t *klass;
-    void *class_data;           /* the class's own state */
-    gc__buf_t head;             /* the loop thread's buffer for response heads (sync) */
     PyThreadState *loop_tstate; /* the loop thread's state while it has given the GIL back */
     uv_prepare_t gil_release;   /* gives the GIL back before the loop waits */
-    /* Connections whose request ran elsewhere (gc__conn_post_done), for the loop. */
-    uv_async_t done_async;
-    pthread_mutex_t done_lock;
-    gc__conn_queue_t done;
+    gc__done_queue_t done;
 };
 
 /* Runs a worker in a freshly forked child: boots (imports the app), serves until told
@@ -245,5 +206,22 @@ void gc__conn_close(gc__conn_t *conn);
 /* Reads the rest of a request that was handed over at GC_HTTP_HEAD (a gc__wsgi_pull_fn
  * with the connection as context). */
 int gc__conn_pull_body(void *conn);
+
+/* A connection is the connection code's own (internal.h); a class sees it through
+ * these. */
+gc__worker_t *gc__conn_worker(const gc__conn_t *c);
+/* The request the connection is running. */
+const gc__http_request_t *gc__conn_request(const gc__conn_t *c);
+/* Response bytes accepted so far (0: the response has not started). */
+uint64_t gc__conn_bytes_sent(const gc__conn_t *c);
+/* The class's buffer on the connection for response heads (gevent's greenlets). */
+gc__buf_t *gc__conn_head_buf(gc__conn_t *c);
+/* The class will not run the request (the worker is stopping, or it could not be
+ * started): gets the connection ready to be handed back with keep 0. */
+void gc__conn_skip_request(gc__conn_t *c);
+/* Kills the connection from the loop thread while another thread may use it: with
+ * `answer`, first a 500 (a few hundred bytes the socket takes at once); then the socket
+ * is shut in both directions, so that the thread fails whatever it does next. */
+void gc__conn_abort(gc__conn_t *c, int answer);
 
 #endif
