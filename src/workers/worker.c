@@ -171,10 +171,11 @@ static void drop_privileges(const gc__config_t *cfg)
     }
 }
 
-void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
+/* The worker's own state from what the arbiter handed over, the class's first step
+ * (gevent patches here, before any hook or import: modules imported later see the
+ * patched socket, time, threading) and the limits. */
+static void init_worker(gc__worker_t *w, uv_loop_t *loop, const gc__worker_boot_t *boot)
 {
-    static gc__worker_t worker;
-    gc__worker_t *w = &worker;
     const gc__config_t *cfg = boot->cfg;
     w->loop = loop;
     w->cfg = cfg;
@@ -188,8 +189,6 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->signal_exit = -1;
     w->bell = boot->bell;
     w->klass = gc__worker_class_for(cfg);
-    /* gevent patches the standard library here, before any hook or import: modules
-     * imported later see the patched socket, time, threading. */
     if (w->klass->early != NULL && w->klass->early(w) < 0)
         _exit(GC_EXIT_WORKER_BOOT_ERROR);
     set_limits(w, cfg);
@@ -202,16 +201,15 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
         srandom((unsigned)getpid() ^ (unsigned)gc__monotonic_ms());
         w->max_requests = (uint64_t)maxr + (jitter > 0 ? (uint64_t)(random() % (jitter + 1)) : 0);
     }
+}
 
-    gc__proctitle_set("gunicorn-c: worker [%s]", boot->proc_name);
-    gc__info("Booting worker with pid: %ld", (long)getpid());
-    gc__rt_set_long(w->hook_worker, "pid", (long)getpid());
-    gc__rt_worker_hook(GC_HOOK_post_fork, w->hook_worker);
-
+/* TERM, USR1, WINCH on the loop; INT, QUIT, ABRT as Python-level handlers. */
+static void install_signals(gc__worker_t *w)
+{
     uv_signal_t *sigs[] = {&w->sig.term, &w->sig.usr1, &w->sig.winch};
     int nums[] = {SIGTERM, SIGUSR1, SIGWINCH};
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        uv_signal_init(loop, sigs[i]);
+        uv_signal_init(w->loop, sigs[i]);
         sigs[i]->data = w;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
@@ -219,8 +217,13 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_UNBLOCK, &all, NULL);
-    drop_privileges(cfg);
+}
 
+/* The application (preloaded, or imported now) and the WSGI state around it. Exits the
+ * process as Gunicorn does when it cannot be had. */
+static void load_app(gc__worker_t *w, const gc__worker_boot_t *boot)
+{
+    const gc__config_t *cfg = w->cfg;
     PyObject *app = boot->app;
     if (app != NULL) {
         Py_INCREF(app);
@@ -246,7 +249,13 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     }
     Py_DECREF(app);
     w->wsgi.hook_worker = w->hook_worker;
+}
 
+/* Everything the loop runs besides connections: the done queue, the GIL's release,
+ * the class, accepting, the heartbeat tick, --reload. */
+static void start_loop(gc__worker_t *w)
+{
+    uv_loop_t *loop = w->loop;
     pthread_mutex_init(&w->done.lock, NULL);
     uv_async_init(loop, &w->done.async, gc__worker_on_done);
     w->done.async.data = w; /* referenced: the loop lives while requests run elsewhere */
@@ -258,7 +267,6 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     }
     if (w->klass->start != NULL && w->klass->start(w) < 0)
         _exit(GC_EXIT_WORKER_BOOT_ERROR);
-
     int err = gc__accept_start(w);
     if (err < 0) {
         gc__error("Cannot accept connections: %s", uv_strerror(err));
@@ -269,12 +277,28 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     w->tick.data = w->deadline.data = w;
     /* The heartbeat: the arbiter reads it from the scoreboard. A request that runs
      * longer than --timeout stops it, as in Gunicorn's sync worker. */
-    long timeout = gc__cfg_int(cfg, GC_S_timeout);
+    long timeout = gc__cfg_int(w->cfg, GC_S_timeout);
     uint64_t every = timeout > 0 && timeout < 2 ? 500 : 1000;
     uv_timer_start(&w->tick, on_tick, every, every);
     uv_unref((uv_handle_t *)&w->tick);
-    if (gc__cfg_int(cfg, GC_S_reload))
+    if (gc__cfg_int(w->cfg, GC_S_reload))
         gc__reload_watch(w);
+}
+
+void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
+{
+    static gc__worker_t worker;
+    gc__worker_t *w = &worker;
+    init_worker(w, loop, boot);
+
+    gc__proctitle_set("gunicorn-c: worker [%s]", boot->proc_name);
+    gc__info("Booting worker with pid: %ld", (long)getpid());
+    gc__rt_set_long(w->hook_worker, "pid", (long)getpid());
+    gc__rt_worker_hook(GC_HOOK_post_fork, w->hook_worker);
+    install_signals(w);
+    drop_privileges(w->cfg);
+    load_app(w, boot);
+    start_loop(w);
 
     gc__rt_set_bool(w->hook_worker, "booted", 1);
     gc__rt_worker_hook(GC_HOOK_post_worker_init, w->hook_worker);
