@@ -13,6 +13,7 @@
  * commands are commands.c's, the show commands' answers show.c's. */
 #include "arbiter/control.h"
 #include "arbiter/internal.h"
+#include "python/runtime.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -55,33 +56,6 @@ typedef struct {
 /* Requests are parsed in Python: json for the framing's payload, shlex for the
  * command words, as Gunicorn splits them. Returns (id as JSON text, words or None,
  * error or None). */
-static const char PARSER_SOURCE[] =
-    "import json, shlex\n"
-    "def parse(raw):\n"
-    "    try:\n"
-    "        req = json.loads(raw)\n"
-    "    except (ValueError, RecursionError) as e:\n"
-    "        return 'null', None, 'Invalid JSON: %s' % e\n"
-    "    if not isinstance(req, dict):\n"
-    "        return 'null', None, 'Invalid request: expected a JSON object'\n"
-    "    try:\n"
-    "        rid = json.dumps(req.get('id'))\n"
-    "    except (ValueError, RecursionError):\n"
-    "        rid = 'null'\n"
-    "    cmd, args = req.get('command', ''), req.get('args', [])\n"
-    "    if cmd is None:\n"
-    "        cmd = ''\n"
-    "    if args is None:\n"
-    "        args = []\n"
-    "    if not isinstance(cmd, str) or not isinstance(args, list):\n"
-    "        return rid, None, 'Invalid request: command must be a string and args a list'\n"
-    "    try:\n"
-    "        words = shlex.split(cmd)\n"
-    "    except ValueError as e:\n"
-    "        return rid, None, 'Invalid argument: %s' % e\n"
-    "    words += [a if isinstance(a, str) else json.dumps(a) for a in args]\n"
-    "    return rid, words, None\n";
-
 /* --- clients ---------------------------------------------------------------------- */
 
 static void on_client_closed(uv_handle_t *h)
@@ -202,7 +176,7 @@ static void take_words(request_t *r, PyObject *list)
     }
 }
 
-/* Parses one payload with PARSER_SOURCE into r. Returns 0, or -1 when the parser
+/* Parses one payload with the parser (make_parser) into r. Returns 0, or -1 when the parser
  * itself failed (r is then empty). */
 static int parse_request(gc__control_t *ctl, const char *payload, size_t len, request_t *r)
 {
@@ -347,23 +321,12 @@ static int make_parents(char *path)
     return 0;
 }
 
+/* The request parser (runtime.py's parse_control_request): Python's json and shlex. */
 static PyObject *make_parser(void)
 {
-    PyObject *globals = PyDict_New(), *result = NULL, *fn = NULL;
-    if (globals == NULL)
-        goto out;
-    if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
-        goto out;
-    result = PyRun_String(PARSER_SOURCE, Py_file_input, globals, globals);
-    if (result == NULL)
-        goto out;
-    fn = PyDict_GetItemString(globals, "parse"); /* borrowed */
-    Py_XINCREF(fn);
-out:
+    PyObject *fn = gc__rt_function("parse_control_request");
     if (fn == NULL)
         PyErr_Clear();
-    Py_XDECREF(result);
-    Py_XDECREF(globals);
     return fn;
 }
 

@@ -211,6 +211,13 @@ PyObject *gc__rt_wrap_post_request(PyObject *hook, int arity)
     return PyObject_CallMethod(runtime, "wrap_post_request", "Oi", hook, arity);
 }
 
+PyObject *gc__rt_function(const char *name)
+{
+    if (import_runtime() < 0)
+        return NULL;
+    return PyObject_GetAttrString(runtime, name);
+}
+
 int gc__rt_start(const gc__config_t *cfg)
 {
     PyObject *cfgobj = NULL;

@@ -40,6 +40,9 @@ PyObject *gc__rt_config_new(const gc__config_t *cfg);
  * the four Gunicorn passes (runtime.py's wrap_post_request). hook is borrowed; returns
  * owned, or NULL with an exception set. Imports the runtime if needed. */
 PyObject *gc__rt_wrap_post_request(PyObject *hook, int arity);
+/* A function of runtime.py by name (e.g. "parse_control_request"): owned, or NULL with
+ * an exception set. Imports the runtime if needed. */
+PyObject *gc__rt_function(const char *name);
 /* Replaces server.cfg after a reload. */
 int gc__rt_reconfigure(const gc__config_t *cfg);
 

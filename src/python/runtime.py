@@ -2,12 +2,15 @@
 
 This file is compiled into the gunicorn-c executable and imported in the embedded
 interpreter as the module ``_gunicorn_c_runtime``. Its C half is the built-in module
-``_gunicorn_c`` (logging into the server's error log), shared with logbridge.py. Hooks written for Gunicorn use
-``server.log``, ``server.cfg``, ``worker.pid``, ``req.path`` and so on: these classes
-give them those attributes. Nothing here runs on the request path unless a
-``pre_request`` or ``post_request`` hook is configured.
+``_gunicorn_c`` (logging into the server's error log), shared with logbridge.py.
+Hooks written for Gunicorn use ``server.log``, ``server.cfg``, ``worker.pid``,
+``req.path`` and so on: these classes give them those attributes. Nothing here runs on
+the request path unless a ``pre_request`` or ``post_request`` hook is configured. The
+control socket's request parser is here too (parse_control_request).
 """
+import json
 import os
+import shlex
 import traceback
 
 import _gunicorn_c as _c
@@ -174,6 +177,36 @@ def wrap_post_request(hook, arity):
     if arity == 3:
         return lambda worker, req, environ, resp: hook(worker, req, environ)
     return lambda worker, req, environ, resp: hook(worker, req)
+
+
+def parse_control_request(raw):
+    """One control-socket request (bytes of JSON) as (id as JSON text, words, error):
+    ``{"command": "show workers", "args": [...]}`` becomes the words of the command,
+    split as a shell would, then the arguments (non-strings as JSON). words is None and
+    error says why when the request is not one (src/arbiter/control.c)."""
+    try:
+        req = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        return "null", None, "Invalid JSON: %s" % e
+    if not isinstance(req, dict):
+        return "null", None, "Invalid request: expected a JSON object"
+    try:
+        rid = json.dumps(req.get("id"))
+    except (ValueError, RecursionError):
+        rid = "null"
+    cmd, args = req.get("command", ""), req.get("args", [])
+    if cmd is None:
+        cmd = ""
+    if args is None:
+        args = []
+    if not isinstance(cmd, str) or not isinstance(args, list):
+        return rid, None, "Invalid request: command must be a string and args a list"
+    try:
+        words = shlex.split(cmd)
+    except ValueError as e:
+        return rid, None, "Invalid argument: %s" % e
+    words += [a if isinstance(a, str) else json.dumps(a) for a in args]
+    return rid, words, None
 
 
 def call(hook_name, hook, *args):
