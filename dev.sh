@@ -89,7 +89,7 @@ if (sys.implementation.name == "cpython" and v >= (3, 8) and lib.endswith(".so")
 # gthread worker classes (about a minute a CPython).
 CORE_TESTS=(test_basic.py test_bodies.py test_http_errors.py test_config.py test_hooks.py
             test_signals.py test_recycling.py test_process.py test_user_group.py test_reload.py
-            test_systemd.py test_workers.py)
+            test_systemd.py test_workers.py test_signal_race.py)
 
 # test_others: for every CPython other_pythons finds, a -Werror build into build-pyX.Y,
 # then its ctest and CORE_TESTS (pytest itself runs on the primary CPython). The builds

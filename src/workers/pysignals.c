@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log/log.h"
@@ -82,6 +84,79 @@ static void on_wakeup(uv_poll_t *h, int status, int events)
     }
 }
 
+/* --- the kick: a signal that arrived where it could interrupt nothing ---------------- *
+ *
+ * Python's C-level handler only records a signal; the Python-level one runs at the next
+ * bytecode, or when a blocking system call fails with EINTR (PEP 475). A signal that
+ * lands after the interpreter's last check and before the call blocks (between
+ * time.sleep's argument parsing and its clock_nanosleep), or one the kernel delivers to
+ * another thread of the application, interrupts nothing: the call blocks for its whole
+ * duration with the handler pending. So our C handler wraps Python's and, the first
+ * time, starts a timer that sends the loop thread GC_SIG_KICK every GC_KICK_MS until
+ * the Python-level handler has run. The kick's handler does nothing and is installed
+ * without SA_RESTART, so whatever call blocks fails with EINTR and Python runs the
+ * pending handler. */
+#define GC_KICK_MS 50
+
+static struct sigaction py_actions[SIGABRT + 1]; /* Python's handlers for INT, QUIT, ABRT */
+static gc__worker_t *kick_worker;
+static timer_t kick_timer;
+static volatile sig_atomic_t kick_ready, kick_armed;
+
+static void kick_every(long ms)
+{
+    struct itimerspec its = {{0, ms * 1000000L}, {0, ms * 1000000L}};
+    if (timer_settime(kick_timer, 0, &its, NULL) == 0) /* async-signal-safe */
+        kick_armed = ms > 0;
+}
+
+static void on_kick(int signum)
+{
+    int saved = errno;
+    if (kick_worker->signal_exit >= 0) /* the handler has run: nothing to interrupt */
+        kick_every(0);
+    errno = saved;
+}
+
+static void on_stop_signal(int signum)
+{
+    int saved = errno;
+    py_actions[signum].sa_handler(signum);
+    if (kick_ready && !kick_armed && kick_worker->signal_exit < 0)
+        kick_every(GC_KICK_MS);
+    errno = saved;
+}
+
+/* Puts on_stop_signal in front of the C handler Python installed for each signal. */
+static void install_kick(gc__worker_t *w)
+{
+    static const int sigs[] = {SIGINT, SIGQUIT, SIGABRT};
+    struct sigevent ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.sigev_notify = SIGEV_THREAD_ID; /* the loop thread, where Python runs handlers */
+    ev.sigev_signo = GC_SIG_KICK;
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+    ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+    struct sigaction kick = {.sa_handler = on_kick}; /* no SA_RESTART: calls fail */
+    sigemptyset(&kick.sa_mask);
+    if (timer_create(CLOCK_MONOTONIC, &ev, &kick_timer) < 0 ||
+        sigaction(GC_SIG_KICK, &kick, NULL) < 0)
+        return;
+    kick_worker = w;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction *py = &py_actions[sigs[i]];
+        if (sigaction(sigs[i], NULL, py) < 0 || (py->sa_flags & SA_SIGINFO) ||
+            py->sa_handler == SIG_DFL || py->sa_handler == SIG_IGN)
+            continue;
+        struct sigaction ours = *py;
+        ours.sa_handler = on_stop_signal;
+        sigaction(sigs[i], &ours, NULL);
+    }
+    kick_ready = 1;
+}
+
 /* signal.signal(signum, a function bound to w). Returns 0 or -1 with an exception. */
 static int set_handler(PyObject *signal_mod, int signum, PyMethodDef *def, gc__worker_t *w)
 {
@@ -133,5 +208,8 @@ int gc__pysignals_install(gc__worker_t *w)
     w->sig.wakeup.data = w;
     uv_poll_start(&w->sig.wakeup, UV_READABLE, on_wakeup);
     uv_unref((uv_handle_t *)&w->sig.wakeup);
-    return install_handlers(w);
+    if (install_handlers(w) < 0)
+        return -1;
+    install_kick(w);
+    return 0;
 }

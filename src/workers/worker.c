@@ -37,6 +37,7 @@ void gc__worker_exit(gc__worker_t *w)
     sigaddset(&quit_signals, SIGINT);
     sigaddset(&quit_signals, SIGQUIT);
     sigaddset(&quit_signals, SIGABRT);
+    sigaddset(&quit_signals, GC_SIG_KICK);
     sigprocmask(SIG_BLOCK, &quit_signals, NULL);
     /* The class first: on a quick stop it answers the requests still running in threads
      * or greenlets, before gc__worker_exit, the last hook, runs. */

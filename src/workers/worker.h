@@ -32,6 +32,9 @@
 /* Sent by the arbiter before SIGABRT to a worker that stopped beating: the worker
  * writes its Python stacks to the error log. */
 #define GC_SIG_DUMP_STACK (SIGRTMIN + 3)
+/* Sent by a worker to its own loop thread while an INT/QUIT/ABRT handler waits to run
+ * (pysignals.c): it only interrupts a blocking system call. */
+#define GC_SIG_KICK (SIGRTMIN + 4)
 
 typedef struct gc__worker gc__worker_t;
 typedef struct gc__conn gc__conn_t;
