@@ -5,9 +5,9 @@
 opens IDLE keep-alive connections that each make one request and then stay silent,
 and SLOW connections that send a request one byte at a time, each byte a second
 apart (spread evenly over the second, as many independent clients would be). It
-prints "ready" once every connection is open, keeps sending until its stdin closes,
-then prints how many of each kind the server still holds open, as
-"open IDLE_OPEN SLOW_OPEN".
+prints "ready" once every connection is open, "sent 2" once every slow connection has
+sent two bytes, keeps sending until its stdin closes, then prints how many of each
+kind the server still holds open, as "open IDLE_OPEN SLOW_OPEN".
 
 A process of its own so that its work never shares a GIL with the client whose
 latency the test measures.
@@ -67,6 +67,8 @@ def main():
             except OSError:
                 pass
         pos += 1
+        if pos == 2:
+            print("sent 2", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 import requests
 
 from conftest import CONTROL_DIR, pid_alive
+from rawhttp import Reader, closed_by_peer
 
 
 # --- waiting -------------------------------------------------------------------------------
@@ -40,25 +41,35 @@ def wait_gone(pid, timeout=10.0):
 
 
 def read_text(path):
+    """The file as text ("" while it does not exist); bytes that are not UTF-8 show as
+    U+FFFD."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
     except FileNotFoundError:
         return ""
 
 
-def wait_in_file(path, regex, timeout=5.0, count=1):
-    """Waits until `regex` matches `count` times in the file; returns the last match."""
+def wait_in_file(path, regex, timeout=10.0, count=1, srv=None):
+    """Waits until `regex` matches `count` times in the file; returns the last match.
+    With `srv` (a Server), gives up as soon as that server has exited."""
     pattern = re.compile(regex)
 
     def found():
         matches = list(pattern.finditer(read_text(path)))
-        return matches[count - 1] if len(matches) >= count else None
+        if len(matches) >= count:
+            return matches[count - 1]
+        proc = getattr(srv, "proc", None)
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the server exited before {regex!r} was in {path}")
+        return None
 
     try:
         return wait_until(found, timeout, what=f"{regex!r} in {path}")
-    except AssertionError:
-        raise AssertionError(f"{regex!r} not found {count}x in {path}:\n{read_text(path)}")
+    except AssertionError as e:
+        stderr = f"\nstderr:\n{srv.log_text()}" if hasattr(srv, "log_text") else ""
+        raise AssertionError(f"{e}; {regex!r} not found {count}x in {path}:\n"
+                             f"{read_text(path)}{stderr}")
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -127,6 +138,39 @@ def get(srv, path="/", timeout=10, headers=None):
     the server, not about a client reusing a connection the server has just closed."""
     return requests.get(url(srv, path), headers={"Connection": "close", **(headers or {})},
                         timeout=timeout)
+
+
+def wait_listening(port, timeout=10.0, proc=None):
+    """Waits until a TCP connection to 127.0.0.1:`port` succeeds (for a server whose
+    log is not on stderr). With `proc` (a Popen), gives up as soon as it has exited."""
+    def accepts():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process exited ({proc.returncode}) before it "
+                                 f"listened on port {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(accepts, timeout, what=f"something to listen on port {port}")
+
+
+def raw_fetch(srv, data, method="GET"):
+    """Sends raw request bytes on a new connection and reads one response (a
+    rawhttp.Response); `method` is the request's, for HEAD's bodiless framing."""
+    with srv.connect() as s:
+        s.sendall(data)
+        return Reader(s).read_response(method)
+
+
+def raw_fetch_closed(srv, data):
+    """As raw_fetch, and also whether the server closed the connection after that
+    response (within rawhttp.CLOSE_TIMEOUT): returns (response, closed)."""
+    with srv.connect() as s:
+        s.sendall(data)
+        resp = Reader(s).read_response()
+        return resp, closed_by_peer(s)
 
 
 def send_raw(srv, data, timeout=5.0):

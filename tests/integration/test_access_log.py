@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import APPS_DIR, server_env
+from helpers import wait_until
 
 APP = "accesslog_app:app"
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -101,17 +102,35 @@ def send(host, port, data, unix=None):
     return out
 
 
+def read_lines(path):
+    """The file's whole lines, as bytes (none while it does not exist)."""
+    try:
+        return Path(path).read_bytes().split(b"\n")[:-1]
+    except FileNotFoundError:
+        return []
+
+
 def wait_lines(path, count, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            data = b""
-        lines = data.split(b"\n")[:-1]
-        if len(lines) >= count or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+    """Waits for `count` whole lines in the file; returns every line there then."""
+    def enough():
+        lines = read_lines(path)
+        return lines if len(lines) >= count else None
+
+    return wait_until(enough, timeout, what=f"{count} lines in {path}")
+
+
+END = _req("GET", "/end-of-test")
+
+
+def lines_before_end(path):
+    """The lines before the access line of END, the request a test sends last: once that
+    line is in, a line for any request sent before it would be in too (one sync worker
+    serves the connections in turn, and writes a request's line before closing)."""
+    wait_until(lambda: any(b"/end-of-test" in line for line in read_lines(path)),
+               what=f"the last request's line in {path}")
+    lines = read_lines(path)
+    assert b"/end-of-test" in lines[-1], lines
+    return lines[:-1]
 
 
 def gunicorn_available():
@@ -173,13 +192,11 @@ def run_both(start_server, gunicorn, tmp_path, fmt):
     ours, theirs = tmp_path / "gc.log", tmp_path / "gu.log"
     srv = start_server(APP, "--access-logfile", str(ours), "--access-logformat", fmt)
     gu = gunicorn("--access-logfile", str(theirs), "--access-logformat", fmt)
-    for data in REQUESTS:
+    for data in REQUESTS + [END]:
         send("127.0.0.1", srv.port, data)
         send("127.0.0.1", gu.port, data)
-    a = wait_lines(ours, LINES_EXPECTED)
-    b = wait_lines(theirs, LINES_EXPECTED)
-    time.sleep(0.2)  # a line too many would show up now
-    return wait_lines(ours, LINES_EXPECTED + 1, 0), wait_lines(theirs, LINES_EXPECTED + 1, 0)
+    # A line too many (or too few) shows before END's.
+    return lines_before_end(ours), lines_before_end(theirs)
 
 
 def check_time(line):
@@ -253,9 +270,7 @@ def test_unix_socket_remote_addr_is_empty(start_server, tmp_path):
 def test_dash_writes_to_stdout(start_server):
     srv = start_server(APP, "--access-logfile", "-")
     send("127.0.0.1", srv.port, _req("GET", "/stdout-check"))
-    deadline = time.monotonic() + 5
-    while "/stdout-check" not in srv.stdout_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "/stdout-check" in srv.stdout_text(), what="the line on stdout")
     assert '"GET /stdout-check HTTP/1.1" 200 12 "-" "-"' in srv.stdout_text()
     assert "/stdout-check" not in srv.log_text()
 
@@ -263,7 +278,8 @@ def test_dash_writes_to_stdout(start_server):
 def test_no_access_log_by_default(start_server):
     srv = start_server(APP)
     send("127.0.0.1", srv.port, _req("GET", "/quiet"))
-    time.sleep(0.3)
+    # Whatever the worker wrote is in once it has exited and its pipes closed.
+    assert srv.stop() == 0
     assert "/quiet" not in srv.stdout_text() + srv.log_text()
 
 
@@ -325,11 +341,8 @@ def test_text_line_with_newline_in_environ_value_stays_gunicorn(start_server, tm
     srv = start_server(APP, "--access-logfile", str(log), "--access-logformat",
                        "%({custom.nl}e)s")
     send("127.0.0.1", srv.port, _req("GET", "/newline"))
-    data = b""
-    deadline = time.monotonic() + 5
-    while data.count(b"\n") < 2 and time.monotonic() < deadline:
-        data = log.read_bytes()
-        time.sleep(0.05)
+    wait_lines(log, 2)
+    data = log.read_bytes()
     assert data == 'a\nb\r\x01\\"\\\u20ac\U0001f600\n'.encode()
 
 
@@ -362,12 +375,10 @@ def test_usr1_reopens_in_master_and_workers(start_server, tmp_path):
     srv.send_signal(signal.SIGUSR1)
     pids = [srv.pid] + srv.live_worker_pids()
     assert len(pids) == 3
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if log.exists() and all(str(log) in fds_of(p) and str(moved) not in fds_of(p)
-                                for p in pids):
-            break
-        time.sleep(0.05)
+    # Nothing is logged when a process has reopened: its open files say so.
+    wait_until(lambda: log.exists() and all(str(log) in fds_of(p) and str(moved) not in fds_of(p)
+                                            for p in pids),
+               what="every process to reopen the log")
     for p in pids:
         assert str(log) in fds_of(p) and str(moved) not in fds_of(p), (p, fds_of(p))
     for i in range(20):

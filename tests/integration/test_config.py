@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from conftest import APPS_DIR, CRASH_RE, REPO_ROOT, embedded_python, run_cli, server_env
+from helpers import url
 
 GUNICORN = shutil.which("gunicorn", path="/usr/bin")
 SETTINGS_COUNT = 120  # Gunicorn 26.1's 118, --access-log-json and --virtualenv
@@ -40,10 +41,6 @@ def printed(out):
 def write(path, text):
     path.write_text(text)
     return path
-
-
-def url(srv, path="/"):
-    return f"http://127.0.0.1:{srv.port}{path}"
 
 
 # --- sources and precedence -----------------------------------------------------------

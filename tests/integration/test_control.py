@@ -203,12 +203,16 @@ def test_stats_while_a_request_runs(start_server, sockdir):
     t = threading.Thread(target=lambda: result.update(r=get(srv, "/sleep/2.5")))
     t.start()
     srv.wait_for_log(r"workers_app sleep started")
-    time.sleep(0.3)
-    (w,) = ctl_data(sock, "show workers")["workers"]
+
+    def aged():
+        """The worker once its request has run for more than 0.2s (its age grows)."""
+        (w,) = ctl_data(sock, "show workers")["workers"]
+        return w if w["current_request"] and w["current_request"]["age"] > 0.2 else None
+
+    w = wait_until(aged, what="the running request to be 0.2s old")
     assert w["state"] == "busy" and w["in_flight"] == 1
     cur = w["current_request"]
     assert cur["method"] == "GET" and cur["path"] == "/sleep/2.5"
-    assert cur["age"] > 0.2
     stats = ctl_data(sock, "show stats")
     assert stats["workers_busy"] == 1 and stats["in_flight"] == 1
     r = ctl(sock, "show workers", as_json=False)
@@ -421,7 +425,10 @@ def test_default_path_under_xdg_runtime_dir(start_server, sockdir):
 def test_no_control_socket(start_server, sockdir):
     srv = start_server("hello:app", "--no-control-socket", env={"XDG_RUNTIME_DIR": sockdir})
     assert get(srv).status_code == 200
-    time.sleep(0.3)
+    # The master would open the socket right after its first fork, in its first pass:
+    # a worker it forks for TTIN comes from a later pass.
+    srv.send_signal(signal.SIGTTIN)
+    srv.wait_for_log(BOOTING_RE, count=2)
     assert os.listdir(sockdir) == []
     assert "control" not in srv.log_text().lower()
 
@@ -442,7 +449,10 @@ def test_usr2_new_master_takes_the_socket_once_promoted(start_server, sockdir):
     new_master = int(srv.wait_for_log(LISTENING_RE, since=mark).group(2))
     try:
         srv.wait_for_log(BOOTING_RE, since=mark)
-        time.sleep(0.3)
+        # The new master would open its socket in its first pass, right after its first
+        # fork: a worker it forks for TTIN comes from a later pass.
+        os.kill(new_master, signal.SIGTTIN)
+        srv.wait_for_log(BOOTING_RE, since=mark, count=2)
         # Both masters run; the path still reaches the old one, which is in charge.
         assert ctl_data(sock, "show stats")["pid"] == srv.pid
         srv.send_signal(signal.SIGTERM)

@@ -1,12 +1,13 @@
 """The core as a library (docs/embedding.md): install it, link a C program, serve.
 
-The module builds the project once (Release, no sanitizers, only the installed targets)
-into a temporary directory, installs it to a temporary prefix with ``cmake --install``,
+The module installs the build that ``GUNICORN_C_BIN`` comes from to a temporary prefix
+with ``cmake --install`` (when that build is not sanitized and makes the libraries;
+otherwise it builds the project once, Release, into a temporary directory),
 and builds ``examples/embed`` against that prefix with its Makefile: once with the
 shared library (``pkg-config gunicorn-c``), once with the archive (``pkg-config --static
 gunicorn-c-static``). Each program then runs a real server in its own process.
-The interpreter embedded is the one CMake picks by default (``$PYTHON``, else
-/usr/bin/python3), independent of ``GUNICORN_C_BIN``.
+Under GC_SANITIZED the module is skipped: what it installs is never the sanitized
+build, so the other lane covers it.
 """
 
 import os
@@ -33,16 +34,42 @@ def run(cmd, **kwargs):
     return proc
 
 
+def reusable_build():
+    """The build directory GUNICORN_C_BIN comes from, when installing it is what a user
+    would do: this checkout's, not sanitized, with the libraries. Else None."""
+    binary = os.environ.get("GUNICORN_C_BIN")
+    if not binary:
+        return None
+    build = Path(binary).resolve().parent
+    cache = build / "CMakeCache.txt"
+    if not cache.exists():
+        return None
+    values = dict(re.findall(r"^(\w+):\w+=(.*)$", cache.read_text(), re.M))
+    if Path(values.get("CMAKE_HOME_DIRECTORY", "")).resolve() != Path(REPO_ROOT).resolve():
+        return None
+    if values.get("GC_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE", "YES"):
+        return None
+    if values.get("GC_LIBRARIES", "ON").upper() in ("OFF", "0", "FALSE", "NO"):
+        return None
+    return build
+
+
 @pytest.fixture(scope="module")
 def prefix(tmp_path_factory):
     """The project built and installed under a temporary prefix, once per module."""
     for tool in ("cmake", "pkg-config", "make", "cc", "nm", "readelf"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
+    if os.environ.get("GC_SANITIZED"):
+        pytest.skip("the installed library is not the sanitized build: tested in the other lane")
     root = tmp_path_factory.mktemp("embed")
     build, prefix = root / "build", root / "prefix"
+    reused = reusable_build()
+    if reused is not None:
+        build.symlink_to(reused)  # test_api_contract reads the cache there
     env = {k: v for k, v in os.environ.items() if k not in ("CFLAGS", "LDFLAGS")}
-    run(["cmake", "-S", REPO_ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"], env=env)
+    if not (build / "CMakeCache.txt").exists():
+        run(["cmake", "-S", REPO_ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"], env=env)
     run(["cmake", "--build", build, "-j", str(min(os.cpu_count() or 1, 8)), "--target",
          "gunicorn-c", "gunicorn-c-ctl", "gunicorn_c_shared", "gunicorn_c_static"], env=env)
     run(["cmake", "--install", build, "--prefix", prefix])

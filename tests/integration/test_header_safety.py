@@ -16,6 +16,7 @@ import re
 
 import pytest
 
+from helpers import raw_fetch
 from rawhttp import Reader, exchange, request
 
 APP = "header_mutation:app"
@@ -34,12 +35,6 @@ def worker_pid(srv):
         resp = exchange(s, request(path="/pid"))
     assert resp.status == 200, resp.raw_head
     return int(resp.body)
-
-
-def get(srv, path):
-    with srv.connect() as s:
-        s.sendall(request(path=path))
-        return Reader(s).read_response()
 
 
 def assert_head_is(resp, status, expected):
@@ -90,7 +85,7 @@ def test_header_list_changed_after_start_response(start_server, klass, how, kind
     srv = start_server(APP, *klass)
     pid = worker_pid(srv)
     mark = srv.log_mark()
-    resp = get(srv, f"/{how}/{kind}")
+    resp = raw_fetch(srv, request(path=f"/{how}/{kind}"))
     assert_nothing_injected(resp)
     assert resp.body == str(pid).encode()
     if resp.status == 500 and how != "exc-info":
@@ -119,7 +114,7 @@ def test_bad_header_given_to_start_response_is_a_500(start_server, klass, kind):
     srv = start_server(APP, *klass)
     pid = worker_pid(srv)
     mark = srv.log_mark()
-    resp = get(srv, f"/start/{kind}")
+    resp = raw_fetch(srv, request(path=f"/start/{kind}"))
     assert resp.status == 500, resp.raw_head
     assert resp.header("Content-Type") == "text/html"
     assert_nothing_injected(resp)

@@ -29,9 +29,9 @@ import signal
 import textwrap
 
 import pytest
-import requests
 
 from conftest import APPS_DIR, BOOTING_RE, LISTENING_RE, run_cli
+from helpers import get
 
 PENDING_RE = re.compile(r"exception set|SystemError")
 
@@ -59,11 +59,6 @@ def start_failing(start_server, conf, *args):
 def assert_no_pending_exception(srv):
     log = srv.log_text()
     assert not PENDING_RE.search(log), log
-
-
-def get(srv, path="/"):
-    return requests.get(f"http://127.0.0.1:{srv.port}{path}",
-                        headers={"Connection": "close"}, timeout=10)
 
 
 # --- the master, starting ----------------------------------------------------------------

@@ -8,19 +8,15 @@ what it saw) to a file the test names in $GC_TEST_HOOK_LOG.
 import json
 import os
 import signal
-import time
 
 import pytest
 import requests
 
 from conftest import APPS_DIR, BOOTING_RE, LISTENING_RE, pid_alive
+from helpers import get, url, wait_until
 
 HOOKS_CONF = str(APPS_DIR / "hooks_conf.py")
 RAISING_CONF = str(APPS_DIR / "hooks_raising_conf.py")
-
-
-def url(srv, path="/"):
-    return f"http://127.0.0.1:{srv.port}{path}"
 
 
 class Hooks:
@@ -46,15 +42,14 @@ class Hooks:
     def wait(self, hook, timeout=5.0, count=1, **match):
         """Waits until `hook` has been recorded `count` times (with fields equal to
         `match`); returns the last such record."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.of(hook, **match)
-            if len(found) >= count:
-                return found[count - 1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"hook {hook} {match} not called {count}x in "
-                                     f"{timeout}s; calls: {self.all()}")
-            time.sleep(0.05)
+        def found():
+            records = self.of(hook, **match)
+            return records[count - 1] if len(records) >= count else None
+
+        try:
+            return wait_until(found, timeout, what=f"hook {hook} {match} called {count}x")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; calls: {self.all()}") from None
 
 
 @pytest.fixture
@@ -67,12 +62,6 @@ def hooked(start_server, tmp_path):
                            **kwargs)
         return srv, hooks
     return start
-
-
-def get(srv, path="/", **kwargs):
-    r = requests.get(url(srv, path), headers={"Connection": "close", **kwargs}, timeout=10)
-    assert r.status_code == 200
-    return r
 
 
 # --- master start-up -------------------------------------------------------------------
@@ -136,7 +125,7 @@ def test_post_worker_init_runs_after_the_app_is_loaded(hooked):
 def test_pre_request(hooked):
     srv, hooks = hooked()
     (worker,) = srv.worker_pids()
-    get(srv, "/hello?x=1&y=2", **{"X-Test": "yes"})
+    assert get(srv, "/hello?x=1&y=2", headers={"X-Test": "yes"}).status_code == 200
     rec = hooks.wait("pre_request")
     assert rec["pid"] == rec["worker_pid"] == worker
     assert rec["method"] == "GET"
@@ -150,7 +139,7 @@ def test_pre_request(hooked):
 def test_post_request(hooked):
     srv, hooks = hooked()
     (worker,) = srv.worker_pids()
-    get(srv, "/after")
+    assert get(srv, "/after").status_code == 200
     rec = hooks.wait("post_request")
     assert rec["pid"] == worker
     assert rec["path"] == rec["environ_path"] == "/after"
@@ -165,12 +154,12 @@ def test_post_request_with_two_arguments_and_raising_hooks(hooked):
     # pre_request raised: as in Gunicorn 26.1, a 500 without calling the application,
     # and post_request(worker, req) still ran. (A raising when_ready or post_fork stops
     # the server, as Gunicorn's do: test_hook_exits.py.)
-    r = requests.get(url(srv, "/not-served"), headers={"Connection": "close"}, timeout=10)
+    r = get(srv, "/not-served")
     assert r.status_code == 500
     assert hooks.wait("post_request")["path"] == "/not-served"
-    log = srv.log_text()
-    assert "pre_request hook failed on purpose" in log
-    assert "Traceback (most recent call last):" in log
+    # The traceback may reach the log after the response and post_request: wait for it.
+    srv.wait_for_log(r"pre_request hook failed on purpose")
+    assert "Traceback (most recent call last):" in srv.log_text()
     assert srv.live_worker_pids() == srv.worker_pids()
 
 
@@ -181,7 +170,7 @@ def test_post_request_with_two_arguments_and_raising_hooks(hooked):
 def test_worker_int(hooked, sig):
     srv, hooks = hooked()
     (worker,) = srv.worker_pids()
-    get(srv)
+    assert get(srv).status_code == 200
     os.kill(worker, sig)
     rec = hooks.wait("worker_int")
     assert rec["pid"] == rec["worker_pid"] == worker
@@ -193,7 +182,7 @@ def test_worker_int(hooked, sig):
 def test_worker_abort(hooked):
     srv, hooks = hooked()
     (worker,) = srv.worker_pids()
-    get(srv)
+    assert get(srv).status_code == 200
     os.kill(worker, signal.SIGABRT)
     rec = hooks.wait("worker_abort")
     assert rec["pid"] == rec["worker_pid"] == worker
@@ -215,7 +204,7 @@ def test_worker_abort_on_timeout(hooked):
 def test_worker_exit_runs_in_the_worker(hooked):
     srv, hooks = hooked()
     (worker,) = srv.worker_pids()
-    get(srv)
+    assert get(srv).status_code == 200
     os.kill(worker, signal.SIGTERM)
     rec = hooks.wait("worker_exit")
     assert rec["pid"] == rec["worker_pid"] == worker

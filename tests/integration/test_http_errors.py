@@ -7,6 +7,7 @@ import time
 import pytest
 import requests
 
+from helpers import get, raw_fetch_closed
 from rawhttp import Reader, closed_by_peer, exchange, request
 
 
@@ -18,18 +19,9 @@ def assert_error_page(resp, status, reason):
     assert f"<title>{reason}</title>".encode() in resp.body
 
 
-def send_raw(srv, data):
-    """Sends bytes on a new connection and returns (response, closed_afterwards)."""
-    with srv.connect() as s:
-        s.sendall(data)
-        resp = Reader(s).read_response()
-        return resp, closed_by_peer(s)
-
-
 def still_serving(srv):
     """The same worker answers a well-formed request afterwards."""
-    r = requests.get(f"http://127.0.0.1:{srv.port}/", timeout=5)
-    assert r.status_code == 200
+    assert get(srv).status_code == 200
     assert len(srv.worker_pids()) == srv.workers, "a worker was re-forked"
 
 
@@ -38,7 +30,7 @@ def still_serving(srv):
 
 def test_request_line_too_long_default_limit(start_server):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, request(path="/" + "a" * 5000))
+    resp, closed = raw_fetch_closed(srv, request(path="/" + "a" * 5000))
     assert_error_page(resp, 400, "Bad Request")
     assert b"Request Line is too large" in resp.body
     assert closed
@@ -52,7 +44,7 @@ def test_request_line_limit_boundary(start_server):
     assert len(f"GET {path} HTTP/1.1") == 100
     with srv.connect() as s:
         assert exchange(s, request(path=path)).status == 200
-    resp, closed = send_raw(srv, request(path=path + "p"))
+    resp, closed = raw_fetch_closed(srv, request(path=path + "p"))
     assert_error_page(resp, 400, "Bad Request")
     assert closed
     still_serving(srv)
@@ -66,7 +58,7 @@ def test_too_many_headers(start_server):
     ok = [("Host", "t")] + [(f"X-H{i}", "v") for i in range(4)]
     with srv.connect() as s:
         assert exchange(s, request(headers=ok)).status == 200
-    resp, closed = send_raw(srv, request(headers=ok + [("X-One-Too-Many", "v")]))
+    resp, closed = raw_fetch_closed(srv, request(headers=ok + [("X-One-Too-Many", "v")]))
     assert_error_page(resp, 431, "Request Header Fields Too Large")
     assert closed
     still_serving(srv)
@@ -75,7 +67,7 @@ def test_too_many_headers(start_server):
 def test_too_many_headers_default_limit(start_server):
     srv = start_server("hello")
     headers = [(f"X-Header-{i}", "v") for i in range(150)]
-    resp, closed = send_raw(srv, request(headers=headers))
+    resp, closed = raw_fetch_closed(srv, request(headers=headers))
     assert_error_page(resp, 431, "Request Header Fields Too Large")
     assert closed
 
@@ -86,7 +78,7 @@ def test_header_too_large(start_server):
     value = "v" * (100 - len("X-Big: \r\n"))
     with srv.connect() as s:
         assert exchange(s, request(headers=[("X-Big", value)])).status == 200
-    resp, closed = send_raw(srv, request(headers=[("X-Big", value + "v")]))
+    resp, closed = raw_fetch_closed(srv, request(headers=[("X-Big", value + "v")]))
     assert_error_page(resp, 431, "Request Header Fields Too Large")
     assert closed
     still_serving(srv)
@@ -94,7 +86,7 @@ def test_header_too_large(start_server):
 
 def test_header_too_large_default_limit(start_server):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, request(headers=[("X-Big", "v" * 9000)]))
+    resp, closed = raw_fetch_closed(srv, request(headers=[("X-Big", "v" * 9000)]))
     assert_error_page(resp, 431, "Request Header Fields Too Large")
     assert closed
 
@@ -122,7 +114,7 @@ def test_header_too_large_default_limit(start_server):
         "space-before-colon", "bad-length", "two-lengths", "bad-chunk-size"])
 def test_malformed_request_gets_400(start_server, data):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, data)
+    resp, closed = raw_fetch_closed(srv, data)
     assert_error_page(resp, 400, "Bad Request")
     assert closed
     still_serving(srv)
@@ -132,7 +124,7 @@ def test_content_length_with_transfer_encoding_gets_400(start_server):
     srv = start_server("echo:body")
     data = (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-    resp, closed = send_raw(srv, data)
+    resp, closed = raw_fetch_closed(srv, data)
     assert_error_page(resp, 400, "Bad Request")
     assert closed
     still_serving(srv)
@@ -141,7 +133,7 @@ def test_content_length_with_transfer_encoding_gets_400(start_server):
 def test_unsupported_transfer_coding_gets_501(start_server):
     srv = start_server("echo:body")
     data = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n"
-    resp, closed = send_raw(srv, data)
+    resp, closed = raw_fetch_closed(srv, data)
     assert_error_page(resp, 501, "Not Implemented")
     assert closed
 
@@ -151,7 +143,7 @@ def test_transfer_coding_not_ending_in_chunked_gets_400(start_server):
     # the body ends, so gunicorn-c refuses any framing whose last coding is not chunked.
     srv = start_server("echo:body")
     data = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nxxxx"
-    resp, closed = send_raw(srv, data)
+    resp, closed = raw_fetch_closed(srv, data)
     assert_error_page(resp, 400, "Bad Request")
     assert closed
 
@@ -235,8 +227,8 @@ def test_expect_100_continue_with_body_already_sent(start_server):
 
 def test_unknown_expectation_gets_417(start_server):
     srv = start_server("echo:body")
-    resp, closed = send_raw(srv, request("POST", "/", headers=[("Expect", "teapot")],
-                                         body=b"x"))
+    resp, closed = raw_fetch_closed(srv, request("POST", "/", headers=[("Expect", "teapot")],
+                                                 body=b"x"))
     assert_error_page(resp, 417, "Expectation Failed")
     assert closed
 

@@ -8,18 +8,12 @@ import time
 
 import pytest
 
+from helpers import raw_fetch, raw_fetch_closed
 from rawhttp import Reader, closed_by_peer, exchange, request
 
 
-def send_raw(srv, data):
-    with srv.connect() as s:
-        s.sendall(data)
-        resp = Reader(s).read_response()
-        return resp, closed_by_peer(s)
-
-
 def environ_of(srv, data):
-    resp, _ = send_raw(srv, data)
+    resp = raw_fetch(srv, data)
     assert resp.status == 200, resp.raw_head
     return json.loads(resp.body)
 
@@ -45,7 +39,7 @@ def test_custom_method_with_a_body(start_server):
 @pytest.mark.parametrize("method", ["get", "GeT", "AB", "A" * 21, "GE#T"])
 def test_unconventional_methods_are_refused(start_server, method):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, request(method=method))
+    resp, closed = raw_fetch_closed(srv, request(method=method))
     assert resp.status == 400
     assert b"Invalid HTTP method" in resp.body
     assert closed
@@ -86,7 +80,7 @@ def test_empty_lines_before_a_request_are_skipped(start_server):
 
 def test_obsolete_folding_refused_by_default(start_server):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, b"GET / HTTP/1.1\r\nHost: t\r\nX-A: one\r\n two\r\n\r\n")
+    resp, closed = raw_fetch_closed(srv, b"GET / HTTP/1.1\r\nHost: t\r\nX-A: one\r\n two\r\n\r\n")
     assert resp.status == 400
     assert b"Obsolete line folding" in resp.body
     assert closed
@@ -100,7 +94,7 @@ def test_permit_obsolete_folding(start_server):
 
 def test_space_before_colon_refused_by_default(start_server):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, b"GET / HTTP/1.1\r\nHost: t\r\nX-A : v\r\n\r\n")
+    resp, closed = raw_fetch_closed(srv, b"GET / HTTP/1.1\r\nHost: t\r\nX-A : v\r\n\r\n")
     assert resp.status == 400
     assert closed
 
@@ -123,7 +117,7 @@ def test_strip_header_spaces(start_server):
 ])
 def test_ambiguous_requests_get_400(start_server, raw):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, raw)
+    resp, closed = raw_fetch_closed(srv, raw)
     assert resp.status == 400, raw
     assert closed
 
@@ -220,7 +214,7 @@ def test_client_gone_before_sending_the_body(start_server):
 @pytest.mark.parametrize("version", ["HTTP/1.2", "HTTP/2.0", "HTTP/0.9", "HTTP/11", "HTTX/1.1"])
 def test_unconventional_versions_refused_by_default(start_server, version):
     srv = start_server("hello")
-    resp, closed = send_raw(srv, request(version=version))
+    resp, closed = raw_fetch_closed(srv, request(version=version))
     assert resp.status == 400
     assert closed
 
@@ -243,7 +237,7 @@ def test_permit_unconventional_http_version(start_server, version, keeps):
 def test_permit_unconventional_version_still_refuses_garbage(start_server):
     srv = start_server("hello", "--permit-unconventional-http-version")
     for version in ("HTTP/11", "HTTP/1.x", "FOO/1.1"):
-        resp, closed = send_raw(srv, request(version=version))
+        resp, closed = raw_fetch_closed(srv, request(version=version))
         assert resp.status == 400, version
         assert closed
 

@@ -29,15 +29,11 @@ def class_args(name):
     return CLASSES[name]
 
 
-def get(path, **kw):
-    return request("GET", path, **kw)
-
-
 def keepalive_conn(srv):
     """A connection that has been answered once: idle between keep-alive requests."""
     s = srv.connect()
     r = Reader(s)
-    s.sendall(get("/"))
+    s.sendall(request("GET", "/"))
     resp = r.read_response()
     assert resp.status == 200 and resp.header("Connection", "keep-alive") != "close"
     return s, r
@@ -51,9 +47,9 @@ def test_a_request_queued_behind_a_long_one_is_not_dropped_by_the_idle_timer(sta
     s = srv.connect()
     r = Reader(s)
     mark = srv.log_mark()
-    s.sendall(get("/sleep/1.5"))
+    s.sendall(request("GET", "/sleep/1.5"))
     srv.wait_for_log("gate sleeping", since=mark)
-    s.sendall(get("/second"))  # waits in the kernel: the sync worker is in the app
+    s.sendall(request("GET", "/second"))  # waits in the kernel: the sync worker is in the app
     first = r.read_response()
     assert first.status == 200 and first.body == b"slept"
     second = r.read_response()
@@ -72,13 +68,13 @@ def test_requests_on_idle_connections_are_answered_at_a_graceful_stop(start_serv
     # Answered once, so both are in the worker's hands before the first is held.
     (a, a_r), (b, b_r) = keepalive_conn(srv), keepalive_conn(srv)
     mark = srv.log_mark()
-    a.sendall(get("/hold?%s&term" % first))  # the worker sends itself TERM, then waits
+    a.sendall(request("GET", "/hold?%s&term" % first))  # the worker sends itself TERM, then waits
     srv.wait_for_log("gate held", since=mark)
-    b.sendall(get("/hold?%s" % second))  # read in the same turn of the loop as the TERM
+    b.sendall(request("GET", "/hold?%s" % second))  # read in the same turn of the loop as the TERM
     first.touch()
     srv.wait_for_log("gate held", since=mark, count=2)
     for s, _ in idle:
-        s.sendall(get("/next"))
+        s.sendall(request("GET", "/next"))
     second.touch()
     assert a_r.read_response().body == b"released"
     assert b_r.read_response().body == b"released"
@@ -102,12 +98,12 @@ def test_a_keepalive_response_during_a_stop_still_takes_the_next_request(start_s
     s = srv.connect()
     r = Reader(s)
     mark = srv.log_mark()
-    s.sendall(get("/hold?%s&term" % gate))
+    s.sendall(request("GET", "/hold?%s&term" % gate))
     srv.wait_for_log("gate held", since=mark)
     gate.touch()
     first = r.read_response()
     assert first.body == b"released"
-    s.sendall(get("/next"))
+    s.sendall(request("GET", "/next"))
     second = r.read_response()
     assert second.status == 200 and second.body == b"ok %d" % worker
     # "close" when the stop was seen before /next was read; a sync worker may read
@@ -181,7 +177,7 @@ def test_keepalive_connections_spread_evenly_over_the_workers(start_server, tmp_
     counts = {}
     try:
         for s in conns:
-            s.sendall(get("/"))
+            s.sendall(request("GET", "/"))
         for s in conns:
             resp = Reader(s).read_response()
             counts[resp.body] = counts.get(resp.body, 0) + 1
@@ -203,11 +199,11 @@ def test_a_killed_sync_worker_takes_only_the_request_it_runs(start_server, tmp_p
     first, second = tmp_path / "first", tmp_path / "second"
     p = srv.connect()
     mark = srv.log_mark()
-    p.sendall(get("/hold?%s" % first))
+    p.sendall(request("GET", "/hold?%s" % first))
     srv.wait_for_log("gate held", since=mark)
     y = srv.connect()  # the listener is ready before x is: accepted first in the next turn
-    y.sendall(get("/y"))
-    x.sendall(get("/hold?%s" % second))
+    y.sendall(request("GET", "/y"))
+    x.sendall(request("GET", "/hold?%s" % second))
     first.touch()
     srv.wait_for_log("gate held", since=mark, count=2)  # x runs now
     os.kill(worker, signal.SIGKILL)

@@ -13,54 +13,24 @@ import re
 import signal
 import socket
 import struct
-import time
 
 import pytest
-import requests
 
 from conftest import BOOTING_RE, LISTENING_RE, BIN, APPS_DIR, server_env
+from helpers import DatagramReceiver, get, read_text, wait_in_file, wait_until
 
 APP = "logging_app:app"
 LINE_RE = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[%s\] "
 
 
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def wait_file(path, regex, timeout=10.0, count=1, srv=None):
-    """Waits until `regex` matches `count` times in the file; returns the last match.
-    With `srv`, gives up as soon as that server has exited."""
-    pattern = re.compile(regex)
-    deadline = time.monotonic() + timeout
-    while True:
-        matches = list(pattern.finditer(read(path)))
-        if len(matches) >= count:
-            return matches[count - 1]
-        gone = srv is not None and getattr(srv, "proc", None) and srv.proc.poll() is not None
-        if gone or time.monotonic() > deadline:
-            stderr = srv.log_text() if gone else ""
-            raise AssertionError(f"{regex!r} not in {path}:\n{read(path)}\nstderr:\n{stderr}")
-        time.sleep(0.05)
-
-
 def ready_from(srv, path, workers=1):
     """Fills in srv's address from a log file (the server logs there, not to stderr)."""
-    m = wait_file(path, LISTENING_RE, srv=srv)
+    m = wait_in_file(path, LISTENING_RE, srv=srv)
     srv.url = m.group(1)
     srv.host, _, port = srv.url[len("http://"):].rpartition(":")
     srv.port = int(port)
-    wait_file(path, BOOTING_RE, count=workers)
+    wait_in_file(path, BOOTING_RE, count=workers)
     return srv
-
-
-def get(srv, path="/"):
-    return requests.get(f"http://127.0.0.1:{srv.port}{path}",
-                        headers={"Connection": "close"}, timeout=10)
 
 
 def start_to_file(start_server, path, *args, **kwargs):
@@ -75,8 +45,8 @@ def test_capture_output_sends_print_and_stderr_to_the_error_log(start_server, tm
     log = tmp_path / "error.log"
     srv = start_to_file(start_server, log, "--capture-output")
     assert get(srv, "/print").status_code == 200
-    wait_file(log, r"app-fd1-write")
-    text = read(log)
+    wait_in_file(log, r"app-fd1-write")
+    text = read_text(log)
     for line in ("app-print-stdout", "app-write-stderr", "app-fd1-write"):
         assert line in text
     assert re.search(LINE_RE % "INFO" + "Starting gunicorn-c", text)
@@ -88,39 +58,50 @@ def test_without_capture_output_prints_stay_on_stdout(start_server, tmp_path):
     log = tmp_path / "error.log"
     srv = start_to_file(start_server, log)
     assert get(srv, "/print").status_code == 200
-    deadline = time.monotonic() + 5
-    while "app-print-stdout" not in srv.stdout_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "app-print-stdout" in srv.stdout_text()
-    assert "app-" not in read(log)
+    wait_until(lambda: "app-print-stdout" in srv.stdout_text(), what="the print on stdout")
+    assert "app-" not in read_text(log)
+
+
+def reopened_by(srv, path, new, old, line, tries=50):
+    """Sends requests for `path` until the worker has reopened its log: each writes
+    `line` to the file `new` or to the file `old` it was moved to. Waits for each
+    request's line (in one file or the other) before looking where it went."""
+    def count():
+        return read_text(new).count(line) + read_text(old).count(line)
+
+    before = count()
+    for n in range(1, tries + 1):
+        assert get(srv, path).status_code == 200
+        wait_until(lambda: count() >= before + n, what=f"the line of request {n} for {path}")
+        if line in read_text(new):
+            return
+    raise AssertionError(f"{tries} requests and the worker has not reopened {new}")
 
 
 def test_usr1_reopens_moved_error_access_and_captured_logs(start_server, tmp_path):
     log, access = tmp_path / "error.log", tmp_path / "access.log"
     srv = start_to_file(start_server, log, "--capture-output", "--access-logfile", str(access))
     assert get(srv, "/").status_code == 200
-    wait_file(access, r'"GET / HTTP/1.1" 200')
+    wait_in_file(access, r'"GET / HTTP/1.1" 200')
     os.rename(log, tmp_path / "error.log.1")
     os.rename(access, tmp_path / "access.log.1")
     srv.send_signal(signal.SIGUSR1)
-    # The master reopens at once; the worker when its loop gets the signal: poll.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        get(srv, "/print")
-        if "app-print-stdout" in read(log) and "GET /print" in read(access):
-            break
-        time.sleep(0.1)
+    # The master reopens at once; the worker when its loop gets the signal, which it
+    # logs nowhere: each request's access line lands in the old file or the new one,
+    # so requests are sent until one lands in the new file.
+    reopened_by(srv, "/print", access, tmp_path / "access.log.1", "GET /print")
+    assert "app-print-stdout" in read_text(log)
     assert get(srv, "/raise").status_code == 500
-    wait_file(log, LINE_RE % "ERROR" + r"Error handling request GET /raise\nTraceback")
-    assert "RuntimeError: app-raised-this" in read(log)
+    wait_in_file(log, LINE_RE % "ERROR" + r"Error handling request GET /raise\nTraceback")
+    assert "RuntimeError: app-raised-this" in read_text(log)
     assert srv.stop() == 0
-    new = read(log)
+    new = read_text(log)
     assert re.search(LINE_RE % "INFO" + r"Shutting down: Master", new), new  # the master
     assert "app-fd1-write" in new and "app-write-stderr" in new  # captured, in the worker
-    assert "GET /raise" in read(access)
-    old = read(tmp_path / "error.log.1")
+    assert "GET /raise" in read_text(access)
+    old = read_text(tmp_path / "error.log.1")
     assert "Starting gunicorn-c" in old and "Shutting down" not in old
-    assert "GET /raise" not in read(tmp_path / "access.log.1")
+    assert "GET /raise" not in read_text(tmp_path / "access.log.1")
 
 
 def test_capture_output_in_daemon_mode(tmp_path):
@@ -135,57 +116,23 @@ def test_capture_output_in_daemon_mode(tmp_path):
         pass
 
     srv = ready_from(Srv(), log)
-    pid = int(wait_file(pidfile, r"\d+").group(0))
+    pid = int(wait_in_file(pidfile, r"\d+").group(0))
     try:
         assert get(srv, "/print").status_code == 200
-        wait_file(log, "app-fd1-write")
-        assert "app-print-stdout" in read(log) and "app-write-stderr" in read(log)
+        wait_in_file(log, "app-fd1-write")
+        assert "app-print-stdout" in read_text(log) and "app-write-stderr" in read_text(log)
     finally:
         os.kill(pid, signal.SIGTERM)
-    wait_file(log, "Shutting down: Master")
+    wait_in_file(log, "Shutting down: Master")
 
 
 # --- syslog ---------------------------------------------------------------------------
 
 
-class Receiver:
-    """A syslog daemon on a local datagram socket: keeps every datagram."""
-
-    def __init__(self, family=socket.AF_INET, address=("127.0.0.1", 0)):
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.bind(address)
-        self.sock.settimeout(0.2)
-        self.packets = []
-
-    @property
-    def url(self):
-        if self.sock.family == socket.AF_UNIX:
-            return f"unix://{self.sock.getsockname()}#dgram"
-        host, port = self.sock.getsockname()
-        return f"udp://{host}:{port}"
-
-    def wait(self, regex, timeout=10.0, count=1):
-        pattern = re.compile(regex.encode() if isinstance(regex, str) else regex, re.S)
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [p for p in self.packets if pattern.search(p)]
-            if len(found) >= count:
-                return found[count - 1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no datagram matches {pattern.pattern!r}:\n"
-                                     + "\n".join(map(repr, self.packets)))
-            try:
-                self.packets.append(self.sock.recv(65536))
-            except socket.timeout:
-                pass
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    """A syslog daemon on a local UDP socket: keeps every datagram (as bytes)."""
+    r = DatagramReceiver()
     yield r
     r.close()
 
@@ -223,15 +170,13 @@ def test_syslog_default_prefix_is_the_process_name_and_access_can_stay_out(
     assert get(srv, "/").status_code == 200
     get(srv, "/glog")
     receiver.wait(rb"app-logged-warning")
+    # The worker sent its access line (had it gone to syslog) before /glog's warning.
     assert not [p for p in receiver.packets if b".access:" in p]
-    deadline = time.monotonic() + 5
-    while '"GET / HTTP/1.1" 200' not in srv.stdout_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert '"GET / HTTP/1.1" 200' in srv.stdout_text()
+    wait_until(lambda: '"GET / HTTP/1.1" 200' in srv.stdout_text(), what="the access line")
 
 
 def test_syslog_unix_datagram_socket(start_server, tmp_path):
-    r = Receiver(socket.AF_UNIX, str(tmp_path / "log.sock"))
+    r = DatagramReceiver(path=str(tmp_path / "log.sock"))
     try:
         srv = start_server(APP, "--log-syslog", "--log-syslog-to", r.url,
                            "--log-syslog-facility", "daemon")
@@ -259,14 +204,14 @@ def test_syslog_bad_settings_stop_the_start(start_server, args, message):
 
 def check_python_route(srv, path, tag):
     """The server's lines and the access lines in `path`, in the configuration's format."""
-    wait_file(path, rf"{tag}\|INFO\|gunicorn\.error\|Booting worker with pid: \d+")
+    wait_in_file(path, rf"{tag}\|INFO\|gunicorn\.error\|Booting worker with pid: \d+")
     assert get(srv, "/").status_code == 200
-    wait_file(path, rf'{tag}\|INFO\|gunicorn\.access\|127\.0\.0\.1 - - .*"GET / HTTP/1\.1" 200')
+    wait_in_file(path, rf'{tag}\|INFO\|gunicorn\.access\|127\.0\.0\.1 - - .*"GET / HTTP/1\.1" 200')
     assert get(srv, "/raise").status_code == 500
-    wait_file(path, rf"{tag}\|ERROR\|gunicorn\.error\|Error handling request GET /raise\n"
-                    r"Traceback")
+    wait_in_file(path, rf"{tag}\|ERROR\|gunicorn\.error\|Error handling request GET /raise\n"
+                       r"Traceback")
     get(srv, "/glog")
-    wait_file(path, rf"{tag}\|WARNING\|gunicorn\.error\|app-logged-warning arg")
+    wait_in_file(path, rf"{tag}\|WARNING\|gunicorn\.error\|app-logged-warning arg")
     # stderr has no line in the C format: everything went through Python.
     assert "Booting worker" not in srv.log_text()
 
@@ -291,13 +236,10 @@ def test_logconfig_dict(start_server, tmp_path):
     # USR1 reopens the handler's file in the master and the worker.
     os.rename(out, tmp_path / "dict.log.1")
     srv.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 10
-    while "gunicorn.access" not in read(out) and time.monotonic() < deadline:
-        get(srv, "/")
-        time.sleep(0.1)
+    reopened_by(srv, "/", out, tmp_path / "dict.log.1", "gunicorn.access")
     assert srv.stop() == 0
-    assert "DICT|INFO|gunicorn.error|Shutting down: Master" in read(out)
-    assert "gunicorn.access" in read(out)
+    assert "DICT|INFO|gunicorn.error|Shutting down: Master" in read_text(out)
+    assert "gunicorn.access" in read_text(out)
 
 
 def test_logconfig_json(start_server, tmp_path):
@@ -370,15 +312,15 @@ def test_logger_class_gets_every_line(start_server, tmp_path):
                        "--log-level", "debug", wait=False,
                        env={"RECORDING_LOGGER_FILE": str(rec),
                             "PYTHONPATH": str(APPS_DIR)})
-    m = wait_file(rec, r"info\|Listening at: (\S+) \((\d+)\)")
+    m = wait_in_file(rec, r"info\|Listening at: (\S+) \((\d+)\)")
     srv.host, _, port = m.group(1)[len("http://"):].rpartition(":")
     srv.port = int(port)
-    wait_file(rec, r"info\|Booting worker with pid")
+    wait_in_file(rec, r"info\|Booting worker with pid")
     assert get(srv, "/raise").status_code == 500
-    wait_file(rec, r"error\|Error handling request GET /raise\\nTraceback")
+    wait_in_file(rec, r"error\|Error handling request GET /raise\\nTraceback")
     srv.send_signal(signal.SIGUSR1)
-    wait_file(rec, r"reopen_files", count=2)  # the master and the worker
-    text = read(rec)
+    wait_in_file(rec, r"reopen_files", count=2)  # the master and the worker
+    text = read_text(rec)
     assert re.search(r"\|init loglevel=debug errorlog=- proc_name=logging_app:app "
                      r"user_is_int=True\n", text), text
     assert "|close_on_exec\n" in text
@@ -408,6 +350,8 @@ def test_client_disconnect_is_not_an_error(start_server, level):
             srv.wait_for_log(r"\[DEBUG\] Ignored client disconnection", count=2 if not linger
                              else 1)
     assert get(srv, "/").status_code == 200  # the worker is fine
-    time.sleep(0.2)
+    # A line about the disconnections would be in once the worker has exited (and
+    # stderr closed): stopping the server is the event that ends the log.
+    assert srv.stop() == 0
     text = srv.log_text()
     assert "[ERROR]" not in text and "Traceback" not in text, text

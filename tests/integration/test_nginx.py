@@ -26,12 +26,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 from conftest import BIN, CRASH_RE, REPO_ROOT, Server, server_env, server_lacks
+from helpers import free_port, wait_in_file, wait_listening
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK),
@@ -43,12 +43,6 @@ DEPLOY_DOC = REPO_ROOT / "docs" / "deploy.md"
 DJANGO_EXAMPLE = REPO_ROOT / "examples" / "django"
 MIB = 1024 * 1024
 UPLOAD = 50 * MIB
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_certificate(directory):
@@ -109,18 +103,12 @@ http {{
             [NGINX, "-e", str(self.root / "error.log"), "-p", str(self.root),
              "-c", str(self.root / "nginx.conf")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"nginx exited {self.proc.returncode}: "
-                                     f"{self.proc.stderr.read().decode()}\n{self.error_log()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("nginx did not listen:\n" + self.error_log())
-                time.sleep(0.02)
+        try:
+            wait_listening(port, proc=self.proc)
+        except AssertionError as e:
+            stderr = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+            raise AssertionError(f"nginx: {e}\n{stderr}\n{self.error_log()}") from None
+        return self
 
     def error_log(self):
         path = self.root / "error.log"
@@ -544,10 +532,7 @@ def test_django_without_nginx_whitenoise(tmp_path, django_project):
         assert r.headers["Content-Type"].startswith("text/css")
         # The line is written once the response is complete, which the client may see
         # a moment earlier.
-        deadline = time.monotonic() + 5
-        while "GET /static/admin/css/base.css" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_in_file(log, r"GET /static/admin/css/base\.css")
     finally:
         assert srv.stop() == 0, srv.log_text()
 

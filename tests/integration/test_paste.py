@@ -4,7 +4,6 @@ become the default bind."""
 
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -13,6 +12,7 @@ import requests
 
 from conftest import (BIN, CRASH_RE, LISTENING_RE, run_cli as _run_cli, server_env,
                       skip_unless_server_imports)
+from helpers import free_port
 
 pytest.importorskip("paste.deploy")
 skip_unless_server_imports("paste.deploy")
@@ -54,12 +54,6 @@ def run_cli(*args, **kwargs):
     out = _run_cli(*args, **kwargs)
     assert not CRASH_RE.search(out.stderr), out.stderr
     return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from conftest import BOOTING_RE
+from helpers import get
 
 APP = "quick_stop_app:app"
 SYNC = ["-k", "sync"]
@@ -63,17 +64,10 @@ def serve(start_server, tmp_path):
     def start(klass, *args):
         srv = start_server(APP, *klass, "-c", str(conf), "--graceful-timeout", "20", *args)
         (worker,) = srv.worker_pids()
-        assert get(srv, "/")[0] == 200
+        assert get(srv, "/").status_code == 200
         return srv, worker
 
     return start
-
-
-def get(srv, path, timeout=10):
-    """(status, body) of one request on its own connection."""
-    r = requests.get(f"http://127.0.0.1:{srv.port}{path}", headers={"Connection": "close"},
-                     timeout=timeout)
-    return r.status_code, r.text
 
 
 class InFlight:
@@ -86,7 +80,7 @@ class InFlight:
 
     def _run(self, srv, path):
         try:
-            self.outcome = get(srv, path, timeout=20)[0]
+            self.outcome = get(srv, path, timeout=20).status_code
         except requests.RequestException as e:
             self.outcome = f"dropped ({e!r})"
 
@@ -110,8 +104,8 @@ def assert_replaced(srv, worker, mark):
     srv.wait_for_log(rf"Worker exiting \(pid: {worker}\)", since=mark)
     new = int(srv.wait_for_log(BOOTING_RE, since=mark).group(1))
     assert new != worker
-    status, body = get(srv, "/")
-    assert status == 200 and f'"pid": {new}' in body, body
+    r = get(srv, "/")
+    assert r.status_code == 200 and f'"pid": {new}' in r.text, r.text
     assert f"Worker (pid:{worker}) exited with code" not in srv.log_text(), srv.log_text()
     return new
 
@@ -158,7 +152,7 @@ def test_idle_worker_abrt_exits_1_without_a_hub_failure(serve, klass):
     srv.wait_for_log(rf"worker_abort hook ran in {worker}", since=mark)
     srv.wait_for_log(rf"Worker \(pid:{worker}\) exited with code 1\.", since=mark)
     new = int(srv.wait_for_log(BOOTING_RE, since=mark).group(1))
-    assert get(srv, "/")[1] == f'{{"pid": {new}}}'
+    assert get(srv, "/").text == f'{{"pid": {new}}}'
     log = "\n".join(srv.log_text().splitlines()[mark:])
     assert_clean(log, worker)
     assert "Traceback" not in log, log

@@ -5,7 +5,6 @@ Split out of test_signals.py (test names unchanged).
 
 import os
 import re
-import time
 
 import pytest
 
@@ -66,12 +65,20 @@ def test_reload_extra_file(start_server, tmp_path):
 def test_without_reload_code_changes_are_ignored(start_server, tmp_path):
     module = tmp_path / "reload_app.py"
     module.write_text(RELOAD_APP.format(version="one"))
-    srv = start_server("reload_app", app_dir=tmp_path)
+    srv = start_server("reload_app", "--log-level", "debug", app_dir=tmp_path)
     (old,) = srv.worker_pids()
+    served = rf"\[{old}\] \[DEBUG\] GET /"  # each request, as it reaches the app
     assert get(srv.port).text == "one"
+    srv.wait_for_log(served)
+    # A worker with --reload says (at debug level) that it watches files before it
+    # serves anything: this one does not.
+    assert "Watching" not in srv.log_text()
     module.write_text(RELOAD_APP.format(version="two"))
-    # Waiting for something not to happen, which no event can mark: this is the time
-    # an (inotify) reloader, were one running, would need many times over to notice.
-    time.sleep(0.5)
-    assert srv.live_worker_pids() == [old]
+    # Had a watcher been there, the worker would have seen the change (it is written
+    # before the next connection is made) by the time its loop comes round for the
+    # request after next, and would have said so before that request's line.
     assert get(srv.port).text == "one"
+    assert get(srv.port).text == "one"
+    srv.wait_for_log(served, count=3)
+    assert "Worker reloading" not in srv.log_text()
+    assert srv.live_worker_pids() == [old]

@@ -22,11 +22,7 @@ import requests
 
 from conftest import APPS_DIR, BIN, BOOTING_RE, LISTENING_RE, pid_alive, server_env
 from helpers import (Control, children, control_path, get, info, kill_quietly, read_text,
-                     requests_before_autorestart, title, wait_gone, wait_in_file,
-                     wait_until)
-
-# test_workers.py imports requests_before_autorestart from here.
-__all__ = ["requests_before_autorestart"]
+                     title, wait_gone, wait_in_file, wait_until)
 
 
 class ClientLoop:

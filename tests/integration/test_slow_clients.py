@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Control, control_path, wait_until
 from rawhttp import Reader, closed_by_peer, request
 
 HERE = Path(__file__).resolve().parent
@@ -87,7 +88,10 @@ def test_slow_and_idle_clients_do_not_delay_a_normal_client(start_server):
 
     bad = start_bad_clients(srv.port, idle=500, slow=500)
     try:
-        time.sleep(2)  # every slow connection has sent a byte or two by now
+        # Measured once every slow connection has sent its first two bytes (two
+        # seconds: the bad clients' pace).
+        line = bad.stdout.readline()
+        assert line.strip() == "sent 2", f"the bad clients stopped: {line!r}"
         load_fresh, load_kept = latencies(srv), latencies(srv, fresh=False)
     finally:
         idle_open, slow_open = stop_bad_clients(bad)
@@ -230,13 +234,14 @@ def test_worker_connections_limit_stops_accepting(start_server):
         # room, unlike a connection still waiting for a whole head.
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
         busy.append(s)
-    time.sleep(0.2)
     waiting = srv.connect()  # the kernel completes the handshake; the worker waits
     waiting.sendall(request())
-    waiting.settimeout(0.5)
-    with pytest.raises(socket.timeout):
-        waiting.recv(1)
+    # The worker saw the fourth connection at its limit and stopped accepting: nothing
+    # resumes it before one of the three goes, so the client has no answer.
     srv.wait_for_log(r"Worker connection limit reached \(3 open\)")
+    waiting.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        waiting.recv(1)
     # One of the three finishes its request and leaves: the waiting client is served.
     busy[0].sendall(b"hello")
     assert Reader(busy[0]).read_response().status == 200
@@ -259,6 +264,21 @@ def slow_reader(srv, kib):
     return s
 
 
+def start_slowread(start_server, *args):
+    """A server for the slow-reader tests, and a client of its control socket."""
+    sock = control_path()
+    srv = start_server("slowread", "--control-socket", sock, *args)
+    return srv, Control(sock)
+
+
+def wait_app_done(ctl, n=1):
+    """Waits until the application has returned from `n` requests: the worker counts
+    a request served when the application is done with it, however much of the
+    response the loop still holds for the client."""
+    wait_until(lambda: ctl.request("show stats")["requests"] >= n, timeout=10,
+               what=f"the application to finish {n} request(s)")
+
+
 def quick_request(srv):
     start = time.monotonic()
     with srv.connect() as s:
@@ -272,9 +292,10 @@ def test_slow_reader_does_not_hold_the_worker(start_server):
     # but does fit in what a worker keeps for a slow reader (1 MiB): the application is
     # done at once, and the loop feeds the client as it reads.
     from apps.slowread import pattern
-    srv = start_server("slowread", "--timeout", "10", "--keep-alive", "10")
+    srv, ctl = start_slowread(start_server, "--timeout", "10", "--keep-alive", "10")
     slow = slow_reader(srv, 512)
-    time.sleep(0.3)
+    wait_app_done(ctl)
+    ctl.close()
     assert quick_request(srv) < 1.0, srv.log_text()
     reader = Reader(slow)
     resp = reader.read_response()
@@ -288,15 +309,16 @@ def test_slow_reader_does_not_hold_the_worker(start_server):
 def test_slow_reader_of_a_big_response_holds_the_worker_only_for_the_excess(start_server):
     # 3 MiB: the worker waits until the client has taken all but the last 1 MiB.
     from apps.slowread import pattern
-    srv = start_server("slowread", "--timeout", "10")
+    srv, ctl = start_slowread(start_server, "--timeout", "10")
     slow = slow_reader(srv, 3 * 1024)
     reader = Reader(slow)
     version, status, _, headers, _ = reader.read_head()
     assert status == 200
     got = reader.read_exact(1024 * 1024)  # a third: the worker is still held
-    time.sleep(0.2)
+    assert ctl.request("show stats")["requests"] == 0
     got += reader.read_exact(1024 * 1024 + 128 * 1024)  # now less than 1 MiB remains
-    time.sleep(0.3)
+    wait_app_done(ctl)
+    ctl.close()
     assert quick_request(srv) < 1.0, srv.log_text()
     got += reader.read_exact(3 * 1024 * 1024 - len(got))
     assert got == pattern(3 * 1024)
@@ -304,13 +326,14 @@ def test_slow_reader_of_a_big_response_holds_the_worker_only_for_the_excess(star
 
 
 def test_reader_that_never_reads_is_cut_after_timeout(start_server):
-    srv = start_server("slowread", "--timeout", "2")
+    srv, ctl = start_slowread(start_server, "--timeout", "2", "--log-level", "debug")
     slow = slow_reader(srv, 512)
-    time.sleep(0.3)
+    wait_app_done(ctl)
+    ctl.close()
     assert quick_request(srv) < 1.0
     start = time.monotonic()
-    time.sleep(2.5)
-    # The loop gave up on the response: the connection is closed, the body short.
+    # The loop gives up on the response: the connection is closed, the body short.
+    srv.wait_for_log(r"Closing connection to 127\.0\.0\.1:?\d*: response not read within 2s")
     slow.settimeout(5)
     data = b""
     try:

@@ -22,7 +22,8 @@ from collections import Counter
 import pytest
 
 from conftest import BOOTING_RE, run_cli
-from helpers import Control, DatagramReceiver, control_path, free_port, wait_gone, wait_until
+from helpers import (Control, DatagramReceiver, control_path, free_port, get, wait_gone,
+                     wait_listening, wait_until)
 
 APP = "statsd_app:app"
 LINE_RE = re.compile(r"^(?P<name>[^:|]+):(?P<value>[^|]+)\|(?P<type>c|ms|g|h)"
@@ -67,17 +68,6 @@ def receiver():
     r.close()
 
 
-def get(srv, path="/"):
-    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
-
-
 def load(srv, paths, threads=4):
     """Sends every path in `paths`, spread over keep-alive connections; returns the
     statuses by count."""
@@ -106,17 +96,6 @@ def load(srv, paths, threads=4):
         t.join(60)
     assert not errors, errors
     return statuses
-
-
-def wait_http(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 # --- per request --------------------------------------------------------------------
@@ -164,7 +143,7 @@ def test_request_metrics_under_load(start_server, receiver, klass):
 def test_prefix_and_dogstatsd_tags(start_server, receiver):
     srv = start_server(APP, "--statsd-host", receiver.address, "--statsd-prefix", "shop.web..",
                        "--dogstatsd-tags", "env:test,team:web")
-    assert get(srv, "/") == 200
+    assert get(srv, "/").status_code == 200
     receiver.wait_for(lambda r: any("requests" in line for line in r.lines()))
     lines = receiver.lines()
     assert "shop.web.gunicorn.requests:1|c|@1.0|#env:test,team:web" in lines
@@ -216,12 +195,12 @@ def test_unix_receiver_started_after_the_server(start_server, tmp_path):
     path = str(tmp_path / "late.sock")
     srv = start_server(APP, "--statsd-host", f"unix:{path}", "--log-level", "debug")
     (worker,) = srv.worker_pids()
-    assert get(srv, "/") == 200  # its metrics are dropped: nobody listens yet
+    assert get(srv, "/").status_code == 200  # its metrics are dropped: nobody listens yet
     # They leave after the response; the worker says (once) that they were dropped.
     srv.wait_for_log(rf"\[{worker}\] \[DEBUG\] StatsD: cannot send to")
     r = Receiver(path)
     try:
-        assert get(srv, "/missing") == 404
+        assert get(srv, "/missing").status_code == 404
         r.wait_for(lambda r: r.counts()["gunicorn.request.status.404"] == 1)
         assert r.counts()["gunicorn.requests"] == 1
     finally:
@@ -279,9 +258,9 @@ def test_log_counters_count_hidden_lines(start_server, receiver):
     port = free_port()
     srv = start_server(APP, "--statsd-host", receiver.address, "--log-level", "critical",
                        bind=f"127.0.0.1:{port}", wait=False)
-    wait_http(port)
+    wait_listening(port, proc=srv.proc)
     srv.host, srv.port = "127.0.0.1", port
-    assert get(srv, "/boom") == 500
+    assert get(srv, "/boom").status_code == 500
     receiver.wait_for(lambda r: r.counts()["gunicorn.log.exception"] == 1)
     assert "Traceback" not in srv.log_text()
     assert receiver.counts()["gunicorn.log.error"] == 0
@@ -323,7 +302,7 @@ def test_malformed_statsd_host_is_refused():
 
 def test_unusable_statsd_host_is_a_warning(start_server):
     srv = start_server(APP, "--statsd-host", "localhost:99999")
-    assert get(srv, "/") == 200
+    assert get(srv, "/").status_code == 200
     assert re.search(r"\[WARNING\] StatsD: cannot use localhost:99999", srv.log_text())
 
 
@@ -334,7 +313,7 @@ def test_hup_moves_metrics_to_the_new_host(start_server, tmp_path):
         conf.write_text(f"statsd_host = {first.address!r}\n")
         srv = start_server(APP, "-c", str(conf))
         old = srv.worker_pids()
-        assert get(srv, "/") == 200
+        assert get(srv, "/").status_code == 200
         first.wait_for(lambda r: r.counts()["gunicorn.requests"] == 1)
         conf.write_text(f"statsd_host = {second.address!r}\n")
         mark = srv.log_mark()
@@ -342,7 +321,7 @@ def test_hup_moves_metrics_to_the_new_host(start_server, tmp_path):
         srv.wait_for_log(BOOTING_RE, since=mark)
         for pid in old:
             wait_gone(pid)
-        assert get(srv, "/missing") == 404
+        assert get(srv, "/missing").status_code == 404
         second.wait_for(lambda r: r.counts()["gunicorn.request.status.404"] == 1)
         assert second.values("gunicorn.workers") == ["1"]
         assert first.counts()["gunicorn.request.status.404"] == 0
