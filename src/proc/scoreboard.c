@@ -96,8 +96,10 @@ void gc__slot_request_begin(gc__slot_t *s, const char *method, size_t mlen, cons
     atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
     copy_field(s->method, sizeof(s->method), method, mlen);
     copy_field(s->path, sizeof(s->path), path, plen);
+    /* Inside the lock, so that a reader never pairs this path with the previous
+     * request's start. */
+    atomic_store_explicit(&s->started_ms, now_ms, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
-    atomic_store_explicit(&s->started_ms, now_ms, memory_order_release);
     atomic_store_explicit(&s->beat_ms, now_ms, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
     uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -129,10 +131,12 @@ int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *
         uint32_t before = atomic_load_explicit(&s->seq, memory_order_acquire);
         if (before & 1)
             continue;
-        uint64_t started = atomic_load_explicit(&s->started_ms, memory_order_acquire);
+        uint64_t started = atomic_load_explicit(&s->started_ms, memory_order_relaxed);
         copy_field(method, mcap, s->method, strnlen(s->method, sizeof(s->method)));
         copy_field(path, pcap, s->path, strnlen(s->path, sizeof(s->path)));
-        if (atomic_load_explicit(&s->seq, memory_order_acquire) != before)
+        /* The copies above must be done before seq is read again. */
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->seq, memory_order_relaxed) != before)
             continue;
         *started_ms = started;
         return started != 0;
