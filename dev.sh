@@ -3,7 +3,8 @@
 #
 #   ./dev.sh serve   install what is missing, build, serve examples/hello.py on :8000
 #   ./dev.sh test    install what is missing, then the whole test suite: a -Werror
-#                    build with ctest and pytest, then the same under ASan + UBSan;
+#                    build and an ASan + UBSan build, each with ctest and pytest (the
+#                    two suites side by side); bench --quick;
 #                    then, for every other CPython 3.8+ found (see other_pythons), a
 #                    -Werror build into build-pyX.Y with ctest and the core of pytest
 #   ./dev.sh build   just the (release) build into build/
@@ -91,6 +92,42 @@ CORE_TESTS=(test_basic.py test_bodies.py test_http_errors.py test_config.py test
             test_signals.py test_recycling.py test_process.py test_user_group.py test_reload.py
             test_systemd.py test_workers.py test_signal_race.py)
 
+# phase NAME: how long the step that just ended took (since the previous phase).
+phase_at=$SECONDS
+phase() {
+    echo "== $1: $((SECONDS - phase_at)) s" >&2
+    phase_at=$SECONDS
+}
+
+# lanes NAME LOG CMD... -- NAME LOG CMD...: runs the two commands side by side, each
+# writing LOG; prints the end of a failed lane's log. Fails when either failed.
+lanes() {
+    local -a first=() second=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do first+=("$1"); shift; done
+    shift
+    second=("$@")
+    local -a pids=() names=() logs=()
+    local lane status=0
+    for lane in first second; do
+        local -n spec=$lane
+        names+=("${spec[0]}")
+        logs+=("${spec[1]}")
+        echo "== ${spec[0]}: ctest and pytest (log: ${spec[1]})" >&2
+        "${spec[@]:2}" >"${spec[1]}" 2>&1 &
+        pids+=($!)
+    done
+    for i in 0 1; do
+        if wait "${pids[i]}"; then
+            echo "== ${names[i]} passed: $(tail -n 1 "${logs[i]}")" >&2
+        else
+            echo "== ${names[i]} FAILED; the end of ${logs[i]}:" >&2
+            tail -n 80 "${logs[i]}" >&2
+            status=1
+        fi
+    done
+    return $status
+}
+
 # test_others: for every CPython other_pythons finds, a -Werror build into build-pyX.Y,
 # then its ctest and CORE_TESTS (pytest itself runs on the primary CPython). The builds
 # go one after the other; the tests then run in two lanes side by side (they mostly
@@ -144,25 +181,39 @@ serve)
     exec "$ROOT/build/gunicorn-c" --chdir "$ROOT/examples" --bind 127.0.0.1:8000 hello:app
     ;;
 test)
+    started=$SECONDS
     install_deps
     echo "== clang-format (the committed .clang-format)" >&2
     clang-format --dry-run --Werror src/*/*.c src/*/*.h src/main.c include/*.h \
         tests/unit/*.c tests/unit/*.h tests/fuzz/*.c examples/embed/*.c
     echo "== build with -Werror" >&2
     build build-ci -DGC_WERROR=ON
-    run_suite build-ci
-    echo "== bench/bench.py --quick (every server answers; speed is not asserted)" >&2
-    "$ROOT/bench/bench.py" --quick --binary "$ROOT/build-ci/gunicorn-c"
     echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer" >&2
     build build-asan -DGC_WERROR=ON -DGC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-    # CPython frees little at exit by design, so leak reports would be noise here; the
-    # long-run reference check lives in bench/.
-    ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-        GC_SANITIZED=1 run_suite build-asan
+    phase "builds"
+    # The two suites run side by side: they mostly wait on sockets and child processes,
+    # so two lanes on two cores take little longer than one. CPython frees little at
+    # exit by design, so ASan's leak reports would be noise here; the long-run reference
+    # check lives in bench/.
+    lanes "-Werror build" "$ROOT/build-ci/dev-test.log" run_suite build-ci \
+        -- "ASan + UBSan build" "$ROOT/build-asan/dev-test.log" \
+        env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+        GC_SANITIZED=1 "$ROOT/dev.sh" suite build-asan
+    phase "the two suites"
+    echo "== bench/bench.py --quick (every server answers; speed is not asserted)" >&2
+    "$ROOT/bench/bench.py" --quick --binary "$ROOT/build-ci/gunicorn-c"
+    phase "bench --quick"
     if [ "${GC_OTHER_PYTHONS:-1}" != 0 ]; then
         test_others
+        phase "the other CPythons"
     fi
-    echo "== all tests passed" >&2
+    echo "== all tests passed in $((SECONDS - started)) s" >&2
+    ;;
+suite)
+    # Internal: run_suite for a lane started by `lanes` (a separate process, so that
+    # its environment is the lane's own).
+    shift
+    run_suite "$@"
     ;;
 build)
     install_deps
