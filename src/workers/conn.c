@@ -73,8 +73,8 @@ void gc__conn_close(gc__conn_t *c)
 {
     if (c->state == GC_CONN_CLOSING)
         return;
-    if (c->state == GC_CONN_RUNNING) {
-        c->close_after = 1; /* a thread or greenlet still uses it */
+    if (c->state == GC_CONN_QUEUED || c->state == GC_CONN_RUNNING) {
+        c->close_after = 1; /* in a class's queue, or a thread or greenlet uses it */
         return;
     }
     if (c->state != GC_CONN_LINGERING) { /* a lingering connection is counted already */
@@ -108,7 +108,7 @@ void gc__conn_linger(gc__conn_t *c)
 {
     if (c->state == GC_CONN_CLOSING || c->state == GC_CONN_LINGERING)
         return;
-    if (c->state == GC_CONN_RUNNING) {
+    if (c->state == GC_CONN_QUEUED || c->state == GC_CONN_RUNNING) {
         c->close_after = 1;
         return;
     }
@@ -286,9 +286,25 @@ static void stop_reading(gc__conn_t *c)
 
 static size_t spill_room(const gc__worker_t *w);
 
-/* Hands a complete request to the class. Until gc__conn_finish the connection is
- * busy: not read (an inline class never returns to the loop meanwhile), not closed,
- * its timer stopped. */
+void gc__conn_start(gc__conn_t *c)
+{
+    gc__worker_t *w = c->w;
+    c->state = GC_CONN_RUNNING;
+    /* What a slow reader's response may leave for the loop to send is set aside now,
+     * on the loop thread, so that concurrent requests stay within the budget (a request
+     * still waiting in a queue holds none of it). */
+    c->spill_reserved = spill_room(w);
+    w->open.spill_bytes += c->spill_reserved;
+    gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
+    gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
+                           gc__monotonic_ms());
+}
+
+/* Hands a complete request to the class. Until gc__conn_finish the connection is the
+ * class's: not read (an inline class keeps its read watcher, and on_io stops it if
+ * bytes arrive while the request is QUEUED), not closed, its timer stopped. A class
+ * that queues starts the request itself when its turn comes; the others get it
+ * started. */
 static void dispatch(gc__conn_t *c)
 {
     gc__worker_t *w = c->w;
@@ -296,14 +312,9 @@ static void dispatch(gc__conn_t *c)
         stop_reading(c);
     uv_timer_stop(&c->timer);
     c->timer_for_request = 0;
-    c->state = GC_CONN_RUNNING;
-    /* What a slow reader's response may leave for the loop to send is set aside now,
-     * on the loop thread, so that concurrent requests stay within the budget. */
-    c->spill_reserved = spill_room(w);
-    w->open.spill_bytes += c->spill_reserved;
-    gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
-    gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
-                           gc__monotonic_ms());
+    c->state = GC_CONN_QUEUED;
+    if (!w->klass->queues)
+        gc__conn_start(c);
     w->klass->run(c);
 }
 
@@ -401,6 +412,12 @@ static void on_io(uv_poll_t *h, int status, int events)
     gc__conn_t *c = h->data;
     if (status < 0) {
         gc__conn_close(c);
+        return;
+    }
+    if (c->state == GC_CONN_QUEUED) {
+        /* Its request waits for its turn: what else the client sends (a pipelined
+         * request, the end of the stream) stays in the socket until that is done. */
+        stop_reading(c);
         return;
     }
     if (c->out_blocked)
@@ -670,8 +687,8 @@ void gc__conns_last_call(gc__worker_t *w)
      * it would fail that request with no way to know it was never seen. Each gets a
      * last call of at most GC_LAST_CALL_MS: a request that arrives meanwhile is
      * answered with "Connection: close", and a connection still silent then is ended
-     * the way RFC 9112 9.6 asks (gc__conn_linger). Requests being received or run finish
-     * within the graceful timeout, also with "Connection: close". */
+     * the way RFC 9112 9.6 asks (gc__conn_linger). Requests being received, queued or
+     * run finish within the graceful timeout, also with "Connection: close". */
     uv_update_time(w->loop);
     for (gc__conn_t *c = w->open.list; c; c = c->next) {
         if (c->state != GC_CONN_WAITING)

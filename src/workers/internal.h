@@ -20,16 +20,20 @@
 
 /* Where a connection is in its life (conn.c moves it; docs/architecture.md draws it):
  *
- *   WAITING -> RECEIVING -> RUNNING -> SENDING -> WAITING (keep-alive) ...
- *      any  -> LINGERING -> CLOSING,  any but RUNNING -> CLOSING
+ *   WAITING -> RECEIVING -> QUEUED -> RUNNING -> SENDING -> WAITING (keep-alive) ...
+ *      any  -> LINGERING -> CLOSING,  any but QUEUED and RUNNING -> CLOSING
  *
- * RUNNING is the only state in which another thread or greenlet uses the connection;
- * a close asked for meanwhile waits for it to end (close_after). */
+ * From QUEUED to the end of RUNNING the class has the connection: it waits in a
+ * class's queue, or another thread or greenlet uses it, so a close asked for meanwhile
+ * waits for the request to end (close_after). Most classes start a request as soon as
+ * they get it; sync keeps a kept-alive connection's request QUEUED until its turn. */
 typedef enum {
     GC_CONN_WAITING = 0, /* no byte of a request yet: new, or idle under --keep-alive */
     GC_CONN_RECEIVING,   /* a request is arriving (head within --timeout, a body never
                           * stalling for --timeout) */
-    GC_CONN_RUNNING,     /* the class has the request: the loop neither reads nor closes */
+    GC_CONN_QUEUED,      /* the class has the request, not yet started (gc__conn_start):
+                          * nothing is read, and no spill budget is set aside */
+    GC_CONN_RUNNING,     /* the request runs: the loop neither reads nor closes */
     GC_CONN_SENDING,     /* the loop sends the end of the response the sink spilled */
     GC_CONN_LINGERING,   /* our side is shut (FIN sent); what the client still sends is
                           * read and dropped until it closes too (gc__conn_linger) */

@@ -124,6 +124,11 @@ const gc__http_request_t *gc__conn_request(const gc__conn_t *c)
     return &c->parser.req;
 }
 
+int gc__conn_first_request(const gc__conn_t *c)
+{
+    return !c->answered;
+}
+
 uint64_t gc__conn_bytes_sent(const gc__conn_t *c)
 {
     return c->sink.written;

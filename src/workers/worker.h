@@ -3,8 +3,9 @@
  * Every worker class shares this machinery: a libuv loop accepts on the inherited
  * listeners, reads and parses requests in C (whole, before any Python runs), answers
  * malformed ones itself, and hands each complete request to the class (see
- * gc__worker_class_t). The sync class runs the application right there, one request
- * at a time; gthread hands it to a pool of threads, gevent to a greenlet. All three run
+ * gc__worker_class_t). The sync class runs the application on the loop thread, one
+ * request at a time and in turns (sync.c); gthread hands it to a pool of threads,
+ * gevent to a greenlet. All three run
  * it with gc__conn_respond, the one request path, and give the connection back with
  * gc__conn_finish (on the loop thread) or gc__conn_post_done (from anywhere).
  *
@@ -55,7 +56,8 @@ typedef struct {
     int (*early)(gc__worker_t *w);
     /* After the application is loaded, before serving. Returns 0 or -1 (logged). */
     int (*start)(gc__worker_t *w);
-    /* A complete request on conn, called on the loop thread with the connection busy. */
+    /* A complete request on conn, called on the loop thread; the connection is the
+     * class's until it is handed back (gc__conn_finish, gc__conn_post_done). */
     void (*run)(gc__conn_t *conn);
     /* Sets up the sink of a response (its wait, its io hooks). */
     void (*sink_setup)(gc__conn_t *conn, gc__sink_t *sink);
@@ -66,9 +68,13 @@ typedef struct {
     int (*stop)(gc__worker_t *w);
     int multithread;       /* wsgi.multithread */
     int loop_releases_gil; /* the loop thread gives the GIL back before it waits */
-    /* run has finished the request (gc__conn_finish) when it returns: the connection
-     * keeps its read watcher meanwhile, which saves two epoll_ctl calls a request. */
+    /* The application runs on the loop thread, which waits for nothing meanwhile: the
+     * connection keeps its read watcher while the class has it, which saves two
+     * epoll_ctl calls a request. */
     int runs_inline;
+    /* run gets the request QUEUED and starts it itself (gc__conn_start), now or on a
+     * later turn of the loop; otherwise the loop starts it before calling run. */
+    int queues;
 } gc__worker_class_t;
 
 extern const gc__worker_class_t gc__sync_class, gc__gthread_class, gc__gevent_class;
@@ -193,6 +199,10 @@ void gc__worker_gil(gc__worker_t *w);
  * buffer for the response head. Returns 1 when the connection may go on to another
  * request. */
 int gc__conn_respond(gc__conn_t *conn, gc__buf_t *head);
+/* The request on conn starts, on the loop thread: the connection goes from QUEUED to
+ * RUNNING, takes its share of the spill budget, and the scoreboard slot shows the
+ * request. Only a class that queues (gc__worker_class_t.queues) calls it. */
+void gc__conn_start(gc__conn_t *conn);
 /* Hands a connection back after gc__conn_respond, on the loop thread: takes over what
  * the sink spilled, then closes or goes on with the next request. */
 void gc__conn_finish(gc__conn_t *conn, int keep);
@@ -213,6 +223,8 @@ int gc__conn_pull_body(void *conn);
 /* A connection is the connection code's own (internal.h); a class sees it through
  * these. */
 gc__worker_t *gc__conn_worker(const gc__conn_t *c);
+/* 1 when the connection's request is its first (no response has gone out on it). */
+int gc__conn_first_request(const gc__conn_t *c);
 /* The request the connection is running. */
 const gc__http_request_t *gc__conn_request(const gc__conn_t *c);
 /* Response bytes accepted so far (0: the response has not started). */

@@ -231,6 +231,30 @@ def test_app_threads_run_while_the_worker_is_idle(start_server, klass):
     assert after["n"] - before["n"] > 10, (before, after)
 
 
+def test_sync_serves_a_new_connection_between_anothers_pipelined_requests(start_server):
+    # A connection's requests after its first take turns with other connections: a
+    # client that pipelines six 0.3 s requests does not hold a new connection's first
+    # request until all six are done (the sync worker once ran them back to back).
+    srv = start_server(APP, *SYNC, "--keep-alive", "10")
+    with srv.connect() as a:
+        a.settimeout(10)
+        a.sendall(b"".join(request(path="/sleep/0.3?%d" % i) for i in range(6)))
+        srv.wait_for_log("workers_app sleep started")
+        with srv.connect() as b:
+            b.settimeout(10)
+            b.sendall(request(path="/info", headers=[("Connection", "close")]))
+            assert Reader(b).read_response().status == 200
+        # b was answered while a's pipeline was still under way.
+        try:
+            sent = a.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = b""
+        assert sent.count(b"HTTP/1.1 ") < 6, sent
+        reader = Reader(a)
+        replies = [reader.read_response() for _ in range(6)]
+    assert [r.status for r in replies] == [200] * 6
+
+
 @pytest.mark.parametrize("klass", [GTHREAD, GEVENT], ids=["gthread", "gevent"])
 def test_worker_connections_bound_open_connections(start_server, klass):
     srv = start_server(APP, *klass, "--worker-connections", "3", "--keep-alive", "30")
