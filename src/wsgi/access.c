@@ -24,6 +24,7 @@
 
 #include "log/log.h"
 #include "python/interp.h"
+#include "python/pycompat.h"
 #include "python/pystr.h"
 
 static gc__access_format_t fmt; /* the compiled format; replaced on HUP */
