@@ -15,6 +15,7 @@ import json
 import os
 import random
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
