@@ -121,9 +121,16 @@ class Raw:
 # --- show ---------------------------------------------------------------------------------
 
 
+def all_booted(sock):
+    """`show workers` once every worker has loaded the application ("Booting worker"
+    is logged before the import; the slot says booted after it), else None."""
+    workers = ctl_data(sock, "show workers")
+    return workers if all(w["booted"] for w in workers["workers"]) else None
+
+
 def test_show_workers_stats_listeners(start_server, sockdir):
     srv, sock = start(start_server, sockdir, workers=2)
-    workers = ctl_data(sock, "show workers")
+    workers = wait_until(lambda: all_booted(sock), what="both workers booted")
     assert workers["count"] == 2
     pids = sorted(w["pid"] for w in workers["workers"])
     assert pids == children(srv.pid) == sorted(srv.worker_pids())
