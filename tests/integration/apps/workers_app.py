@@ -12,7 +12,8 @@ Routes:
                         "workers_app sleep started" line on stderr
   /gsleep/SECONDS       gevent.sleep
   /echo                 the request body back, with what framing the server saw
-  /stream?N             N pieces from a generator, with short sleeps between some
+  /stream?N[&GATE]      N pieces from a generator, with short sleeps between some;
+                        with GATE, waits after the first piece until that file exists
   /error                raises RuntimeError("workers_app boom")
   /fetch/NAME?PORT      GETs /NAME from 127.0.0.1:PORT with http.client, returns its body
   /block/SECONDS        blocks the whole process in the unpatched time.sleep
@@ -79,11 +80,21 @@ def _info(environ):
     }
 
 
-def _stream(n):
+def _stream(n, gate=None):
     for i in range(n):
         yield b"piece-%04d\n" % i
-        if i == 0:
-            time.sleep(0.5)  # the first piece must reach the client before the rest
+        if i == 0 and gate:
+            # The first piece must reach the client before the rest: the client creates
+            # the gate file once it has it. (A server that held it would make this wait
+            # time out, and the client then sees "late" in place of the second piece.)
+            deadline = time.monotonic() + 10
+            while not os.path.exists(gate):
+                if time.monotonic() > deadline:
+                    yield b"late\n"
+                    break
+                time.sleep(0.01)
+        elif i == 0:
+            time.sleep(0.5)
         elif i % 25 == 0:
             time.sleep(0.02)
 
@@ -114,7 +125,8 @@ def app(environ, start_response):
 
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return _stream(int(query or 100))
+        count, _, gate = query.partition("&")
+        return _stream(int(count or 100), gate or None)
 
     if path == "/error":
         raise RuntimeError("workers_app boom")
