@@ -128,11 +128,25 @@ lanes() {
     return $status
 }
 
+# wait_bench: waits for the bench --quick started in the background (if any) and shows
+# the end of its log when it failed.
+wait_bench() {
+    [ -n "${BENCH_PID:-}" ] || return 0
+    local pid=$BENCH_PID
+    BENCH_PID=
+    if ! wait "$pid"; then
+        echo "== bench --quick FAILED; the end of $ROOT/build-ci/bench-quick.log:" >&2
+        tail -n 40 "$ROOT/build-ci/bench-quick.log" >&2
+        return 1
+    fi
+    echo "== bench --quick passed: every server answered" >&2
+}
+
 # test_others: for every CPython other_pythons finds, a -Werror build into build-pyX.Y,
 # then its ctest and CORE_TESTS (pytest itself runs on the primary CPython). The builds
-# go one after the other; the tests then run in two lanes side by side (they mostly
-# wait on sockets and sleeps, so two lanes on two cores take little longer than one,
-# but compilers beside them would starve their timing). Each lane writes
+# go one after the other; the tests then run in three lanes side by side (they mostly
+# wait on sockets and child processes, so three lanes on two cores take little longer
+# than one, but compilers beside them would starve their timing). Each lane writes
 # build-pyX.Y/dev-test.log, shown if it fails.
 test_others() {
     local -a others lanes=()
@@ -149,9 +163,11 @@ test_others() {
             -DGC_WERROR=ON >/dev/null
         cmake --build "$ROOT/build-py$version" -j"$(nproc)"
     done
-    for lane in 0 1; do
+    wait_bench || return
+    phase "bench --quick and the other CPythons' builds"
+    for lane in 0 1 2; do
         (
-            for ((i = lane; i < ${#others[@]}; i += 2)); do
+            for ((i = lane; i < ${#others[@]}; i += 3)); do
                 read -r version _ <<<"${others[i]}"
                 log=$ROOT/build-py$version/dev-test.log
                 echo "== CPython $version: ctest and the core tests" >&2
@@ -200,13 +216,17 @@ test)
         env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
         GC_SANITIZED=1 "$ROOT/dev.sh" suite build-asan
     phase "the two suites"
+    # bench --quick measures nothing (every server must answer), so it may run beside
+    # the other CPythons' builds; their tests wait for it.
     echo "== bench/bench.py --quick (every server answers; speed is not asserted)" >&2
-    "$ROOT/bench/bench.py" --quick --binary "$ROOT/build-ci/gunicorn-c"
-    phase "bench --quick"
+    "$ROOT/bench/bench.py" --quick --binary "$ROOT/build-ci/gunicorn-c" \
+        >"$ROOT/build-ci/bench-quick.log" 2>&1 &
+    BENCH_PID=$!
     if [ "${GC_OTHER_PYTHONS:-1}" != 0 ]; then
         test_others
-        phase "the other CPythons"
+        phase "the other CPythons' tests"
     fi
+    wait_bench
     echo "== all tests passed in $((SECONDS - started)) s" >&2
     ;;
 suite)
