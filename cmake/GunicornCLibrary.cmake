@@ -3,7 +3,7 @@
 # Included by CMakeLists.txt once the layers' objects (gc_<layer>, compiled
 # position-independent with hidden visibility) exist. From those same objects it builds:
 #   libgunicorn-c.so.MAJOR (target gunicorn_c_shared): exports only gunicorn_c_*
-#       (cmake/gunicorn-c.map); libpython and libuv are its DT_NEEDED, llhttp is inside.
+#       (cmake/gunicorn-c.map); libpython, libuv and OpenSSL are its DT_NEEDED, llhttp is inside.
 #   libgunicorn-c.a (target gunicorn_c_static): our objects and, when llhttp is compiled
 #       from its sources, llhttp's, so that a static link needs nothing of this project
 #       but the archive; it too shows only gunicorn_c_* (see below).

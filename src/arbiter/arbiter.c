@@ -25,6 +25,7 @@
 #include "proc/process.h"
 #include "python/interp.h"
 #include "python/logbridge.h"
+#include "python/tls.h"
 #include "workers/worker.h"
 
 static const int handled_signals[] = {SIGTERM, SIGINT,  SIGQUIT, SIGCHLD,  SIGHUP, SIGTTIN,
@@ -361,6 +362,8 @@ static int start(gc__arbiter_t *a, int *rc)
     gc__rt_set_long(gc__rt_server(), "pid", (long)getpid());
     if (gc__rt_master_hook(GC_HOOK_on_starting, NULL, &status) < 0)
         return hook_ended_start(a, status, rc);
+    if (gc__py_tls_check(a->cfg) < 0)
+        return -1;
     if (gc__arbiter_open_listeners(a) < 0)
         return -1;
     gc__arbiter_log_listeners(a, 1);

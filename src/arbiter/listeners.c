@@ -12,6 +12,7 @@
 
 #include "log/log.h"
 #include "proc/process.h"
+#include "python/tls.h"
 
 /* A unix socket file stays when another master shares it (USR2) or systemd owns it,
  * as in Gunicorn. */
@@ -97,8 +98,13 @@ void gc__arbiter_log_listeners(const gc__arbiter_t *a, int with_pid)
 {
     gc__buf_t urls;
     gc__buf_init(&urls);
-    for (size_t i = 0; i < a->nlisteners; i++)
-        gc__buf_printf(&urls, "%s%s", i ? "," : "", a->listeners[i].url);
+    /* Under TLS every listener speaks https (Gunicorn's form of the same line). */
+    int tls = gc__py_tls_enabled(a->cfg);
+    for (size_t i = 0; i < a->nlisteners; i++) {
+        const char *url = a->listeners[i].url;
+        int http = tls && strncmp(url, "http://", 7) == 0;
+        gc__buf_printf(&urls, "%s%s%s", i ? "," : "", http ? "https://" : "", http ? url + 7 : url);
+    }
     /* One line for all listeners, comma-joined, as Gunicorn logs them; at start with
      * the master's pid, after a HUP without (Gunicorn's two forms). */
     if (with_pid)

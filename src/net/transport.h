@@ -13,6 +13,8 @@
  * a TLS write can need the socket readable). Waiting is the caller's business, on
  * `fd`.
  *
+ * socket.c is the plain socket; tls.h the TLS session over one.
+ *
  * A transport is used by one thread at a time: the loop thread, or the thread or
  * greenlet running the request while the connection is busy. */
 #ifndef GC_NET_TRANSPORT_H
@@ -25,7 +27,7 @@
 typedef struct gc__transport gc__transport_t;
 
 typedef struct {
-    const char *name; /* "socket" */
+    const char *name; /* "socket", "tls" */
     /* Reads up to len bytes. Returns how many (> 0), 0 when the peer has closed its
      * side, or a negative errno (-EAGAIN: nothing yet; see `want`). */
     ssize_t (*recv)(gc__transport_t *t, void *buf, size_t len);
@@ -39,6 +41,9 @@ typedef struct {
     /* 1 when recv would return bytes (or the end) without waiting: unread bytes in the
      * kernel, or decrypted ones the transport holds. */
     int (*readable_now)(gc__transport_t *t);
+    /* Bytes read from the socket and held in user space, which a wait on the socket
+     * would not see (a TLS record decrypted but not yet returned). NULL: never any. */
+    size_t (*buffered)(gc__transport_t *t);
     /* Ends our direction (TCP: a FIN); the peer's may stay open. Returns 0 or a
      * negative errno. */
     int (*shutdown)(gc__transport_t *t);
@@ -67,6 +72,10 @@ static inline ssize_t gc__transport_writev(gc__transport_t *t, const struct iove
 static inline int gc__transport_readable_now(gc__transport_t *t)
 {
     return t->ops->readable_now(t);
+}
+static inline size_t gc__transport_buffered(gc__transport_t *t)
+{
+    return t->ops->buffered != NULL ? t->ops->buffered(t) : 0;
 }
 static inline int gc__transport_shutdown(gc__transport_t *t)
 {

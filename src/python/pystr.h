@@ -37,6 +37,14 @@
     X(PROXY_PROTOCOL, "PROXY_PROTOCOL")                                                            \
     X(PROXY_ADDR, "PROXY_ADDR")                                                                    \
     X(PROXY_PORT, "PROXY_PORT")                                                                    \
+    X(HTTPS, "HTTPS")                                                                              \
+    X(SSL_PROTOCOL, "SSL_PROTOCOL")                                                                \
+    X(SSL_CIPHER, "SSL_CIPHER")                                                                    \
+    X(SSL_CLIENT_VERIFY, "SSL_CLIENT_VERIFY")                                                      \
+    X(SSL_CLIENT_S_DN, "SSL_CLIENT_S_DN")                                                          \
+    X(SSL_CLIENT_I_DN, "SSL_CLIENT_I_DN")                                                          \
+    X(SSL_CLIENT_M_SERIAL, "SSL_CLIENT_M_SERIAL")                                                  \
+    X(SSL_CLIENT_CERT, "SSL_CLIENT_CERT")                                                          \
     X(wsgi_version, "wsgi.version")                                                                \
     X(wsgi_url_scheme, "wsgi.url_scheme")                                                          \
     X(wsgi_errors, "wsgi.errors")                                                                  \
@@ -51,6 +59,7 @@
     X(HTTP_1_1, "HTTP/1.1")                                                                        \
     X(http, "http")                                                                                \
     X(https, "https")                                                                              \
+    X(on, "on")                                                                                    \
     /* attributes and methods */                                                                   \
     X(close, "close")                                                                              \
     X(fileno, "fileno")                                                                            \

@@ -231,3 +231,36 @@ def _arity(func):
     if code is None or code.co_flags & 0x04:  # *args: give it everything
         return None
     return code.co_argcount - extra
+
+
+def ssl_context(cfg, hook, alpn):
+    """The ssl.SSLContext that TLS connections are made from, as Gunicorn makes it:
+    the default one below, or what the ssl_context hook returns (it may call the
+    default factory and change the result). The C side then uses the OpenSSL context
+    inside it, so whatever the context says governs the handshake. Returns the context
+    and what the C side checks it against."""
+    import ssl
+
+    def default_ssl_context_factory():
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cfg.ca_certs)
+        context.load_cert_chain(certfile=cfg.certfile, keyfile=cfg.keyfile)
+        context.verify_mode = cfg.cert_reqs
+        if cfg.ciphers:
+            context.set_ciphers(cfg.ciphers)
+        if alpn:
+            context.set_alpn_protocols(alpn)
+        return context
+
+    if hook is None:
+        context = default_ssl_context_factory()
+    else:
+        context = hook(cfg, default_ssl_context_factory)
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError("ssl_context must return an ssl.SSLContext, not %s"
+                        % type(context).__name__)
+    # These make OpenSSL call back into Python with the ssl module's own socket
+    # objects, which TLS connections served in C do not have.
+    for attr in ("sni_callback", "keylog_filename", "_msg_callback"):
+        if getattr(context, attr, None) is not None:
+            raise ValueError("ssl_context: %s is not supported by gunicorn-c" % attr)
+    return context, context.options, int(context.verify_mode), ssl.OPENSSL_VERSION_NUMBER

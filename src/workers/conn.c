@@ -264,7 +264,7 @@ static void on_io(uv_poll_t *h, int status, int events);
 /* Gives the poll handle the events the connection waits for now. */
 static void watch(gc__conn_t *c)
 {
-    int events = c->reading ? UV_READABLE : 0;
+    int events = c->reading ? (c->read_wants_out ? UV_WRITABLE : UV_READABLE) : 0;
     if (c->out_blocked)
         events |= c->tr.want == POLLIN ? UV_READABLE : UV_WRITABLE;
     if (events == c->watching || c->state == GC_CONN_CLOSING)
@@ -397,10 +397,26 @@ static void read_some(gc__conn_t *c)
     char *buf = c->w->open.readbuf;
     for (int round = 0; round < 4 && c->reading && c->state != GC_CONN_CLOSING; round++) {
         ssize_t n = gc__transport_recv(&c->tr, buf, sizeof(c->w->open.readbuf));
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            /* A TLS read can need the socket writable (a handshake message to send). */
+            int out = c->tr.want == POLLOUT;
+            if (out != c->read_wants_out) {
+                c->read_wants_out = out;
+                watch(c);
+            }
             return;
+        }
+        if (n < 0 && gc__transport_is_tls(&c->tr) && !gc__tls_established(&c->tr)) {
+            gc__debug("TLS handshake with %s failed: %s",
+                      c->remote_addr[0] ? c->remote_addr : "unix socket", gc__tls_error(&c->tr));
+            gc__conn_close(c);
+            return;
+        }
         on_bytes(c, buf, n);
-        if (n < (ssize_t)sizeof(c->w->open.readbuf))
+        /* More now only if the read filled the buffer, or a TLS session holds bytes
+         * already decrypted, which no readiness of the socket would announce. */
+        if (n < (ssize_t)sizeof(c->w->open.readbuf) &&
+            (n <= 0 || gc__transport_buffered(&c->tr) == 0))
             return;
     }
 }
@@ -422,7 +438,8 @@ static void on_io(uv_poll_t *h, int status, int events)
     }
     if (c->out_blocked)
         out_flush(c);
-    if (c->reading && c->state != GC_CONN_CLOSING && (events & UV_READABLE))
+    if (c->reading && c->state != GC_CONN_CLOSING &&
+        (events & (c->read_wants_out ? UV_WRITABLE : UV_READABLE)))
         read_some(c);
 }
 
@@ -630,8 +647,14 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
     }
     c->w = w;
     c->listener = l;
-    /* accept4 made fd non-blocking; the transport owns it from here on. */
-    gc__transport_socket(&c->tr, fd);
+    /* accept4 made fd non-blocking; the transport owns it from here on. Under TLS the
+     * handshake is the first thing the loop reads (read_now, below). */
+    if (w->tls.ctx == NULL) {
+        gc__transport_socket(&c->tr, fd);
+    } else if (gc__transport_tls(&c->tr, fd, w->tls.ctx, &w->tls_opt) < 0) {
+        free(c);
+        return;
+    }
     if (uv_poll_init_socket(w->loop, &c->poll, fd) < 0) {
         gc__transport_close(&c->tr);
         free(c);

@@ -45,7 +45,7 @@ struct gc__conn {
      * loop sends the end of a response (the spill). The bytes themselves move through
      * the transport. */
     uv_poll_t poll;
-    gc__transport_t tr; /* the plain socket today (net/transport.h) */
+    gc__transport_t tr; /* the plain socket, or a TLS session (net/)*/
     gc__conn_state_t state;
     uv_timer_t timer; /* idle keep-alive, or the deadline for a whole request */
     gc__worker_t *w;
@@ -57,6 +57,7 @@ struct gc__conn {
     gc__proxy_info_t proxy; /* what a PROXY protocol header said (protocol "" without) */
     int proxy_wait;         /* the first bytes may still be a PROXY header (workers/frontend.h) */
     int reading;
+    int read_wants_out;    /* the transport's read waits for the socket to be writable */
     int watching;          /* the UV_READABLE/UV_WRITABLE events the poll handle has */
     int timer_for_request; /* the timer is the request deadline, not keep-alive */
     int continue_sent;

@@ -61,6 +61,12 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
         .pull_ctx = c,
     };
     gc__frontend_peer(c, &peer);
+    gc__tls_info_t tls;
+    if (gc__transport_is_tls(&c->tr)) {
+        gc__tls_info(&c->tr, &tls);
+        peer.tls = &tls;
+        peer.tls_peer = gc__tls_peer(&c->tr);
+    }
     if (gc__log_enabled(GC_LOG_DEBUG)) {
         gc__view_t m = gc__http_method(&c->parser.req), t = gc__http_target(&c->parser.req);
         gc__debug("%.*s %.*s", (int)m.len, m.base, (int)t.len, t.base);

@@ -53,6 +53,7 @@ void gc__worker_exit(gc__worker_t *w)
      * stop, or the graceful timeout). */
     if (finalize) {
         gc__wsgi_state_free(&w->wsgi);
+        gc__py_tls_free(&w->tls);
         Py_FinalizeEx();
     }
     fflush(NULL);
@@ -243,6 +244,7 @@ static void load_app(gc__worker_t *w, const gc__worker_boot_t *boot)
         .multithread = w->klass->multithread,
         .multiprocess = gc__cfg_int(cfg, GC_S_workers) > 1,
         .sendfile = sendfile_enabled(cfg),
+        .https = gc__py_tls_enabled(cfg),
     };
     if (gc__wsgi_state_init(&w->wsgi, app, &opt) < 0) {
         gc__py_log_exception(GC_LOG_ERROR, "Exception in worker process");
@@ -250,6 +252,25 @@ static void load_app(gc__worker_t *w, const gc__worker_boot_t *boot)
     }
     Py_DECREF(app);
     w->wsgi.hook_worker = w->hook_worker;
+}
+
+/* --certfile/--keyfile: the TLS context every connection's session is made from, built
+ * by Python's ssl module and the ssl_context hook in each worker (a HUP's new workers
+ * read the certificate files again). */
+static void init_tls(gc__worker_t *w)
+{
+    const gc__config_t *cfg = w->cfg;
+    if (!gc__py_tls_enabled(cfg))
+        return;
+    char err[512];
+    if (gc__py_tls_make(&w->tls, cfg, err, sizeof(err)) < 0) {
+        if (PyErr_Occurred())
+            gc__py_log_exception(GC_LOG_ERROR, "Exception in worker process");
+        gc__error("Cannot make the TLS context: %s", err);
+        _exit(GC_EXIT_WORKER_BOOT_ERROR);
+    }
+    w->tls_opt.suppress_ragged_eofs = (int)gc__cfg_int(cfg, GC_S_suppress_ragged_eofs);
+    w->tls_opt.ktls = gc__tls_kernel_available() && sendfile_enabled(cfg);
 }
 
 /* Everything the loop runs besides connections: the done queue, the GIL's release,
@@ -299,6 +320,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     install_signals(w);
     drop_privileges(w->cfg);
     load_app(w, boot);
+    init_tls(w);
     start_loop(w);
 
     gc__rt_set_bool(w->hook_worker, "booted", 1);

@@ -24,9 +24,11 @@
 
 #include "config/config.h"
 #include "http/parser.h"
+#include "net/tls.h"
 #include "net/transport.h"
 #include "proc/listen.h"
 #include "proc/scoreboard.h"
+#include "python/tls.h"
 #include "workers/frontend.h"
 #include "wsgi/wsgi.h"
 
@@ -156,6 +158,8 @@ struct gc__worker {
     gc__http_limits_t limits;
     gc__frontend_t front; /* trust lists, header policy, PROXY mode */
     gc__wsgi_state_t wsgi;
+    gc__py_tls_t tls; /* --certfile/--keyfile: the context TLS sessions are made from */
+    gc__tls_options_t tls_opt;
     const gc__worker_class_t *klass;
     void *class_data; /* the class's own state */
     gc__buf_t head;   /* the loop thread's buffer for response heads (sync) */

@@ -22,6 +22,29 @@ static int set_str(PyObject *env, PyObject *key, const char *s, Py_ssize_t len)
     return rc;
 }
 
+/* A C string under `key`; nothing when it is NULL. */
+static int set_cstr(PyObject *env, PyObject *key, const char *s)
+{
+    return s == NULL ? 0 : set_str(env, key, s, (Py_ssize_t)strlen(s));
+}
+
+/* What a TLS connection adds (docs/tls.md): the protocol and cipher, and the client's
+ * certificate under the names mod_ssl and nginx users know. */
+static int set_tls(PyObject *env, const gc__wsgi_peer_t *peer)
+{
+    const gc__tls_peer_t *cp = peer->tls_peer;
+    if (set_cstr(env, GC_STR(SSL_PROTOCOL), peer->tls->protocol) < 0 ||
+        set_cstr(env, GC_STR(SSL_CIPHER), peer->tls->cipher) < 0 || cp == NULL)
+        return cp == NULL ? 0 : -1;
+    if (set_cstr(env, GC_STR(SSL_CLIENT_VERIFY), cp->verify) < 0 ||
+        set_cstr(env, GC_STR(SSL_CLIENT_S_DN), cp->subject) < 0 ||
+        set_cstr(env, GC_STR(SSL_CLIENT_I_DN), cp->issuer) < 0 ||
+        set_cstr(env, GC_STR(SSL_CLIENT_M_SERIAL), cp->serial) < 0 ||
+        set_cstr(env, GC_STR(SSL_CLIENT_CERT), cp->pem) < 0)
+        return -1;
+    return 0;
+}
+
 /* SERVER_PROTOCOL: interned for HTTP/1.0 and 1.1; an unconventional version (allowed
  * by --permit-unconventional-http-version) as sent. */
 static int set_protocol(PyObject *env, const gc__http_request_t *req)
@@ -176,6 +199,9 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
                                      (Py_ssize_t)strlen(peer->proxy_port)) < 0))
         goto fail;
 
+    if (peer->tls != NULL && set_tls(env, peer) < 0)
+        goto fail;
+
     if (peer->is_unix && host != NULL) {
         /* A unix socket has no address of its own: take SERVER_NAME from Host. */
         const char *colon = host_len && host[0] != '[' ? memchr(host, ':', host_len) : NULL;
@@ -185,7 +211,9 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
         }
         size_t nlen = colon ? (size_t)(colon - host) : host_len;
         /* Without a port in Host, the scheme's (a front end may have said https). */
-        const char *port = colon ? colon + 1 : req->url_scheme == GC_SCHEME_HTTPS ? "443" : "80";
+        int https =
+            req->url_scheme == GC_SCHEME_HTTPS || (req->url_scheme == GC_SCHEME_UNSET && st->https);
+        const char *port = colon ? colon + 1 : https ? "443" : "80";
         size_t port_len = colon ? host_len - nlen - 1 : strlen(port);
         if (set_str(env, GC_STR(SERVER_NAME), host, (Py_ssize_t)nlen) < 0 ||
             set_str(env, GC_STR(SERVER_PORT), port, (Py_ssize_t)port_len) < 0)

@@ -700,6 +700,7 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
     if (st->script_name == NULL)
         return -1;
     st->sendfile = opt->sendfile;
+    st->https = opt->https;
 
     /* The keys every environ starts with, in this order. */
     PyObject *errors = PySys_GetObject("stderr"); /* borrowed */
@@ -709,7 +710,7 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
         PyObject *key, *value; /* borrowed */
     } base[] = {
         {GC_STR(wsgi_version), version},
-        {GC_STR(wsgi_url_scheme), GC_STR(http)},
+        {GC_STR(wsgi_url_scheme), opt->https ? GC_STR(https) : GC_STR(http)},
         {GC_STR(wsgi_errors), errors ? errors : Py_None},
         {GC_STR(wsgi_multithread), opt->multithread ? Py_True : Py_False},
         {GC_STR(wsgi_multiprocess), opt->multiprocess ? Py_True : Py_False},
@@ -723,6 +724,10 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
     for (size_t i = 0; st->environ_base != NULL && i < sizeof(base) / sizeof(base[0]); i++)
         if (PyDict_SetItem(st->environ_base, base[i].key, base[i].value) < 0)
             Py_CLEAR(st->environ_base);
+    /* As mod_ssl and nginx's fastcgi_params say it: a CGI-era key many apps check. */
+    if (st->environ_base != NULL && opt->https &&
+        PyDict_SetItem(st->environ_base, GC_STR(HTTPS), GC_STR(on)) < 0)
+        Py_CLEAR(st->environ_base);
     Py_XDECREF(version);
     Py_XDECREF(software);
     if (st->environ_base == NULL)

@@ -14,6 +14,7 @@
 #include "common/buf.h"
 #include "http/parser.h"
 #include "http/sink.h"
+#include "net/tls.h"
 
 typedef struct gc__wsgi_input gc__wsgi_input_t;
 
@@ -22,6 +23,7 @@ typedef struct {
     PyObject *environ_base; /* owned: the keys every environ shares */
     PyObject *script_name;  /* owned: $SCRIPT_NAME or "" */
     int sendfile;           /* wsgi.file_wrapper may use sendfile(2) */
+    int https;              /* the server's own scheme is https (TLS) */
     PyObject *hook_worker;  /* borrowed: the `worker` of pre/post_request hooks */
     int exit_code;          /* >= 0 once the app raised SystemExit (SIGABRT): quit */
     gc__buf_t scratch;      /* reused buffer for decoding (never held across I/O) */
@@ -44,12 +46,17 @@ typedef struct {
      * caller has already put the client's address in remote_addr/remote_port. */
     const char *proxy_protocol;
     const char *proxy_addr, *proxy_port; /* NULL when the header carried no addresses */
+    /* A TLS connection: what the handshake agreed on, and the client's certificate
+     * (the SSL_* keys of docs/tls.md); NULL over plain TCP. */
+    const gc__tls_info_t *tls;
+    const gc__tls_peer_t *tls_peer;
 } gc__wsgi_peer_t;
 
 typedef struct {
     int multithread;
     int multiprocess;
     int sendfile;
+    int https; /* TLS serves every listener: wsgi.url_scheme "https", HTTPS "on" */
 } gc__wsgi_options_t;
 
 /* Builds the state around `app` (borrowed; a new reference is kept). Returns 0, or -1

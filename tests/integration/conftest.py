@@ -171,7 +171,7 @@ class Server:
             if u.startswith("unix:"):
                 self.unix_path = self.unix_path or u[len("unix:"):]
             elif self.port is None:
-                host, _, port = u[len("http://"):].rpartition(":")
+                host, _, port = u.split("://", 1)[1].rpartition(":")
                 self.host = host.strip("[]")
                 self.port = int(port)
         self.wait_for_log(BOOTING_RE, timeout=timeout, count=self.workers or 1)

@@ -1,0 +1,44 @@
+"""The app of the TLS tests (test_tls.py), routed by PATH_INFO.
+
+  /env            the environ's str values as JSON (what the server put there)
+  /hold?PATH      waits until the file PATH exists (after a "gate held" line on
+                  stderr), then answers "released"
+  /file?PATH      the file at PATH through wsgi.file_wrapper
+  /stream?N       N pieces of 64 KiB, as a generator
+  /echo           the request body back
+  anything else   "ok <pid>"
+"""
+
+import json
+import os
+import sys
+import time
+
+
+def app(environ, start_response):
+    path, query = environ["PATH_INFO"], environ["QUERY_STRING"]
+    headers = [("Content-Type", "application/octet-stream")]
+    if path == "/env":
+        body = json.dumps({k: v for k, v in environ.items() if isinstance(v, str)}).encode()
+    elif path == "/hold":
+        sys.stderr.write("gate held in %d\n" % os.getpid())
+        sys.stderr.flush()
+        while not os.path.exists(query):
+            time.sleep(0.01)
+        body = b"released"
+    elif path == "/file":
+        f = open(query, "rb")
+        headers.append(("Content-Length", str(os.fstat(f.fileno()).st_size)))
+        start_response("200 OK", headers)
+        return environ["wsgi.file_wrapper"](f, 256 * 1024)
+    elif path == "/stream":
+        start_response("200 OK", headers)
+        piece = b"x" * 65536
+        return (piece for _ in range(int(query)))
+    elif path == "/echo":
+        body = environ["wsgi.input"].read()
+    else:
+        body = b"ok %d" % os.getpid()
+    headers.append(("Content-Length", str(len(body))))
+    start_response("200 OK", headers)
+    return [body]
