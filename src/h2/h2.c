@@ -38,9 +38,8 @@ struct gc__h2_stream_priv {
     int resp_ended;   /* the body is complete (queued), or there is none */
     int deferred;     /* the data provider said DEFERRED and waits for a resume */
     int notify;       /* nghttp2 took queued bytes since on_data_sent last ran */
-    int end_stream_sent;
-    int no_body;   /* HEAD, 204, 304: body bytes given to gc__h2_send_data are dropped */
-    gc__buf_t out; /* queued body bytes, sent from out_off */
+    int no_body;      /* HEAD, 204, 304: body bytes given to gc__h2_send_data are dropped */
+    gc__buf_t out;    /* queued body bytes, sent from out_off */
     size_t out_off;
     gc__buf_t trailers; /* "name\0value\0" pairs, lower-case, ready for the provider */
     size_t ntrailers;
@@ -140,6 +139,23 @@ static void body_account(gc__h2_session_t *s, gc__h2_stream_t *st)
     P(st)->body_in_memory = now;
 }
 
+/* Frees the request (head, fields, body): at release, or with the stream. */
+static void request_drop(gc__h2_session_t *s, gc__h2_stream_t *st)
+{
+    gc__http_request_t *r = &st->req;
+    s->body_memory -= P(st)->body_in_memory;
+    P(st)->body_in_memory = 0;
+    gc__buf_free(&r->head);
+    free(r->fields);
+    r->fields = NULL;
+    r->nfields = r->fields_cap = 0;
+    gc__buf_free(&r->body.mem);
+    if (r->body.fd >= 0)
+        close(r->body.fd);
+    r->body.fd = -1;
+    r->body.len = 0;
+}
+
 static void stream_free(gc__h2_session_t *s, gc__h2_stream_t *st)
 {
     struct gc__h2_stream_priv *p = P(st);
@@ -150,13 +166,7 @@ static void stream_free(gc__h2_session_t *s, gc__h2_stream_t *st)
     if (p->next)
         P(p->next)->prev = p->prev;
     s->nstreams--;
-    s->body_memory -= p->body_in_memory;
-    gc__http_request_t *r = &st->req;
-    gc__buf_free(&r->head);
-    free(r->fields);
-    gc__buf_free(&r->body.mem);
-    if (r->body.fd >= 0)
-        close(r->body.fd);
+    request_drop(s, st);
     gc__buf_free(&p->cookie);
     gc__buf_free(&p->out);
     gc__buf_free(&p->trailers);
@@ -562,7 +572,6 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
     gc__h2_stream_t *st = stream_of(s, frame->hd.stream_id);
     if (st == NULL)
         return 0;
-    P(st)->end_stream_sent = 1;
     /* The response is complete while the client still sends its body: RFC 9113 8.1
      * lets us end the stream with NO_ERROR so that it stops. */
     if (!st->body_done)
@@ -805,6 +814,8 @@ void gc__h2_stream_release(gc__h2_session_t *s, gc__h2_stream_t *st)
         stream_free(s, st);
         return;
     }
+    /* The stream lives on until its response is sent; the request is not needed. */
+    request_drop(s, st);
     /* A response the caller will never finish must not leave the client waiting. */
     if (!p->resp_ended)
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
@@ -1072,4 +1083,5 @@ void gc__h2_stats(const gc__h2_session_t *s, gc__h2_stats_t *out)
     *out = s->stats;
     out->streams = s->nstreams;
     out->held = s->nheld;
+    out->body_memory = s->body_memory;
 }

@@ -32,9 +32,11 @@
  * Bad requests. RFC 9113 section 8.1.1 makes a malformed request a stream error:
  * nghttp2 answers those itself with RST_STREAM(PROTOCOL_ERROR) and the stream never
  * reaches on_request (missing or repeated pseudo-header fields, a pseudo-header after a
- * regular field, unknown pseudo-headers, connection-specific fields, TE other than
- * "trailers", upper-case or invalid names, invalid values, a :path that is not
- * origin-form or "*", content-length disagreeing with the DATA received). Requests that
+ * regular field, unknown pseudo-headers, neither :authority nor host, connection-specific
+ * fields, TE other than "trailers", upper-case or invalid names, invalid values, a :path
+ * that is not origin-form or "*"). One check comes after the head: DATA that disagrees
+ * with content-length resets a stream already handed over (on_stream_close with
+ * PROTOCOL_ERROR, and no on_body_done). Requests that
  * are well-formed HTTP/2 but break Gunicorn's limits or header policy do reach
  * on_request with stream->error_status set (400, 431, 500, 501) and error_msg: the
  * caller answers them with that status on that stream only, as an HTTP/1 worker would
@@ -127,8 +129,9 @@ typedef struct {
      * stream->body_done, or wait for on_body_done. The caller holds the stream from now
      * on. Required. */
     void (*on_request)(void *user, gc__h2_stream_t *st);
-    /* The body is complete (fires for every held stream once, right after on_request
-     * when the HEADERS frame ended the stream). Optional. */
+    /* The body is complete (fires once for a held stream, right after on_request when
+     * the HEADERS frame ended the stream; never if the stream closes first: see
+     * on_stream_close). Optional. */
     void (*on_body_done)(void *user, gc__h2_stream_t *st);
     /* A held stream closed: code 0 when both sides finished, else the RST_STREAM or
      * GOAWAY code (GC_H2_CANCEL ... from the client). Optional; not called after
@@ -210,8 +213,9 @@ int gc__h2_respond(gc__h2_session_t *s, gc__h2_stream_t *st, int status, const g
 int gc__h2_send_informational(gc__h2_session_t *s, gc__h2_stream_t *st, int status,
                               const gc__h2_header_t *h, size_t n);
 /* Queues body bytes (copied) for the stream's response; `end` ends the body (with no
- * trailers, the stream too). Returns 0, -EPIPE (the body was already ended, or there is
- * no response head yet), -ECONNRESET (the stream closed: stop producing) or -ENOMEM. */
+ * trailers, the stream too). The bytes of a response to HEAD, or of a 204 or 304, are
+ * dropped (HTTP/2 frames carry no body there). Returns 0, -EPIPE (the body was already ended, or
+ * there is no response head yet), -ECONNRESET (the stream closed: stop producing) or -ENOMEM. */
 int gc__h2_send_data(gc__h2_session_t *s, gc__h2_stream_t *st, const void *data, size_t len,
                      int end);
 /* Ends the body with trailer fields (gunicorn.http2.send_trailers): sent after the
@@ -237,6 +241,7 @@ typedef struct {
     uint64_t client_resets; /* RST_STREAM received */
     int streams;            /* stream objects alive (open or held) */
     int held;               /* ... of which the caller holds */
+    size_t body_memory;     /* request body bytes held in memory */
 } gc__h2_stats_t;
 void gc__h2_stats(const gc__h2_session_t *s, gc__h2_stats_t *out);
 

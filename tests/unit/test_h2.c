@@ -647,6 +647,29 @@ static void test_post_body(void)
     pair_free(t);
 }
 
+/* DATA longer than content-length: nghttp2 resets the stream after its head was handed
+ * over, so the caller hears of it through on_stream_close, and never of a body. */
+static void test_content_length_mismatch(void)
+{
+    pair_t *t = pair_new();
+    const char *nv[] = {":method", "POST", ":scheme",        "http", ":authority", "a",
+                        ":path",   "/",    "content-length", "10",   NULL};
+    cbody_t b = {.len = 20, .step = 20};
+    nghttp2_data_provider prd = {.source.ptr = &b, .read_callback = cbody_read};
+    int32_t id = request(t, nv, &prd);
+    pump(t);
+    ASSERT_EQ_INT(t->nreq, 1);
+    ASSERT_EQ_INT(t->reqs[0]->req.content_length, 10);
+    ASSERT_EQ_INT(t->body_done, 0);
+    ASSERT_EQ_INT(t->closes, 1);
+    ASSERT_EQ_INT(t->last_close, NGHTTP2_PROTOCOL_ERROR);
+    ASSERT_EQ_INT(resp_of(t, id)->code, NGHTTP2_PROTOCOL_ERROR);
+    ASSERT_EQ_INT(gc__h2_respond(t->srv, t->reqs[0], 200, NULL, 0, 1), -ECONNRESET);
+    gc__h2_stream_release(t->srv, t->reqs[0]);
+    ASSERT(gc__h2_idle(t->srv));
+    pair_free(t);
+}
+
 static void test_post_body_spooled(void)
 {
     gc__h2_settings_t set;
@@ -686,6 +709,15 @@ static void test_body_memory_budget(void)
     ASSERT(t->reqs[1]->req.body.fd >= 0);
     check_body(&t->reqs[0]->req.body, 25000);
     check_body(&t->reqs[1]->req.body, 25000);
+    gc__h2_stats_t stats;
+    gc__h2_stats(t->srv, &stats);
+    ASSERT_EQ_INT(stats.body_memory, 25000);
+    /* A released stream gives its body back even before it closes. */
+    ASSERT_OK(gc__h2_respond(t->srv, t->reqs[0], 200, NULL, 0, 0));
+    gc__h2_stream_release(t->srv, t->reqs[0]);
+    gc__h2_stats(t->srv, &stats);
+    ASSERT_EQ_INT(stats.body_memory, 0);
+    ASSERT_EQ_INT(stats.streams, 2);
     pair_free(t);
 }
 
@@ -1440,6 +1472,7 @@ int main(int argc, char **argv)
     RUN(test_cookies_and_host);
     RUN(test_priority);
     RUN(test_post_body);
+    RUN(test_content_length_mismatch);
     RUN(test_post_body_spooled);
     RUN(test_body_memory_budget);
     RUN(test_streamed_response_flow_control);
