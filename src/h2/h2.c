@@ -98,7 +98,7 @@ static const gc__forward_policy_t *policy(const gc__h2_session_t *s)
     return s->set.http.forward ? s->set.http.forward : gc__forward_policy_default();
 }
 
-static struct gc__h2_stream_priv *P(gc__h2_stream_t *st)
+static struct gc__h2_stream_priv *sp(gc__h2_stream_t *st)
 {
     return st->priv;
 }
@@ -125,7 +125,7 @@ static gc__h2_stream_t *stream_new(gc__h2_session_t *s, int32_t id)
     snprintf(st->req.version, sizeof(st->req.version), "HTTP/2.0");
     a->priv.next = s->streams;
     if (s->streams)
-        P(s->streams)->prev = st;
+        sp(s->streams)->prev = st;
     s->streams = st;
     s->nstreams++;
     return st;
@@ -135,16 +135,16 @@ static gc__h2_stream_t *stream_new(gc__h2_session_t *s, int32_t id)
 static void body_account(gc__h2_session_t *s, gc__h2_stream_t *st)
 {
     size_t now = st->req.body.fd < 0 ? st->req.body.mem.len : 0;
-    s->body_memory = s->body_memory - P(st)->body_in_memory + now;
-    P(st)->body_in_memory = now;
+    s->body_memory = s->body_memory - sp(st)->body_in_memory + now;
+    sp(st)->body_in_memory = now;
 }
 
 /* Frees the request (head, fields, body): at release, or with the stream. */
 static void request_drop(gc__h2_session_t *s, gc__h2_stream_t *st)
 {
     gc__http_request_t *r = &st->req;
-    s->body_memory -= P(st)->body_in_memory;
-    P(st)->body_in_memory = 0;
+    s->body_memory -= sp(st)->body_in_memory;
+    sp(st)->body_in_memory = 0;
     gc__buf_free(&r->head);
     free(r->fields);
     r->fields = NULL;
@@ -158,13 +158,13 @@ static void request_drop(gc__h2_session_t *s, gc__h2_stream_t *st)
 
 static void stream_free(gc__h2_session_t *s, gc__h2_stream_t *st)
 {
-    struct gc__h2_stream_priv *p = P(st);
+    struct gc__h2_stream_priv *p = sp(st);
     if (p->prev)
-        P(p->prev)->next = p->next;
+        sp(p->prev)->next = p->next;
     else
         s->streams = p->next;
     if (p->next)
-        P(p->next)->prev = p->prev;
+        sp(p->next)->prev = p->prev;
     s->nstreams--;
     request_drop(s, st);
     gc__buf_free(&p->cookie);
@@ -235,7 +235,7 @@ static int add_field(gc__h2_session_t *s, gc__h2_stream_t *st, const char *name,
 {
     gc__http_request_t *r = &st->req;
     const gc__http_limits_t *l = &s->set.http;
-    if (P(st)->nkept >= l->max_fields) {
+    if (sp(st)->nkept >= l->max_fields) {
         bad_request(st, 431, "limit request headers fields");
         return 0;
     }
@@ -262,7 +262,7 @@ static int add_field(gc__h2_session_t *s, gc__h2_stream_t *st, const char *name,
         return -ENOMEM;
     f->folded = 0;
     r->nfields++;
-    P(st)->nkept++;
+    sp(st)->nkept++;
     return 0;
 }
 
@@ -283,12 +283,12 @@ static int add_pseudo(gc__h2_stream_t *st, const uint8_t *name, size_t nlen, con
         r->target_off = off;
         r->target_len = (uint32_t)vlen;
     } else if (gc__view_ieq(n, ":authority")) {
-        P(st)->authority_off = off;
-        P(st)->authority_len = (uint32_t)vlen;
-        P(st)->has_authority = 1;
+        sp(st)->authority_off = off;
+        sp(st)->authority_len = (uint32_t)vlen;
+        sp(st)->has_authority = 1;
     } else if (gc__view_ieq(n, ":scheme")) {
-        P(st)->scheme_off = off;
-        P(st)->scheme_len = (uint32_t)vlen;
+        sp(st)->scheme_off = off;
+        sp(st)->scheme_len = (uint32_t)vlen;
     }
     return 0;
 }
@@ -307,10 +307,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     /* SETTINGS_MAX_HEADER_LIST_SIZE is advisory for nghttp2's decoder: we count the
      * decoded size ourselves, so a small block of references to a big dynamic-table
      * entry (an HPACK bomb) stops being stored at the limit. */
-    P(st)->header_bytes += nlen + vlen + 32;
+    sp(st)->header_bytes += nlen + vlen + 32;
     if (st->error_status)
         return 0;
-    if (s->set.max_header_list_size && P(st)->header_bytes > s->set.max_header_list_size) {
+    if (s->set.max_header_list_size && sp(st)->header_bytes > s->set.max_header_list_size) {
         bad_request(st, 431, "Request Header Fields Too Large");
         return 0;
     }
@@ -319,7 +319,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
         err = add_pseudo(st, name, nlen, value, vlen);
     } else if (nlen == 6 && memcmp(name, "cookie", 6) == 0) {
         /* RFC 9113 8.2.3: crumbs join with "; " into one field for HTTP/1 semantics. */
-        gc__buf_t *c = &P(st)->cookie;
+        gc__buf_t *c = &sp(st)->cookie;
         if (c->len > 0)
             err = gc__buf_append(c, "; ", 2);
         if (err == 0)
@@ -362,7 +362,7 @@ static int count_named(const gc__http_request_t *r, const char *lower)
 static int finish_head(gc__h2_session_t *s, gc__h2_stream_t *st, const nghttp2_frame *frame)
 {
     gc__http_request_t *r = &st->req;
-    struct gc__h2_stream_priv *p = P(st);
+    struct gc__h2_stream_priv *p = sp(st);
     const gc__http_limits_t *l = &s->set.http;
 
     if (frame->hd.flags & NGHTTP2_FLAG_PRIORITY) {
@@ -452,7 +452,7 @@ static void body_done(gc__h2_session_t *s, gc__h2_stream_t *st)
     if (st->body_done)
         return;
     st->body_done = 1;
-    if (P(st)->handed && !P(st)->released && s->cb.on_body_done)
+    if (sp(st)->handed && !sp(st)->released && s->cb.on_body_done)
         s->cb.on_body_done(s->user, st);
 }
 
@@ -471,7 +471,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             }
             if (st->error_status && count_bad(s) < 0)
                 return 0; /* the connection ends: not worth an answer */
-            P(st)->handed = 1;
+            sp(st)->handed = 1;
             s->nheld++;
             s->stats.requests++;
             s->cb.on_request(s->user, st);
@@ -518,7 +518,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     gc__h2_stream_t *st = stream_of(s, id);
     /* The body of a refused head, or of a stream the caller let go, is dropped; nghttp2
      * still counts it in the flow-control windows. */
-    if (st == NULL || st->error_status || st->body_error || P(st)->released)
+    if (st == NULL || st->error_status || st->body_error || sp(st)->released)
         return 0;
     size_t threshold = s->set.http.spool_threshold;
     size_t budget = s->set.body_memory ? s->set.body_memory : 4 * threshold;
@@ -551,9 +551,9 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     st->closed = 1;
     st->close_code = code;
     /* Nothing more can be sent: give the queue's memory back now. */
-    gc__buf_free(&P(st)->out);
-    P(st)->out_off = 0;
-    if (!P(st)->handed || P(st)->released) {
+    gc__buf_free(&sp(st)->out);
+    sp(st)->out_off = 0;
+    if (!sp(st)->handed || sp(st)->released) {
         stream_free(s, st);
         return 0;
     }
@@ -588,7 +588,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 {
     gc__h2_session_t *s = user;
     gc__h2_stream_t *st = source->ptr;
-    struct gc__h2_stream_priv *p = P(st);
+    struct gc__h2_stream_priv *p = sp(st);
     size_t avail = p->out.len - p->out_off;
     size_t n = avail < length ? avail : length;
     if (n > 0) {
@@ -695,7 +695,7 @@ static int submit_head(gc__h2_session_t *s, gc__h2_stream_t *st, int status,
 {
     if (st->closed)
         return -ECONNRESET;
-    if (P(st)->resp_started)
+    if (sp(st)->resp_started)
         return -EALREADY;
     nghttp2_nv *nv = malloc((n + 1) * sizeof(*nv));
     if (nv == NULL)
@@ -713,9 +713,9 @@ static int submit_head(gc__h2_session_t *s, gc__h2_stream_t *st, int status,
         rv = nghttp2_submit_response(s->ng, st->id, nv, (size_t)nnv, end_stream ? NULL : &prd);
         rv = rv < 0 ? ng_error(rv) : 0;
         if (rv == 0) {
-            P(st)->resp_started = 1;
-            P(st)->resp_ended = end_stream;
-            P(st)->no_body =
+            sp(st)->resp_started = 1;
+            sp(st)->resp_ended = end_stream;
+            sp(st)->no_body =
                 status == 204 || status == 304 || gc__view_ieq(gc__http_method(&st->req), "head");
         }
     }
@@ -742,9 +742,9 @@ int gc__h2_send_informational(gc__h2_session_t *s, gc__h2_stream_t *st, int stat
 /* Wakes the data provider after more bytes (or the end) were queued. */
 static int resume(gc__h2_session_t *s, gc__h2_stream_t *st)
 {
-    if (!P(st)->deferred)
+    if (!sp(st)->deferred)
         return 0;
-    P(st)->deferred = 0;
+    sp(st)->deferred = 0;
     int rv = nghttp2_session_resume_data(s->ng, st->id);
     return rv < 0 && rv != NGHTTP2_ERR_INVALID_ARGUMENT ? ng_error(rv) : 0;
 }
@@ -752,7 +752,7 @@ static int resume(gc__h2_session_t *s, gc__h2_stream_t *st)
 int gc__h2_send_data(gc__h2_session_t *s, gc__h2_stream_t *st, const void *data, size_t len,
                      int end)
 {
-    struct gc__h2_stream_priv *p = P(st);
+    struct gc__h2_stream_priv *p = sp(st);
     if (st->closed)
         return -ECONNRESET;
     if (!p->resp_started || p->resp_ended)
@@ -774,7 +774,7 @@ int gc__h2_send_data(gc__h2_session_t *s, gc__h2_stream_t *st, const void *data,
 int gc__h2_send_trailers(gc__h2_session_t *s, gc__h2_stream_t *st, const gc__h2_header_t *h,
                          size_t n)
 {
-    struct gc__h2_stream_priv *p = P(st);
+    struct gc__h2_stream_priv *p = sp(st);
     if (st->closed)
         return -ECONNRESET;
     if (!p->resp_started || p->resp_ended)
@@ -805,7 +805,7 @@ int gc__h2_reset(gc__h2_session_t *s, gc__h2_stream_t *st, uint32_t code)
 
 void gc__h2_stream_release(gc__h2_session_t *s, gc__h2_stream_t *st)
 {
-    struct gc__h2_stream_priv *p = P(st);
+    struct gc__h2_stream_priv *p = sp(st);
     if (p->released)
         return;
     p->released = 1;
@@ -896,8 +896,8 @@ void gc__h2_free(gc__h2_session_t *s)
     /* nghttp2 calls on_stream_close for open streams while it is deleted: keep our
      * callbacks quiet, then free every stream object ourselves. */
     s->cb.on_stream_close = NULL;
-    for (gc__h2_stream_t *st = s->streams; st; st = P(st)->next)
-        P(st)->released = 1;
+    for (gc__h2_stream_t *st = s->streams; st; st = sp(st)->next)
+        sp(st)->released = 1;
     if (s->ng)
         nghttp2_session_del(s->ng);
     while (s->streams)
@@ -977,7 +977,7 @@ int gc__h2_upgrade(gc__h2_session_t *s, gc__view_t settings_b64, int was_head,
     st->req.keep_alive = 1;
     snprintf(st->req.version, sizeof(st->req.version), "HTTP/2.0");
     nghttp2_session_set_stream_user_data(s->ng, 1, st);
-    P(st)->handed = 1;
+    sp(st)->handed = 1;
     st->body_done = 1;
     s->nheld++;
     s->stats.requests++;
@@ -1043,12 +1043,12 @@ ssize_t gc__h2_send_into(gc__h2_session_t *s, gc__buf_t *out, size_t max)
         s->notify_pending = 0;
         /* The callback may release (and so free) any stream: start over after each. */
         for (gc__h2_stream_t *st = s->streams; st;) {
-            if (!P(st)->notify) {
-                st = P(st)->next;
+            if (!sp(st)->notify) {
+                st = sp(st)->next;
                 continue;
             }
-            P(st)->notify = 0;
-            if (P(st)->handed && !P(st)->released && s->cb.on_data_sent)
+            sp(st)->notify = 0;
+            if (sp(st)->handed && !sp(st)->released && s->cb.on_data_sent)
                 s->cb.on_data_sent(s->user, st, gc__h2_stream_queued(st));
             st = s->streams;
         }
