@@ -382,9 +382,9 @@ static int on_headers_complete(llhttp_t *ll)
     return 0;
 }
 
-static int spool(gc__http_parser_t *p)
+/* Moves a body that outgrew memory into an unlinked temporary file in $TMPDIR (or /tmp). */
+static int spool(gc__http_body_t *b)
 {
-    gc__http_body_t *b = &p->req.body;
     const char *dir = getenv("TMPDIR");
     char path[4096];
     snprintf(path, sizeof(path), "%s/gunicorn-c-body-XXXXXX", dir && *dir ? dir : "/tmp");
@@ -409,19 +409,20 @@ static int spool(gc__http_parser_t *p)
     return 0;
 }
 
-static int on_body(llhttp_t *ll, const char *at, size_t len)
+int gc__http_body_append(gc__http_body_t *b, const char *at, size_t len, size_t spool_threshold)
 {
-    gc__http_parser_t *p = parser_of(ll);
-    gc__http_body_t *b = &p->req.body;
-    if (b->fd < 0 && b->mem.len + len > p->limits->spool_threshold && spool(p) < 0)
-        return fail(p, 500, "Cannot spool the request body to a temporary file");
+    if (b->fd < 0 && b->mem.len + len > spool_threshold) {
+        int err = spool(b);
+        if (err < 0)
+            return err == -ENOMEM ? -EIO : err;
+    }
     if (b->fd >= 0) {
         while (len > 0) {
             ssize_t w = pwrite(b->fd, at, len, (off_t)b->len);
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0)
-                return fail(p, 500, "Cannot write the request body to a temporary file");
+                return errno == ENOMEM ? -EIO : -errno;
             at += w;
             len -= (size_t)w;
             b->len += (uint64_t)w;
@@ -429,8 +430,19 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
         return 0;
     }
     if (gc__buf_append(&b->mem, at, len) < 0)
-        return oom(p);
+        return -ENOMEM;
     b->len += len;
+    return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    int err = gc__http_body_append(&p->req.body, at, len, p->limits->spool_threshold);
+    if (err == -ENOMEM)
+        return oom(p);
+    if (err < 0)
+        return fail(p, 500, "Cannot write the request body to a temporary file");
     return 0;
 }
 

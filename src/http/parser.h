@@ -96,6 +96,12 @@ ssize_t gc__http_find_field(const gc__http_request_t *r, const char *lower);
  * end) or a negative errno. */
 ssize_t gc__http_body_read(const gc__http_body_t *b, uint64_t off, char *dst, size_t n);
 
+/* Appends body bytes, first moving the body to an unlinked temporary file when it would
+ * pass `spool_threshold` bytes in memory (0: every byte goes to the file). Returns 0,
+ * -ENOMEM (memory) or another negative errno (the temporary file: -EIO for any failure
+ * that is not the file's own errno). Shared by the HTTP/1 parser and src/h2. */
+int gc__http_body_append(gc__http_body_t *b, const char *at, size_t len, size_t spool_threshold);
+
 enum gc__http_state {
     GC_HTTP_NEED_MORE = 0, /* feed more bytes */
     GC_HTTP_READY,         /* p->req holds a whole request */
