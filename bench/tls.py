@@ -577,17 +577,20 @@ def settle_tls(socks, limit=2.0):
 
 
 def still_open(socks):
-    """How many of SOCKS the server has not closed (nor sent anything unexpected on)."""
+    """How many of SOCKS the server has not closed. What is waiting on them is read
+    (session tickets, an HTTP/2 WINDOW_UPDATE, ...): a connection counts as closed when
+    the read reaches its end or fails."""
     for s in socks:
         s.setblocking(False)
     ready, _, _ = select.select(socks, [], [], 0) if socks else ([], [], [])
     closed = 0
     for s in ready:
         try:
-            s.recv(4096)
-            closed += 1  # an HTTP/2 GOAWAY, or data where none is expected
+            while s.recv(65536):
+                pass
+            closed += 1  # the end of the stream
         except ssl.SSLWantReadError:
-            pass  # a late session ticket, nothing else
+            pass  # all read, still open
         except OSError:
             closed += 1
     return len(socks) - closed
