@@ -36,6 +36,7 @@ import platform
 import re
 import resource
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -937,7 +938,7 @@ def measure(name, sc, certs, args, tmp_root, results, failed):
 
 
 def write_results(args, argv, text, target_text, measured, how):
-    cmd = " ".join(["bench/tls.py"] + argv)
+    cmd = shlex.join(["bench/tls.py"] + argv)
     load = "\n".join(t for t in text.split("\n\n") if "req/s" in t) or "(not run)"
     idle = "\n".join(t for t in text.split("\n\n") if "KB per" in t) or "(not run)"
     doc = [
