@@ -84,6 +84,28 @@ static int v_protocol(int id, gc__setting_value_t *nv, gc__config_err_t *err)
     return one_of(nv->s, protocols, "protocol", err);
 }
 
+static int v_http_protocols(int id, gc__setting_value_t *nv, gc__config_err_t *err)
+{
+    for (size_t i = 0; i < nv->n; i++) {
+        for (char *p = nv->items[i]; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        const char *v = nv->items[i];
+        if (strcmp(v, "h1") != 0 && strcmp(v, "h2") != 0 && strcmp(v, "h3") != 0)
+            return fail(err, "Invalid protocol '%s'. Valid protocols: h1, h2, h3", v);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(nv->items[j], v) == 0)
+                return fail(err, "Duplicate protocols specified");
+    }
+    return 0;
+}
+
+static int v_http2_frame_size(int id, gc__setting_value_t *nv, gc__config_err_t *err)
+{
+    if (nv->i < 16384 || nv->i > 16777215)
+        return fail(err, "http2_max_frame_size must be between 16384 and 16777215");
+    return 0;
+}
+
 static int v_header_map(int id, gc__setting_value_t *nv, gc__config_err_t *err)
 {
     static const char *const maps[] = {"drop", "refuse", "dangerous", NULL};
@@ -306,6 +328,8 @@ static const check_t check_post_request = {.arity = -1};
 static const check_t check_reload_engine = {.fn = v_reload_engine};
 static const check_t check_http_parser = {.fn = v_http_parser};
 static const check_t check_protocol = {.fn = v_protocol};
+static const check_t check_http_protocols = {.fn = v_http_protocols, .csv = 1};
+static const check_t check_http2_frame_size = {.fn = v_http2_frame_size};
 static const check_t check_header_map = {.fn = v_header_map};
 static const check_t check_proxy_protocol = {.fn = v_proxy_protocol};
 static const check_t check_loglevel = {.fn = v_loglevel};
@@ -692,9 +716,6 @@ int gc__config_validate(const gc__config_t *cfg)
             break;
         case GC_NO_DIRTY:
             why = "gunicorn-c has no dirty arbiters";
-            break;
-        case GC_NO_HTTP2:
-            why = "gunicorn-c speaks HTTP/1.0 and HTTP/1.1 only";
             break;
         default:
             continue;

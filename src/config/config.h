@@ -31,7 +31,6 @@ enum gc__setting_status {
     GC_NO_EFFECT, /* accepted, has no effect by design */
     GC_NO_ASGI,   /* cannot apply: ASGI only; an error when set */
     GC_NO_DIRTY,  /* cannot apply: dirty arbiters; an error when set */
-    GC_NO_HTTP2,  /* cannot apply: HTTP/2; an error when set */
 };
 
 enum gc__setting_id {

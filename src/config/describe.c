@@ -91,7 +91,6 @@ static const char *status_note(int id)
         return " (no effect in gunicorn-c)";
     case GC_NO_ASGI:
     case GC_NO_DIRTY:
-    case GC_NO_HTTP2:
         return " (cannot apply to gunicorn-c)";
     default:
         return "";
@@ -187,8 +186,6 @@ static const char *status_text(enum gc__setting_status s)
         return "cannot apply: gunicorn-c has no ASGI worker (an error when set)";
     case GC_NO_DIRTY:
         return "cannot apply: gunicorn-c has no dirty arbiters (an error when set)";
-    case GC_NO_HTTP2:
-        return "cannot apply: gunicorn-c speaks HTTP/1.x only (an error when set)";
     }
     return "";
 }
@@ -236,7 +233,7 @@ void gc__config_markdown(FILE *out)
           "- **not yet active**: accepted and shown by `--print-config`, but without an "
           "effect for now; a warning is logged at start-up when it is set.\n"
           "- **no effect**: accepted, and without an effect by design.\n"
-          "- **cannot apply**: the feature (ASGI, dirty arbiters, HTTP/2) is outside "
+          "- **cannot apply**: the feature (ASGI, dirty arbiters) is outside "
           "what gunicorn-c is; giving it any value but its default is an error.\n",
           out);
     const char *section = "";

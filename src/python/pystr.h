@@ -45,6 +45,9 @@
     X(SSL_CLIENT_I_DN, "SSL_CLIENT_I_DN")                                                          \
     X(SSL_CLIENT_M_SERIAL, "SSL_CLIENT_M_SERIAL")                                                  \
     X(SSL_CLIENT_CERT, "SSL_CLIENT_CERT")                                                          \
+    X(h2_priority_weight, "gunicorn.http2.priority_weight")                                        \
+    X(h2_priority_depends_on, "gunicorn.http2.priority_depends_on")                                \
+    X(wsgi_early_hints, "wsgi.early_hints")                                                        \
     X(wsgi_version, "wsgi.version")                                                                \
     X(wsgi_url_scheme, "wsgi.url_scheme")                                                          \
     X(wsgi_errors, "wsgi.errors")                                                                  \
@@ -65,6 +68,7 @@
     X(fileno, "fileno")                                                                            \
     X(read, "read")                                                                                \
     X(write, "write")                                                                              \
+    X(early_hints, "early_hints")                                                                  \
     X(upper, "upper")                                                                              \
     /* runtime.py's functions and classes that the request path calls */                           \
     X(call, "call")                                                                                \

@@ -58,6 +58,8 @@ static void on_conn_handle_closed(uv_handle_t *h)
     w->open.n--;
     w->open.closing--;
     gc__accept_publish(w);
+    if (c->h2 != NULL)
+        gc__h2conn_detach(c);
     out_release(c);
     gc__http_parser_free(&c->parser);
     gc__buf_free(&c->pending);
@@ -154,6 +156,8 @@ static void on_timer(uv_timer_t *t)
     const gc__config_t *cfg = c->w->cfg;
     if (c->state == GC_CONN_LINGERING) {
         gc__conn_close(c);
+    } else if (c->h2 != NULL) {
+        gc__h2conn_on_timer(c);
     } else if (c->timer_for_request && c->parser.headers_done) {
         /* A body that stopped arriving: a slow one that progresses is never cut (each
          * read restarts the timer), a stalled one gets a status and a warning. */
@@ -293,7 +297,7 @@ void gc__conn_start(gc__conn_t *c)
     /* What a slow reader's response may leave for the loop to send is set aside now,
      * on the loop thread, so that concurrent requests stay within the budget (a request
      * still waiting in a queue holds none of it). */
-    c->spill_reserved = spill_room(w);
+    c->spill_reserved = c->stream != NULL ? 0 : spill_room(w); /* a stream buffers in h2conn.c */
     w->open.spill_bytes += c->spill_reserved;
     gc__view_t method = gc__http_method(&c->parser.req), target = gc__http_target(&c->parser.req);
     gc__slot_request_begin(w->slot, method.base, method.len, target.base, target.len,
@@ -351,6 +355,30 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
         if (nread <= 0) /* the client has closed its side too */
             gc__conn_close(c);
         return; /* what it still sends is dropped */
+    }
+    if (c->h2 != NULL) {
+        if (nread < 0)
+            gc__debug("HTTP/2 connection from %s: %s%s%s", c->remote_addr, strerror((int)-nread),
+                      gc__transport_is_tls(&c->tr) ? ": " : "",
+                      gc__transport_is_tls(&c->tr) ? gc__tls_error(&c->tr) : "");
+        if (nread <= 0)
+            gc__conn_close(c);
+        else
+            gc__h2conn_on_bytes(c, base, (size_t)nread);
+        return;
+    }
+    if (nread > 0 && c->w->http2 && !c->answered && !c->parser.started && c->pending.len == 0 &&
+        gc__transport_is_tls(&c->tr)) {
+        /* The handshake is done: ALPN may have chosen HTTP/2. */
+        gc__tls_info_t info;
+        gc__tls_info(&c->tr, &info);
+        if (strcmp(info.alpn, "h2") == 0) {
+            if (gc__h2conn_attach(c) < 0)
+                gc__conn_close(c);
+            else
+                gc__h2conn_on_bytes(c, base, (size_t)nread);
+            return;
+        }
     }
     if (nread <= 0) {
         gc__http_parser_eof(&c->parser);
@@ -436,8 +464,12 @@ static void on_io(uv_poll_t *h, int status, int events)
         stop_reading(c);
         return;
     }
-    if (c->out_blocked)
+    if (c->h2 != NULL) {
+        if (c->out_blocked && (events & UV_WRITABLE))
+            gc__h2conn_on_writable(c);
+    } else if (c->out_blocked) {
         out_flush(c);
+    }
     if (c->reading && c->state != GC_CONN_CLOSING &&
         (events & (c->read_wants_out ? UV_WRITABLE : UV_READABLE)))
         read_some(c);
@@ -533,6 +565,10 @@ static void out_flush(gc__conn_t *c)
 void gc__conn_finish(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
+    if (c->stream != NULL) {
+        gc__h2conn_stream_finish(c, keep);
+        return;
+    }
     c->state = GC_CONN_WAITING; /* until request_done says where it goes */
     w->open.spill_bytes -= c->spill_reserved;
     c->spill_reserved = 0;
@@ -551,14 +587,30 @@ void gc__conn_finish(gc__conn_t *c, int keep)
 
 void gc__conn_request_done(gc__conn_t *c, int keep)
 {
-    gc__worker_t *w = c->w;
+    c->answered = 1;
+    gc__conn_count_request(c->w);
+    if (c->out.len > 0 && c->state != GC_CONN_CLOSING) {
+        /* The end of the response is still to go out (the sink spilled it): the loop
+         * sends it, then goes on. */
+        c->keep_after_out = keep;
+        c->state = GC_CONN_SENDING;
+        stop_reading(c); /* still on after an inline run */
+        out_flush(c);
+        return;
+    }
+    request_continue(c, keep);
+}
+
+/* A request has been answered (on a connection or an HTTP/2 stream): the counts, the
+ * scoreboard, and what they may set off (an exit asked for, --max-requests). */
+void gc__conn_count_request(gc__worker_t *w)
+{
     /* The loop's clock stood still while an inline class ran the application: timers
      * armed from here on must count from now, not from before the request. (Other
      * classes run it elsewhere while the loop, and its clock, go on.) */
     if (w->klass->runs_inline)
         uv_update_time(w->loop);
     w->requests++;
-    c->answered = 1;
     gc__slot_request_end(w->slot, gc__monotonic_ms());
     /* A signal handler's exit wins even when the application swallowed its
      * SystemExit; otherwise the application raised SystemExit itself. */
@@ -574,16 +626,6 @@ void gc__conn_request_done(gc__conn_t *c, int keep)
         atomic_store(&w->slot->state, GC_SLOT_RETIRING);
         gc__scoreboard_ring(w->bell);
     }
-    if (c->out.len > 0 && c->state != GC_CONN_CLOSING) {
-        /* The end of the response is still to go out (the sink spilled it): the loop
-         * sends it, then goes on. */
-        c->keep_after_out = keep;
-        c->state = GC_CONN_SENDING;
-        stop_reading(c); /* still on after an inline run */
-        out_flush(c);
-        return;
-    }
-    request_continue(c, keep);
 }
 
 /* After a response has gone out: close, or get ready for the next request. */
@@ -714,6 +756,10 @@ void gc__conns_last_call(gc__worker_t *w)
      * run finish within the graceful timeout, also with "Connection: close". */
     uv_update_time(w->loop);
     for (gc__conn_t *c = w->open.list; c; c = c->next) {
+        if (c->h2 != NULL && c->state != GC_CONN_CLOSING && c->state != GC_CONN_LINGERING) {
+            gc__h2conn_last_call(c);
+            continue;
+        }
         if (c->state != GC_CONN_WAITING)
             continue;
         if (c->pending.len > 0 || bytes_waiting(c)) {
@@ -722,4 +768,33 @@ void gc__conns_last_call(gc__worker_t *w)
         }
         last_call(c);
     }
+}
+
+/* --- for h2conn.c ------------------------------------------------------------------- */
+
+/* Whether the connection waits for the socket to take more bytes (HTTP/2's writes). */
+void gc__conn_watch_out(gc__conn_t *c, int blocked)
+{
+    if (c->out_blocked != blocked) {
+        c->out_blocked = blocked;
+        watch(c);
+    }
+}
+
+/* The idle wait between requests (--keep-alive), as after an HTTP/1 response. */
+void gc__conn_arm_idle(gc__conn_t *c)
+{
+    if (c->state != GC_CONN_CLOSING && c->state != GC_CONN_LINGERING)
+        arm_timer(c, 0);
+}
+
+/* Hands a complete request to the class, as dispatch does for a connection's (an
+ * HTTP/2 stream has neither reading nor a timer of its own). */
+void gc__conn_dispatch(gc__conn_t *c)
+{
+    gc__worker_t *w = c->w;
+    c->state = GC_CONN_QUEUED;
+    if (!w->klass->queues)
+        gc__conn_start(c);
+    w->klass->run(c);
 }

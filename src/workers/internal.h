@@ -76,6 +76,19 @@ struct gc__conn {
     gc__buf_t head;        /* the gevent class's buffer for response heads */
     gc__conn_t *qnext;     /* in the worker's done queue or a class's queue */
     gc__conn_t *prev, *next;
+    /* HTTP/2 (h2conn.c). On a connection that speaks it: its session. On a stream (a
+     * gc__conn_t of its own that the classes run like a connection's request): the
+     * session of its connection, the stream, and what the application has written that
+     * the loop has not yet handed to the session (`out`, guarded by the worker's
+     * h2 news lock; `efd` wakes a writer waiting for room). */
+    struct gc__h2conn *h2;
+    struct gc__h2_stream *stream;
+    int efd;
+    int writer_waits;     /* a writer waits on efd for room in `out` */
+    int news_posted;      /* in the worker's h2 news queue */
+    int dead;             /* its connection is gone: writes fail */
+    int head_done;        /* the response head was handed to the session */
+    gc__conn_t *newsnext; /* in the worker's h2 news queue */
 };
 
 /* conn.c */
@@ -86,6 +99,40 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
 void gc__conn_linger(gc__conn_t *c);
 /* Gives every connection idle between requests its last call (a graceful stop). */
 void gc__conns_last_call(gc__worker_t *w);
+
+/* h2conn.c: HTTP/2 on a connection (docs/architecture.md, "HTTP/2") */
+/* After the TLS handshake chose "h2" (ALPN): the connection speaks HTTP/2 from its
+ * first byte on. Returns 0, or -1 (logged) when the session cannot be made. */
+int gc__h2conn_attach(gc__conn_t *c);
+/* Bytes read on such a connection. */
+void gc__h2conn_on_bytes(gc__conn_t *c, const char *data, size_t len);
+/* The socket is writable (the loop waited for it). */
+void gc__h2conn_on_writable(gc__conn_t *c);
+/* What the environ shows of a stream's TLS connection (NULL: not TLS). */
+const gc__tls_info_t *gc__h2conn_tls(const gc__conn_t *stream, const gc__tls_peer_t **peer);
+/* A stream's priority from its HEADERS frame (weight 1..256, the stream it depends on). */
+void gc__h2conn_priority(const gc__conn_t *stream, int *weight, int *depends_on);
+/* Its idle timer fired. */
+void gc__h2conn_on_timer(gc__conn_t *c);
+/* The worker is stopping: GOAWAY, then close once the streams are done. */
+void gc__h2conn_last_call(gc__conn_t *c);
+/* The connection's handles have closed: streams still running keep the session until
+ * they are done, and their writes fail. */
+void gc__h2conn_detach(gc__conn_t *c);
+/* A stream's request is done (gc__conn_finish on the loop thread). */
+void gc__h2conn_stream_finish(gc__conn_t *stream, int keep);
+/* Kills a running stream's connection (the gthread quick stop, gc__conn_abort). */
+void gc__h2conn_abort(gc__conn_t *stream);
+/* 1 while a stream of the connection runs. */
+int gc__h2conn_busy(const gc__conn_t *c);
+/* The loop's end of the news queue (gc__h2conn_t writers post to it). */
+void gc__h2conn_on_news(uv_async_t *h);
+
+/* conn.c, for h2conn.c */
+void gc__conn_watch_out(gc__conn_t *c, int blocked);
+void gc__conn_arm_idle(gc__conn_t *c);
+void gc__conn_count_request(gc__worker_t *w);
+void gc__conn_dispatch(gc__conn_t *c);
 
 /* accept.c */
 /* Starts watching every listener. Returns 0 or a negative errno. */

@@ -62,7 +62,11 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
     };
     gc__frontend_peer(c, &peer);
     gc__tls_info_t tls;
-    if (gc__transport_is_tls(&c->tr)) {
+    if (c->stream != NULL) {
+        peer.tls = gc__h2conn_tls(c, &peer.tls_peer);
+        peer.http2 = 1;
+        gc__h2conn_priority(c, &peer.h2_weight, &peer.h2_depends_on);
+    } else if (gc__transport_is_tls(&c->tr)) {
         gc__tls_info(&c->tr, &tls);
         peer.tls = &tls;
         peer.tls_peer = gc__tls_peer(&c->tr);
@@ -163,14 +167,18 @@ void gc__conn_abort(gc__conn_t *c, int answer)
         }
         gc__buf_free(&out);
     }
-    /* The socket under any transport: whoever uses it next fails at once. */
-    shutdown(c->tr.fd, SHUT_RDWR);
+    /* The socket under any transport: whoever uses it next fails at once (a stream's
+     * is its connection's). */
+    if (c->stream == NULL)
+        shutdown(c->tr.fd, SHUT_RDWR);
+    else if (c->h2 != NULL)
+        gc__h2conn_abort(c);
 }
 
 int gc__worker_busy(const gc__worker_t *w)
 {
     for (const gc__conn_t *c = w->open.list; c; c = c->next)
-        if (c->state == GC_CONN_RUNNING)
+        if (c->state == GC_CONN_RUNNING || gc__h2conn_busy(c))
             return 1;
     return 0;
 }

@@ -271,6 +271,9 @@ static void init_tls(gc__worker_t *w)
     }
     w->tls_opt.suppress_ragged_eofs = (int)gc__cfg_int(cfg, GC_S_suppress_ragged_eofs);
     w->tls_opt.ktls = gc__tls_kernel_available() && sendfile_enabled(cfg);
+    const gc__setting_value_t *protos = &cfg->v[GC_S_http_protocols];
+    for (size_t i = 0; i < protos->n; i++)
+        w->http2 |= strcmp(protos->items[i], "h2") == 0;
 }
 
 /* Everything the loop runs besides connections: the done queue, the GIL's release,
@@ -281,6 +284,9 @@ static void start_loop(gc__worker_t *w)
     pthread_mutex_init(&w->done.lock, NULL);
     uv_async_init(loop, &w->done.async, gc__worker_on_done);
     w->done.async.data = w; /* referenced: the loop lives while requests run elsewhere */
+    pthread_mutex_init(&w->h2news.lock, NULL);
+    uv_async_init(loop, &w->h2news.async, gc__h2conn_on_news);
+    w->h2news.async.data = w;
     if (w->klass->loop_releases_gil) {
         uv_prepare_init(loop, &w->gil_release);
         w->gil_release.data = w;

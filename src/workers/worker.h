@@ -160,6 +160,7 @@ struct gc__worker {
     gc__wsgi_state_t wsgi;
     gc__py_tls_t tls; /* --certfile/--keyfile: the context TLS sessions are made from */
     gc__tls_options_t tls_opt;
+    int http2; /* h2 is offered (ALPN over TLS): connections that choose it speak it */
     const gc__worker_class_t *klass;
     void *class_data; /* the class's own state */
     gc__buf_t head;   /* the loop thread's buffer for response heads (sync) */
@@ -179,6 +180,7 @@ struct gc__worker {
     PyThreadState *loop_tstate; /* the loop thread's state while it has given the GIL back */
     uv_prepare_t gil_release;   /* gives the GIL back before the loop waits */
     gc__done_queue_t done;
+    gc__done_queue_t h2news; /* HTTP/2 streams with response bytes for the loop */
 };
 
 /* Runs a worker in a freshly forked child: boots (imports the app), serves until told

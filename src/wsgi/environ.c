@@ -22,6 +22,16 @@ static int set_str(PyObject *env, PyObject *key, const char *s, Py_ssize_t len)
     return rc;
 }
 
+static int set_long(PyObject *env, PyObject *key, long value)
+{
+    PyObject *v = PyLong_FromLong(value);
+    if (v == NULL)
+        return -1;
+    int rc = PyDict_SetItem(env, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
 /* A C string under `key`; nothing when it is NULL. */
 static int set_cstr(PyObject *env, PyObject *key, const char *s)
 {
@@ -200,6 +210,9 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
         goto fail;
 
     if (peer->tls != NULL && set_tls(env, peer) < 0)
+        goto fail;
+    if (peer->http2 && (set_long(env, GC_STR(h2_priority_weight), peer->h2_weight) < 0 ||
+                        set_long(env, GC_STR(h2_priority_depends_on), peer->h2_depends_on) < 0))
         goto fail;
 
     if (peer->is_unix && host != NULL) {

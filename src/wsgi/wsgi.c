@@ -51,6 +51,7 @@ typedef struct {
     int head_request;
     const int *body_pending; /* the request body is still unread (Expect: 100-continue) */
     int minor;
+    int major;
     int keep_alive;
     int chunked;
     uint64_t body_sent;
@@ -550,9 +551,17 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     r->headers_sent = r->chunked = r->warned_no_body = 0;
     r->body_sent = 0;
     r->minor = req->minor;
+    r->major = req->major;
     r->body_pending = &req->body_pending;
     r->keep_alive = keep_alive;
     r->head_request = method.len == 4 && memcmp(method.base, "HEAD", 4) == 0;
+    {
+        PyObject *hints = PyObject_GetAttr((PyObject *)r, GC_STR(early_hints));
+        int rc = hints ? PyDict_SetItem(env, GC_STR(wsgi_early_hints), hints) : -1;
+        Py_XDECREF(hints);
+        if (rc < 0)
+            goto error;
+    }
 
     if (st->hook_worker != NULL && gc__rt_request_hooks()) {
         hook_req = gc__rt_request_new(env, req);
@@ -671,8 +680,50 @@ static void response_dealloc(response_t *r)
     PyObject_Free(r);
 }
 
+/* wsgi.early_hints(headers): "103 Early Hints" with these fields, at once, before the
+ * response (RFC 8297), as Gunicorn 25+ offers it. Nothing on HTTP/1.0 or once the
+ * response head is out; the fields are checked as start_response's are. */
+static PyObject *response_early_hints(response_t *r, PyObject *headers)
+{
+    static PyObject *status103;
+    if (status103 == NULL && (status103 = PyUnicode_FromString("103 Early Hints")) == NULL)
+        return NULL;
+    int code = 0;
+    int64_t length = -1;
+    if (validate(status103, headers, &code, &length) < 0)
+        return NULL;
+    if (r->sink == NULL || r->headers_sent || (r->major == 1 && r->minor == 0))
+        Py_RETURN_NONE;
+    gc__buf_t out;
+    gc__buf_init(&out);
+    int rc = gc__buf_append(&out, "HTTP/1.1 103 Early Hints\r\n", 26);
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(headers); i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        gc__view_t nv = gc__view(NULL, 0), vv = gc__view(NULL, 0);
+        latin1_view(PyTuple_GET_ITEM(item, 0), &nv); /* validated: latin-1 str */
+        latin1_view(PyTuple_GET_ITEM(item, 1), &vv);
+        rc = gc__buf_printf(&out, "%.*s: %.*s\r\n", (int)nv.len, nv.base, (int)vv.len, vv.base);
+    }
+    if (rc == 0)
+        rc = gc__buf_append(&out, "\r\n", 2);
+    if (rc == 0) { /* (the sink gives the GIL back around its waits itself) */
+        size_t spill_max = r->sink->spill_max;
+        r->sink->spill_max = 0; /* the hints must reach the client now */
+        rc = gc__sink_write(r->sink, out.data, out.len);
+        r->sink->spill_max = spill_max;
+    }
+    gc__buf_free(&out);
+    if (rc < 0 && rc != -ENOMEM)
+        Py_RETURN_NONE; /* the client went away: the response will find out */
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef response_methods[] = {
     {"write", (PyCFunction)response_write, METH_O, "write(data): send body bytes now."},
+    {"early_hints", (PyCFunction)response_early_hints, METH_O,
+     "early_hints(headers): send 103 Early Hints now."},
     {NULL, NULL, 0, NULL},
 };
 

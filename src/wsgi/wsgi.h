@@ -50,6 +50,11 @@ typedef struct {
      * (the SSL_* keys of docs/tls.md); NULL over plain TCP. */
     const gc__tls_info_t *tls;
     const gc__tls_peer_t *tls_peer;
+    /* An HTTP/2 stream: its priority (RFC 7540 weight 1..256, the stream it depends
+     * on), for Gunicorn's gunicorn.http2.priority_* keys. */
+    int http2;
+    int h2_weight;
+    int h2_depends_on;
 } gc__wsgi_peer_t;
 
 typedef struct {

@@ -446,3 +446,30 @@ def pytest_runtest_setup(item):
         reason = server_lacks(*mark.args)
         if reason:
             pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """Paths of the certificates and keys of the TLS and HTTP/2 tests (trustme): a CA,
+    the server's certificate for localhost and 127.0.0.1, a second one from the same CA
+    (rotation), a client certificate, and a second CA with its own server certificate."""
+    trustme = pytest.importorskip("trustme")
+    d = tmp_path_factory.mktemp("pki")
+    ca, ca2 = trustme.CA(), trustme.CA()
+    paths = {"dir": d}
+
+    def write(name, blob):
+        p = d / name
+        blob.write_to_path(str(p))
+        paths[name] = str(p)
+
+    write("ca.pem", ca.cert_pem)
+    write("ca2.pem", ca2.cert_pem)
+    for name, issuer in (("server", ca), ("server_b", ca), ("server2", ca2)):
+        leaf = issuer.issue_cert("localhost", "127.0.0.1")
+        write(name + ".pem", leaf.private_key_and_cert_chain_pem)
+        write(name + "_cert.pem", leaf.cert_chain_pems[0])
+        write(name + "_key.pem", leaf.private_key_pem)
+    client = ca.issue_cert("client.example.org")
+    write("client.pem", client.private_key_and_cert_chain_pem)
+    return paths

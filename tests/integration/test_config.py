@@ -395,8 +395,16 @@ def test_settings_that_cannot_apply_are_refused(tmp_path):
     assert "Error: setting 'dirty_workers' cannot apply: gunicorn-c has no dirty arbiters." \
         in out.stderr
     out = cli("--check-config", "--http-protocols", "h2,h1", "hello")
+    assert out.returncode == 0, out.stderr
+    out = cli("--check-config", "--http-protocols", "h2,h4", "hello")
     assert out.returncode == 1
-    assert "setting 'http_protocols' cannot apply" in out.stderr
+    assert "Invalid protocol 'h4'. Valid protocols: h1, h2, h3" in out.stderr
+    out = cli("--check-config", "--http-protocols", "h2,H2", "hello")
+    assert out.returncode == 1
+    assert "Duplicate protocols specified" in out.stderr
+    out = cli("--check-config", "--http2-max-frame-size", "1000", "hello")
+    assert out.returncode == 1
+    assert "http2_max_frame_size must be between 16384 and 16777215" in out.stderr
     out = cli("--check-config", "--asgi-lifespan", "on", "hello")
     assert out.returncode == 1
     assert "setting 'asgi_lifespan' cannot apply" in out.stderr

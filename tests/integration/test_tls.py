@@ -21,35 +21,11 @@ import pytest
 from conftest import BOOTING_RE, run_cli
 from helpers import wait_until
 
-trustme = pytest.importorskip("trustme")
+pytest.importorskip("trustme")
 
 APP = "tls_app:app"
 CLASSES = {"sync": ["-k", "sync"], "gthread": ["-k", "gthread", "--threads", "4"],
            "gevent": ["-k", "gevent"]}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """Paths of every certificate and key the tests use."""
-    d = tmp_path_factory.mktemp("pki")
-    ca, ca2 = trustme.CA(), trustme.CA()
-    paths = {"dir": d}
-
-    def write(name, blob):
-        p = d / name
-        blob.write_to_path(str(p))
-        paths[name] = str(p)
-
-    write("ca.pem", ca.cert_pem)
-    write("ca2.pem", ca2.cert_pem)
-    for name, issuer in (("server", ca), ("server_b", ca), ("server2", ca2)):
-        leaf = issuer.issue_cert("localhost", "127.0.0.1")
-        write(name + ".pem", leaf.private_key_and_cert_chain_pem)
-        write(name + "_cert.pem", leaf.cert_chain_pems[0])
-        write(name + "_key.pem", leaf.private_key_pem)
-    client = ca.issue_cert("client.example.org")
-    write("client.pem", client.private_key_and_cert_chain_pem)
-    return paths
 
 
 def client_context(cafile, cert=None, max_version=None, alpn=None, ciphers=None):
@@ -380,3 +356,23 @@ def test_hup_rotates_the_certificate(start_server, pki, tmp_path):
     assert resp.status == 200 and resp.read() == b"released"
     assert old.sock.getpeercert()["serialNumber"] == cert_a["serialNumber"]
     old.close()
+
+
+# --- 103 Early Hints (also on plain HTTP/1.1) ------------------------------------------
+
+def test_early_hints_on_http11_not_on_http10(start_server, pki):
+    srv = tls_server(start_server, pki)
+    ctx = client_context(pki["ca.pem"])
+    for version, expect in ((b"1.1", True), (b"1.0", False)):
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"GET /hints HTTP/" + version + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    piece = s.recv(65536)
+                    if not piece:
+                        break
+                    data += piece
+        hint = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
+        assert data.startswith(hint) == expect, data
+        assert data.endswith(b"hinted")

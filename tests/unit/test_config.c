@@ -592,9 +592,6 @@ static void test_validate(void)
         {ARGS("--asgi-loop", "uvloop"),
          "\nError: setting 'asgi_loop' cannot apply: gunicorn-c is a WSGI server, without "
          "Gunicorn's ASGI worker.\n"},
-        {ARGS("--http-protocols", "h2,h1"),
-         "\nError: setting 'http_protocols' cannot apply: gunicorn-c speaks HTTP/1.0 and "
-         "HTTP/1.1 only.\n"},
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         init(&cfg);

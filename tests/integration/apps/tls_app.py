@@ -1,11 +1,14 @@
-"""The app of the TLS tests (test_tls.py), routed by PATH_INFO.
+"""The app of the TLS and HTTP/2 tests (test_tls.py, test_http2.py), routed by PATH_INFO.
 
-  /env            the environ's str values as JSON (what the server put there)
+  /env            the environ's str values (and gunicorn.http2.* ints) as JSON
   /hold?PATH      waits until the file PATH exists (after a "gate held" line on
                   stderr), then answers "released"
   /file?PATH      the file at PATH through wsgi.file_wrapper
   /stream?N       N pieces of 64 KiB, as a generator
   /echo           the request body back
+  /open?PATH      creates the file PATH (opens the gate of a /hold)
+  /boom           raises (a 500)
+  /hints          wsgi.early_hints with a Link field, then "hinted"
   anything else   "ok <pid>"
 """
 
@@ -19,7 +22,8 @@ def app(environ, start_response):
     path, query = environ["PATH_INFO"], environ["QUERY_STRING"]
     headers = [("Content-Type", "application/octet-stream")]
     if path == "/env":
-        body = json.dumps({k: v for k, v in environ.items() if isinstance(v, str)}).encode()
+        body = json.dumps({k: v for k, v in environ.items()
+                           if isinstance(v, str) or k.startswith("gunicorn.http2.")}).encode()
     elif path == "/hold":
         sys.stderr.write("gate held in %d\n" % os.getpid())
         sys.stderr.flush()
@@ -37,6 +41,14 @@ def app(environ, start_response):
         return (piece for _ in range(int(query)))
     elif path == "/echo":
         body = environ["wsgi.input"].read()
+    elif path == "/open":
+        open(query, "w").close()
+        body = b"opened"
+    elif path == "/hints":
+        environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload; as=style")])
+        body = b"hinted"
+    elif path == "/boom":
+        raise RuntimeError("boom")
     else:
         body = b"ok %d" % os.getpid()
     headers.append(("Content-Length", str(len(body))))

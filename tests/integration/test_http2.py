@@ -1,0 +1,323 @@
+"""HTTP/2 over TLS (--http-protocols h2,h1, ALPN): real clients (curl --http2, h2load,
+Python's h2 on a TLS socket) against the real binary, under each worker class.
+
+Every WSGI feature works per stream: bodies both ways, streamed responses, errors on one
+stream only; gthread and gevent run the streams of one connection concurrently, sync one
+after another. The hostile-client tests show the worker stays responsive to others."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from test_tls import APP, CLASSES, client_context, peak_rss_kb
+
+h2 = pytest.importorskip("h2")
+import h2.config  # noqa: E402
+import h2.connection  # noqa: E402
+import h2.events  # noqa: E402
+import h2.exceptions  # noqa: E402
+
+
+def h2_server(start_server, pki, *args, klass="gthread", **kwargs):
+    return start_server(APP, "--certfile", pki["server.pem"], "--http-protocols", "h2,h1",
+                        *CLASSES[klass], *args, **kwargs)
+
+
+class Client:
+    """One HTTP/2 connection over TLS with h2 (ALPN "h2"): send requests on streams,
+    read until they are answered."""
+
+    def __init__(self, srv, pki, timeout=20):
+        ctx = client_context(pki["ca.pem"], alpn=["h2"])
+        raw = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.conn.initiate_connection()
+        self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+        self.conn.increment_flow_control_window(1 << 24)
+        self.flush()
+        self.responses = {}  # stream id -> {"status", "headers", "body", "ended", "reset"}
+        self.goaway = None
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path, method="GET", body=None, headers=()):
+        sid = self.conn.get_next_available_stream_id()
+        hdrs = [(":method", method), (":path", path), (":scheme", "https"),
+                (":authority", "localhost")] + list(headers)
+        if body is not None:
+            hdrs.append(("content-length", str(len(body))))
+        self.conn.send_headers(sid, hdrs, end_stream=body is None)
+        self.responses[sid] = {"status": None, "headers": [], "body": bytearray(),
+                               "ended": False, "reset": None}
+        self.flush()
+        if body is not None:
+            self.send_body(sid, body)
+        return sid
+
+    def send_body(self, sid, body):
+        view = memoryview(body)
+        while view:
+            room = min(self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size)
+            if room == 0:
+                self.read_some()
+                continue
+            self.conn.send_data(sid, bytes(view[:room]))
+            view = view[room:]
+            self.flush()
+        self.conn.end_stream(sid)
+        self.flush()
+
+    def read_some(self):
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        for ev in self.conn.receive_data(data):
+            r = self.responses.get(getattr(ev, "stream_id", None))
+            if isinstance(ev, h2.events.InformationalResponseReceived):
+                r.setdefault("informational", []).append(ev.headers)
+            elif isinstance(ev, h2.events.ResponseReceived):
+                r["headers"] = ev.headers
+                r["status"] = int(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.DataReceived):
+                r["body"] += ev.data
+                self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                r["ended"] = True
+            elif isinstance(ev, h2.events.StreamReset):
+                if r is not None:
+                    r["reset"] = ev.error_code
+                    r["ended"] = True
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = ev
+        self.flush()
+
+    def wait(self, *sids):
+        while not all(self.responses[s]["ended"] for s in sids):
+            self.read_some()
+        return [self.responses[s] for s in sids]
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("klass", list(CLASSES))
+def test_environ_and_access_log(start_server, pki, klass):
+    srv = h2_server(start_server, pki, "--access-logfile", "-", "--access-logformat",
+                    '"%(r)s" %(s)s %(H)s', klass=klass)
+    c = Client(srv, pki)
+    (r,) = c.wait(c.request("/env?x=1"))
+    c.close()
+    assert r["status"] == 200
+    env = json.loads(bytes(r["body"]))
+    assert env["SERVER_PROTOCOL"] == "HTTP/2.0"
+    assert env["wsgi.url_scheme"] == "https" and env["HTTPS"] == "on"
+    assert env["QUERY_STRING"] == "x=1" and env["HTTP_HOST"] == "localhost"
+    assert env["gunicorn.http2.priority_weight"] == 16  # RFC 7540's default
+    assert env["gunicorn.http2.priority_depends_on"] == 0
+    assert env["SSL_PROTOCOL"] == "TLSv1.3"
+    from helpers import wait_until
+    wait_until(lambda: any('"GET /env?x=1 HTTP/2.0" 200 HTTP/2.0' in line
+                           for line in srv.out_lines), what="the access log line")
+
+
+@pytest.mark.parametrize("klass", list(CLASSES))
+def test_many_streams_bodies_both_ways_and_errors(start_server, pki, klass):
+    """On one connection: 20 GETs, a 3 MiB upload echoed back (spooled past memory), a
+    32 MiB streamed response, and an application error that answers 500 on its own
+    stream while the others succeed."""
+    srv = h2_server(start_server, pki, klass=klass)
+    c = Client(srv, pki)
+    upload = os.urandom(3 << 20)
+    gets = [c.request("/env") for _ in range(20)]
+    boom = c.request("/boom")
+    big = c.request("/stream?512")
+    echo = c.request("/echo", method="POST", body=upload)
+    results = c.wait(*gets, boom, big, echo)
+    c.close()
+    assert all(r["status"] == 200 for r in results[:20])
+    assert results[20]["status"] == 500
+    assert results[21]["status"] == 200 and len(results[21]["body"]) == 512 * 65536
+    assert results[22]["status"] == 200 and bytes(results[22]["body"]) == upload
+    assert "RuntimeError: boom" in srv.log_text()
+    assert environ_ok(srv, pki)
+
+
+def environ_ok(srv, pki):
+    """Another client is served (the worker is responsive)."""
+    out = subprocess.run(["curl", "-sS", "--http2", "--cacert", pki["ca.pem"], "-o", "/dev/null",
+                          "-w", "%{http_version} %{http_code}",
+                          "https://localhost:%d/hello" % srv.port],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "2 200", out.stdout + out.stderr
+    return True
+
+
+@pytest.mark.parametrize("klass", ["gthread", "gevent"])
+def test_streams_of_one_connection_run_concurrently(start_server, pki, tmp_path, klass):
+    """A stream that waits in the application for a file does not hold up the stream
+    that creates it, on the same connection."""
+    srv = h2_server(start_server, pki, klass=klass)
+    gate = tmp_path / "gate"
+    c = Client(srv, pki)
+    held = c.request("/hold?%s" % gate)
+    srv.wait_for_log(r"gate held in \d+")
+    opener = c.request("/open?%s" % gate)
+    r_held, r_open = c.wait(held, opener)
+    c.close()
+    assert bytes(r_held["body"]) == b"released" and bytes(r_open["body"]) == b"opened"
+
+
+def test_large_response_memory_is_bounded(start_server, pki):
+    """A 64 MiB streamed response to a client that reads it all, under flow control:
+    the worker holds a bounded part of it at a time."""
+    srv = h2_server(start_server, pki)
+    c = Client(srv, pki)
+    c.wait(c.request("/env"))
+    pid = srv.worker_pids()[0]
+    before = peak_rss_kb(pid)
+    (r,) = c.wait(c.request("/stream?1024"))
+    c.close()
+    assert r["status"] == 200 and len(r["body"]) == 1024 * 65536
+    if not os.environ.get("GC_SANITIZED"):
+        assert peak_rss_kb(pid) - before < 24 * 1024
+
+
+@pytest.mark.parametrize("klass", list(CLASSES))
+def test_h2load(start_server, pki, klass):
+    if subprocess.run(["which", "h2load"], capture_output=True).returncode != 0:
+        pytest.skip("h2load (nghttp2-client) is not installed")
+    srv = h2_server(start_server, pki, klass=klass)
+    out = subprocess.run(["h2load", "-n", "2000", "-c", "10", "-m", "10",
+                          "https://127.0.0.1:%d/hello" % srv.port],
+                         capture_output=True, text=True, timeout=120)
+    assert "2000 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout + out.stderr
+    assert "status codes: 2000 2xx" in out.stdout
+
+
+def test_http1_still_served_beside_h2(start_server, pki):
+    srv = h2_server(start_server, pki)
+    out = subprocess.run(["curl", "-sS", "--http1.1", "--cacert", pki["ca.pem"], "-o", "/dev/null",
+                          "-w", "%{http_version} %{http_code}",
+                          "https://localhost:%d/hello" % srv.port],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "1.1 200", out.stderr
+    assert environ_ok(srv, pki)
+
+
+def test_without_h2_alpn_offers_nothing(start_server, pki):
+    """Without h2 in --http-protocols no ALPN is offered (Gunicorn's rule)."""
+    srv = start_server(APP, "--certfile", pki["server.pem"])
+    ctx = client_context(pki["ca.pem"], alpn=["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() is None
+
+
+def test_early_hints(start_server, pki):
+    srv = h2_server(start_server, pki)
+    c = Client(srv, pki)
+    (r,) = c.wait(c.request("/hints"))
+    c.close()
+    (hints,) = r["informational"]
+    assert (":status", "103") in hints
+    assert ("link", "</style.css>; rel=preload; as=style") in hints
+    assert r["status"] == 200 and bytes(r["body"]) == b"hinted"
+
+
+# --- defences -------------------------------------------------------------------------
+
+def test_rapid_reset_ends_the_connection(start_server, pki):
+    """CVE-2023-44487: streams opened and reset at once, thousands of them: the
+    connection is ended with GOAWAY(ENHANCE_YOUR_CALM) and other clients are served."""
+    srv = h2_server(start_server, pki)
+    c = Client(srv, pki)
+    for _ in range(3000):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "GET"), (":path", "/env"), (":scheme", "https"),
+                                  (":authority", "localhost")], end_stream=True)
+        c.conn.reset_stream(sid)
+    try:
+        c.flush()
+        while c.goaway is None:
+            c.read_some()
+    except (ConnectionError, OSError, h2.exceptions.ProtocolError):
+        pass
+    c.close()
+    assert c.goaway is None or c.goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert environ_ok(srv, pki)
+
+
+def test_continuation_flood_ends_the_connection(start_server, pki):
+    """CVE-2024-27316 family: one header block in endless CONTINUATION frames."""
+    srv = h2_server(start_server, pki)
+    c = Client(srv, pki)
+    frames = bytearray()
+    block = b"\x00" * 16  # HPACK: literal fields without indexing, empty names
+    frames += len(block).to_bytes(3, "big") + b"\x01\x00" + (1).to_bytes(4, "big") + block
+    for _ in range(2000):
+        frames += len(block).to_bytes(3, "big") + b"\x09\x00" + (1).to_bytes(4, "big") + block
+    try:
+        c.sock.sendall(bytes(frames))
+        while c.sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    c.close()
+    assert environ_ok(srv, pki)
+
+
+def test_ping_flood_ends_the_connection(start_server, pki):
+    """PINGs sent without reading the acks: the connection ends, memory stays bounded."""
+    srv = h2_server(start_server, pki)
+    c = Client(srv, pki)
+    ping = (8).to_bytes(3, "big") + b"\x06\x00" + (0).to_bytes(4, "big") + b"\x00" * 8
+    try:
+        for _ in range(20):
+            c.sock.sendall(ping * 1000)
+    except OSError:
+        pass
+    c.close()
+    assert environ_ok(srv, pki)
+
+
+def test_oversized_headers_get_431_on_their_stream(start_server, pki):
+    srv = h2_server(start_server, pki)
+    c = Client(srv, pki)
+    bad = c.request("/env", headers=[("x-big", "a" * 9000)])
+    good = c.request("/env")
+    r_bad, r_good = c.wait(bad, good)
+    c.close()
+    assert r_bad["status"] == 431 and r_good["status"] == 200
+
+
+# --- stopping --------------------------------------------------------------------------
+
+def test_graceful_stop_lets_open_streams_finish(start_server, pki, tmp_path):
+    """TERM while a stream runs: GOAWAY, the stream still gets its whole response (curl
+    here: Python's h2 4.1 stops reading at the GOAWAY), then the worker exits."""
+    srv = h2_server(start_server, pki)
+    gate = tmp_path / "gate"
+    curl = subprocess.Popen(["curl", "-sS", "--http2", "--cacert", pki["ca.pem"],
+                             "-w", " %{http_version} %{http_code}",
+                             "https://localhost:%d/hold?%s" % (srv.port, gate)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        srv.wait_for_log(r"gate held in \d+", timeout=20)
+        srv.send_signal(signal.SIGTERM)
+        srv.wait_for_log(r"Handling signal: term")
+        gate.write_text("open")
+        out, err = curl.communicate(timeout=30)
+    finally:
+        curl.kill()
+    assert out == "released 2 200", out + err
+    assert srv.wait(timeout=20) == 0
