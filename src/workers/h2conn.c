@@ -183,15 +183,20 @@ static ssize_t writev_inline(gc__conn_t *sc, const struct iovec *iov, int n, siz
     gc__h2conn_t *h = sc->h2;
     if (sc->dead || h->conn == NULL || sc->stream == NULL)
         return -EPIPE;
-    pump(h);
-    if (sc->dead || h->conn == NULL || sc->stream->closed)
-        return -EPIPE;
     if (gc__h2_stream_queued(sc->stream) >= GC_H2_MARK) {
-        /* Room comes from the client's WINDOW_UPDATE: wait for the socket. */
-        sc->tr.fd = h->conn->tr.fd;
-        sc->tr.want = POLLIN | (h->wsent < h->wbuf.len ? POLLOUT : 0);
-        return -EAGAIN;
+        /* Full: send what the window allows, and read what the client sent (its
+         * WINDOW_UPDATEs); if that made no room, wait for the socket. */
+        pump(h);
+        if (sc->dead || h->conn == NULL || sc->stream->closed)
+            return -EPIPE;
+        if (gc__h2_stream_queued(sc->stream) >= GC_H2_MARK) {
+            sc->tr.fd = h->conn->tr.fd;
+            sc->tr.want = POLLIN | (h->wsent < h->wbuf.len ? POLLOUT : 0);
+            return -EAGAIN;
+        }
     }
+    /* Queued only: the frames go out when the stream ends or the queue is full, so that
+     * the responses of several streams share records and system calls. */
     size_t left = take;
     for (int i = 0; i < n && left > 0; i++) {
         size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
@@ -200,7 +205,6 @@ static ssize_t writev_inline(gc__conn_t *sc, const struct iovec *iov, int n, siz
             return rc == -ENOMEM ? -ENOMEM : -EPIPE;
         left -= k;
     }
-    flush(h);
     return (ssize_t)take;
 }
 
@@ -215,7 +219,7 @@ static ssize_t stream_writev(gc__transport_t *t, const struct iovec *iov, int n)
     if (w->klass->runs_inline)
         return writev_inline(sc, iov, n, take);
     uint64_t ticks;
-    if (read(sc->efd, &ticks, sizeof(ticks)) < 0) { /* clears an old wake-up */
+    if (sc->efd >= 0 && read(sc->efd, &ticks, sizeof(ticks)) < 0) { /* an old wake-up */
     }
     pthread_mutex_lock(&w->h2news.lock);
     if (sc->dead) {
@@ -223,8 +227,17 @@ static ssize_t stream_writev(gc__transport_t *t, const struct iovec *iov, int n)
         return -EPIPE;
     }
     if (sc->out.len >= GC_H2_MARK) {
+        /* The eventfd is made the first time a writer must wait: most responses never
+         * do, and it saves them two system calls. */
+        if (sc->efd < 0)
+            sc->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (sc->efd < 0) {
+            pthread_mutex_unlock(&w->h2news.lock);
+            return -errno;
+        }
         sc->writer_waits = 1;
         pthread_mutex_unlock(&w->h2news.lock);
+        t->fd = sc->efd;
         t->want = POLLIN;
         return -EAGAIN;
     }
@@ -400,15 +413,6 @@ static void dispatch_ready(gc__h2conn_t *h)
         sc->parser.req = st->req;
         sc->parser.state = GC_HTTP_READY;
         sc->parser.limits = &w->limits;
-        if (!w->klass->runs_inline) {
-            sc->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-            if (sc->efd < 0) {
-                gc__h2_reset(h->s, st, GC_H2_INTERNAL_ERROR);
-                free_stream_conn(h, sc);
-                continue;
-            }
-            sc->tr.fd = sc->efd;
-        }
         h->running++;
         uv_timer_stop(&h->conn->timer);
         gc__conn_dispatch(sc);
@@ -504,6 +508,8 @@ void gc__h2conn_stream_finish(gc__conn_t *sc, int keep)
     }
     if (h->running == 0)
         gc__conn_arm_idle(h->conn);
+    if (h->dispatching)
+        return; /* an inline class: dispatch_ready goes on, and flushes at its end */
     dispatch_ready(h);
     flush(h);
 }
@@ -529,7 +535,7 @@ static void flush(gc__h2conn_t *h)
         int moved = 0, wrote = 0;
         if (!h->w->klass->runs_inline)
             for (gc__conn_t *sc = h->streams; sc; sc = sc->next)
-                if (sc->efd >= 0)
+                if (sc->state != GC_CONN_WAITING) /* dispatched */
                     moved |= move_out(sc);
         for (;;) {
             if (h->wsent == h->wbuf.len) {
