@@ -99,6 +99,19 @@ static int v_http_protocols(int id, gc__setting_value_t *nv, gc__config_err_t *e
     return 0;
 }
 
+static int replace_str(gc__setting_value_t *nv, const char *s);
+
+static int v_http2_cleartext(int id, gc__setting_value_t *nv, gc__config_err_t *err)
+{
+    /* A boolean True (a config file's) means prior knowledge, as in Gunicorn. */
+    if (strcasecmp(nv->s, "true") == 0)
+        return replace_str(nv, "prior-knowledge");
+    if (strcasecmp(nv->s, "false") == 0)
+        return replace_str(nv, "off");
+    static const char *const modes[] = {"off", "prior-knowledge", "upgrade", "both", NULL};
+    return one_of(nv->s, modes, "http2_cleartext", err);
+}
+
 static int v_http2_frame_size(int id, gc__setting_value_t *nv, gc__config_err_t *err)
 {
     if (nv->i < 16384 || nv->i > 16777215)
@@ -330,6 +343,7 @@ static const check_t check_http_parser = {.fn = v_http_parser};
 static const check_t check_protocol = {.fn = v_protocol};
 static const check_t check_http_protocols = {.fn = v_http_protocols, .csv = 1};
 static const check_t check_http2_frame_size = {.fn = v_http2_frame_size};
+static const check_t check_http2_cleartext = {.fn = v_http2_cleartext};
 static const check_t check_header_map = {.fn = v_header_map};
 static const check_t check_proxy_protocol = {.fn = v_proxy_protocol};
 static const check_t check_loglevel = {.fn = v_loglevel};

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "http/repr.h"
 #include "http/response.h"
 #include "http/sink.h"
 #include "log/log.h"
@@ -347,6 +348,41 @@ static int after_feed(gc__conn_t *c)
     return 1;
 }
 
+/* The client connection preface of HTTP/2 (RFC 9113 3.4). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* The first bytes of a connection from a trusted peer on an h2c prior-knowledge port
+ * (Gunicorn's rule, in "both" mode too): the preface makes it HTTP/2, anything else
+ * gets Gunicorn's 400. Until the preface is whole, its bytes wait in `pending`. */
+static void h2c_preface(gc__conn_t *c, const char *base, size_t n)
+{
+    if (gc__buf_append(&c->pending, base, n) < 0) {
+        gc__conn_close(c);
+        return;
+    }
+    size_t have = c->pending.len, want = sizeof(h2_preface) - 1;
+    size_t cmp = have < want ? have : want;
+    if (memcmp(c->pending.data, h2_preface, cmp) == 0) {
+        if (have < want)
+            return; /* a prefix so far */
+        if (gc__h2conn_attach(c) < 0) {
+            gc__conn_close(c);
+            return;
+        }
+        gc__buf_t bytes = c->pending;
+        gc__buf_init(&c->pending);
+        gc__h2conn_on_bytes(c, bytes.data, bytes.len);
+        gc__buf_free(&bytes);
+        return;
+    }
+    char shown[128], msg[200];
+    gc__http_repr(shown, sizeof(shown), gc__view(c->pending.data, cmp));
+    snprintf(msg, sizeof(msg), "Expected HTTP/2 connection preface, got b%s", shown);
+    gc__debug("Invalid request from ip=%s: %s", c->remote_addr, msg);
+    c->parser.started = 1; /* linger: the client may still be sending */
+    answer_and_end(c, 400, msg);
+}
+
 /* What a read brought: nread bytes at base, or the end of the stream (nread <= 0: the
  * client closed, or the connection failed). */
 static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
@@ -365,6 +401,11 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
             gc__conn_close(c);
         else
             gc__h2conn_on_bytes(c, base, (size_t)nread);
+        return;
+    }
+    if (nread > 0 && c->w->h2c && c->parser.trusted && !c->answered && !c->parser.started) {
+        /* h2c with prior knowledge: a trusted peer opens with the connection preface. */
+        h2c_preface(c, base, (size_t)nread);
         return;
     }
     if (nread > 0 && c->w->http2 && !c->answered && !c->parser.started && c->pending.len == 0 &&

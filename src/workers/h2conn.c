@@ -352,6 +352,10 @@ static void on_request(void *user, gc__h2_stream_t *st)
     h->streams = sc;
     if (st->body_done || st->error_status)
         gc__conn_queue_push(&h->ready, sc);
+    else if (st->req.expect_continue)
+        /* The body is read before the application runs: a client that waits for
+         * "100 Continue" is told to go on at once. */
+        gc__h2_send_informational(h->s, st, 100, NULL, 0);
 }
 
 static void on_body_done(void *user, gc__h2_stream_t *st)

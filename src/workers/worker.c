@@ -260,8 +260,17 @@ static void load_app(gc__worker_t *w, const gc__worker_boot_t *boot)
 static void init_tls(gc__worker_t *w)
 {
     const gc__config_t *cfg = w->cfg;
-    if (!gc__py_tls_enabled(cfg))
+    const gc__setting_value_t *protos = &cfg->v[GC_S_http_protocols];
+    int h2 = 0;
+    for (size_t i = 0; i < protos->n; i++)
+        h2 |= strcmp(protos->items[i], "h2") == 0;
+    if (!gc__py_tls_enabled(cfg)) {
+        /* h2c (Gunicorn's HEAD): prior knowledge; "both" sniffs for it too. */
+        const char *mode = gc__cfg_str(cfg, GC_S_http2_cleartext);
+        w->h2c = h2 && mode != NULL &&
+                 (strcmp(mode, "prior-knowledge") == 0 || strcmp(mode, "both") == 0);
         return;
+    }
     char err[512];
     if (gc__py_tls_make(&w->tls, cfg, err, sizeof(err)) < 0) {
         if (PyErr_Occurred())
@@ -271,9 +280,7 @@ static void init_tls(gc__worker_t *w)
     }
     w->tls_opt.suppress_ragged_eofs = (int)gc__cfg_int(cfg, GC_S_suppress_ragged_eofs);
     w->tls_opt.ktls = gc__tls_kernel_available() && sendfile_enabled(cfg);
-    const gc__setting_value_t *protos = &cfg->v[GC_S_http_protocols];
-    for (size_t i = 0; i < protos->n; i++)
-        w->http2 |= strcmp(protos->items[i], "h2") == 0;
+    w->http2 = h2;
 }
 
 /* Everything the loop runs besides connections: the done queue, the GIL's release,

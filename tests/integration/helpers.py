@@ -357,3 +357,13 @@ def info(srv, path="/"):
     r = get(srv, path)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def recv_until_closed(sock):
+    """Everything the peer sends on sock until it closes its side."""
+    data = b""
+    while True:
+        piece = sock.recv(65536)
+        if not piece:
+            return data
+        data += piece

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from helpers import recv_until_closed, wait_until
 from test_tls import APP, CLASSES, client_context, peak_rss_kb
 
 h2 = pytest.importorskip("h2")
@@ -125,7 +126,6 @@ def test_environ_and_access_log(start_server, pki, klass):
     assert env["gunicorn.http2.priority_weight"] == 16  # RFC 7540's default
     assert env["gunicorn.http2.priority_depends_on"] == 0
     assert env["SSL_PROTOCOL"] == "TLSv1.3"
-    from helpers import wait_until
     wait_until(lambda: any('"GET /env?x=1 HTTP/2.0" 200 HTTP/2.0' in line
                            for line in srv.out_lines), what="the access log line")
 
@@ -321,3 +321,55 @@ def test_graceful_stop_lets_open_streams_finish(start_server, pki, tmp_path):
         curl.kill()
     assert out == "released 2 200", out + err
     assert srv.wait(timeout=20) == 0
+
+
+# --- h2c: HTTP/2 without TLS, for trusted peers (Gunicorn's http2_cleartext) ----------
+
+H2C = ["--http-protocols", "h2,h1", "--http2-cleartext", "prior-knowledge"]
+
+
+def test_h2c_prior_knowledge(start_server):
+    srv = start_server(APP, *H2C, "-k", "gthread", "--threads", "4")
+    out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null",
+                          "-w", "%{http_version} %{http_code}",
+                          "http://127.0.0.1:%d/env" % srv.port],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "2 200", out.stdout + out.stderr
+    if subprocess.run(["which", "h2load"], capture_output=True).returncode == 0:
+        out = subprocess.run(["h2load", "-n", "500", "-c", "5", "-m", "10",
+                              "http://127.0.0.1:%d/hello" % srv.port],
+                             capture_output=True, text=True, timeout=120)
+        assert "500 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout + out.stderr
+
+
+def test_h2c_port_refuses_http1_from_a_trusted_peer(start_server):
+    """Gunicorn's answer: a trusted peer on a prior-knowledge port must speak HTTP/2."""
+    srv = start_server(APP, *H2C)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_until_closed(s)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n"), data
+    assert b"Expected HTTP/2 connection preface, got b'GET /hello HTTP/1.1\\r\\nHost: x'" in data
+
+
+def test_h2c_not_for_untrusted_peers(start_server):
+    """Outside forwarded_allow_ips the setting is as if off: HTTP/1.1 is served."""
+    srv = start_server(APP, *H2C, "--forwarded-allow-ips", "10.1.2.3")
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                          "http://127.0.0.1:%d/hello" % srv.port],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "1.1 200", out.stdout + out.stderr
+
+
+def test_expect_100_continue(start_server, pki):
+    """curl sends `Expect: 100-continue` with a large body and waits for the 100 (one
+    second at most; --expect100-timeout 30 makes a missing 100 a failure here)."""
+    srv = h2_server(start_server, pki)
+    body = os.urandom(2 << 20)
+    out = subprocess.run(["curl", "-sS", "--http2", "--cacert", pki["ca.pem"],
+                          "--expect100-timeout", "30", "-H", "Expect: 100-continue",
+                          "--data-binary", "@-", "-o", "/dev/null", "-w",
+                          "%{http_version} %{http_code} %{size_download}",
+                          "https://localhost:%d/echo" % srv.port],
+                         input=body, capture_output=True, timeout=25)
+    assert out.stdout == b"2 200 %d" % len(body), out.stdout + out.stderr

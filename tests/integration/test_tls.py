@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from conftest import BOOTING_RE, run_cli
-from helpers import wait_until
+from helpers import recv_until_closed, wait_until
 
 pytest.importorskip("trustme")
 
@@ -92,12 +92,7 @@ def test_keepalive_pipelining_and_bodies(start_server, pki, klass):
             s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
                       + body + b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
                       + b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                piece = s.recv(65536)
-                if not piece:
-                    break
-                data += piece
+            data = recv_until_closed(s)
     first, _, rest = data.partition(b"\r\n\r\n")
     assert first.startswith(b"HTTP/1.1 200")
     assert rest[:len(body)] == body
@@ -367,12 +362,7 @@ def test_early_hints_on_http11_not_on_http10(start_server, pki):
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                 s.sendall(b"GET /hints HTTP/" + version + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while True:
-                    piece = s.recv(65536)
-                    if not piece:
-                        break
-                    data += piece
+                data = recv_until_closed(s)
         hint = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"
         assert data.startswith(hint) == expect, data
         assert data.endswith(b"hinted")
