@@ -48,6 +48,7 @@
     X(h2_priority_weight, "gunicorn.http2.priority_weight")                                        \
     X(h2_priority_depends_on, "gunicorn.http2.priority_depends_on")                                \
     X(wsgi_early_hints, "wsgi.early_hints")                                                        \
+    X(h2_send_trailers, "gunicorn.http2.send_trailers")                                            \
     X(wsgi_version, "wsgi.version")                                                                \
     X(wsgi_url_scheme, "wsgi.url_scheme")                                                          \
     X(wsgi_errors, "wsgi.errors")                                                                  \
@@ -69,6 +70,7 @@
     X(read, "read")                                                                                \
     X(write, "write")                                                                              \
     X(early_hints, "early_hints")                                                                  \
+    X(send_trailers, "send_trailers")                                                              \
     X(upper, "upper")                                                                              \
     /* runtime.py's functions and classes that the request path calls */                           \
     X(call, "call")                                                                                \

@@ -310,9 +310,13 @@ void gc__conn_start(gc__conn_t *c)
  * bytes arrive while the request is QUEUED), not closed, its timer stopped. A class
  * that queues starts the request itself when its turn comes; the others get it
  * started. */
+static int h2c_upgrade(gc__conn_t *c);
+
 static void dispatch(gc__conn_t *c)
 {
     gc__worker_t *w = c->w;
+    if (w->h2c_upgrade && c->parser.trusted && c->parser.state == GC_HTTP_READY && h2c_upgrade(c))
+        return;
     if (!w->klass->runs_inline)
         stop_reading(c);
     uv_timer_stop(&c->timer);
@@ -321,6 +325,41 @@ static void dispatch(gc__conn_t *c)
     if (!w->klass->queues)
         gc__conn_start(c);
     w->klass->run(c);
+}
+
+/* "Upgrade: h2c" with HTTP2-Settings on an HTTP/1.1 request (RFC 7540 3.2), from a
+ * trusted peer on an --http2-cleartext upgrade port: "101 Switching Protocols", then the
+ * connection speaks HTTP/2 and the request is its stream 1. Returns 1 when the request
+ * was taken that way (or the connection closed), 0 for an ordinary request. */
+static int h2c_upgrade(gc__conn_t *c)
+{
+    gc__http_request_t *r = &c->parser.req;
+    ssize_t up = gc__http_find_field(r, "upgrade");
+    ssize_t hs = gc__http_find_field(r, "http2-settings");
+    if (up < 0 || hs < 0 || r->major != 1 || r->minor != 1 ||
+        !gc__view_ieq(gc__http_field_value(r, (size_t)up), "h2c"))
+        return 0;
+    char settings[1024];
+    gc__view_t v = gc__http_field_value(r, (size_t)hs);
+    if (v.len >= sizeof(settings)) {
+        answer_and_end(c, 400, "Invalid HTTP2-Settings");
+        return 1;
+    }
+    memcpy(settings, v.base, v.len); /* the request moves into the stream below */
+    gc__view_t m = gc__http_method(r);
+    int was_head = m.len == 4 && memcmp(m.base, "HEAD", 4) == 0;
+    static const char switching[] =
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    gc__sink_t sink;
+    gc__sink_init(&sink, &c->tr, 1000);
+    int rc = gc__sink_write(&sink, switching, sizeof(switching) - 1);
+    gc__sink_free(&sink);
+    if (rc < 0 || gc__h2conn_attach(c) < 0 ||
+        gc__h2conn_upgrade(c, gc__view(settings, v.len), was_head) < 0) {
+        gc__debug("h2c upgrade from %s failed", c->remote_addr);
+        gc__conn_close(c);
+    }
+    return 1;
 }
 
 /* Looks at the parser after a feed: reject, dispatch, or wait for more bytes. Returns 1

@@ -304,6 +304,7 @@ static void free_stream_conn(gc__h2conn_t *h, gc__conn_t *sc)
     gc__buf_free(&sc->out);
     gc__buf_free(&sc->pending);
     gc__buf_free(&sc->head);
+    gc__buf_free(&sc->trailers);
     free(sc);
 }
 
@@ -342,6 +343,7 @@ static void on_request(void *user, gc__h2_stream_t *st)
     gc__buf_init(&sc->out);
     gc__buf_init(&sc->pending);
     gc__buf_init(&sc->head);
+    gc__buf_init(&sc->trailers);
     sc->tr.ops = &stream_ops;
     sc->tr.fd = -1;
     sc->tr.ctx = sc;
@@ -471,6 +473,41 @@ void gc__h2conn_on_news(uv_async_t *a)
     }
 }
 
+void gc__h2conn_trailers(void *stream, const gc__http_header_t *fields, size_t n)
+{
+    gc__conn_t *sc = stream;
+    gc__buf_reset(&sc->trailers);
+    sc->ntrailers = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (gc__buf_append(&sc->trailers, fields[i].name.base, fields[i].name.len) < 0 ||
+            gc__buf_append(&sc->trailers, "", 1) < 0 ||
+            gc__buf_append(&sc->trailers, fields[i].value.base, fields[i].value.len) < 0 ||
+            gc__buf_append(&sc->trailers, "", 1) < 0) {
+            sc->ntrailers = 0;
+            return;
+        }
+        sc->ntrailers++;
+    }
+}
+
+/* The stream's body ends with the trailer fields the application gave (loop thread).
+ * Returns 0, or -1 when they could not be sent (the body then simply ends). */
+static int send_trailers(gc__conn_t *sc)
+{
+    gc__h2_header_t fields[64];
+    size_t n = sc->ntrailers < 64 ? sc->ntrailers : 64;
+    const char *p = sc->trailers.data;
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(p);
+        fields[i].name = gc__view(p, nl);
+        p += nl + 1;
+        size_t vl = strlen(p);
+        fields[i].value = gc__view(p, vl);
+        p += vl + 1;
+    }
+    return gc__h2_send_trailers(sc->h2->s, sc->stream, fields, n) < 0 ? -1 : 0;
+}
+
 void gc__h2conn_stream_finish(gc__conn_t *sc, int keep)
 {
     gc__h2conn_t *h = sc->h2;
@@ -488,7 +525,7 @@ void gc__h2conn_stream_finish(gc__conn_t *sc, int keep)
     if (h->s != NULL && sc->stream != NULL) {
         if (failed || !sc->head_done)
             gc__h2_reset(h->s, sc->stream, GC_H2_INTERNAL_ERROR);
-        else
+        else if (sc->ntrailers == 0 || send_trailers(sc) < 0)
             gc__h2_send_data(h->s, sc->stream, NULL, 0, 1);
     }
     h->running--;
@@ -621,6 +658,26 @@ int gc__h2conn_attach(gc__conn_t *c)
     }
     c->h2 = h;
     gc__conn_arm_idle(c);
+    return 0;
+}
+
+int gc__h2conn_upgrade(gc__conn_t *c, gc__view_t settings_b64, int was_head)
+{
+    gc__h2conn_t *h = c->h2;
+    gc__h2_stream_t *st = NULL;
+    int rc = gc__h2_upgrade(h->s, settings_b64, was_head, &c->parser.req, &st);
+    if (rc < 0)
+        return rc;
+    on_request(h, st);        /* stream 1: the request that asked for the upgrade, complete */
+    if (c->pending.len > 0) { /* the client's preface and frames, already read */
+        gc__buf_t bytes = c->pending;
+        gc__buf_init(&c->pending);
+        gc__h2conn_on_bytes(c, bytes.data, bytes.len);
+        gc__buf_free(&bytes);
+    } else {
+        dispatch_ready(h);
+        flush(h);
+    }
     return 0;
 }
 

@@ -84,10 +84,12 @@ struct gc__conn {
     struct gc__h2conn *h2;
     struct gc__h2_stream *stream;
     int efd;
-    int writer_waits;     /* a writer waits on efd for room in `out` */
-    int news_posted;      /* in the worker's h2 news queue */
-    int dead;             /* its connection is gone: writes fail */
-    int head_done;        /* the response head was handed to the session */
+    int writer_waits;   /* a writer waits on efd for room in `out` */
+    int news_posted;    /* in the worker's h2 news queue */
+    int dead;           /* its connection is gone: writes fail */
+    int head_done;      /* the response head was handed to the session */
+    gc__buf_t trailers; /* "name\0value\0"... for gunicorn.http2.send_trailers */
+    size_t ntrailers;
     gc__conn_t *newsnext; /* in the worker's h2 news queue */
 };
 
@@ -104,6 +106,11 @@ void gc__conns_last_call(gc__worker_t *w);
 /* After the TLS handshake chose "h2" (ALPN): the connection speaks HTTP/2 from its
  * first byte on. Returns 0, or -1 (logged) when the session cannot be made. */
 int gc__h2conn_attach(gc__conn_t *c);
+/* h2c Upgrade (RFC 7540 3.2): the connection's complete HTTP/1.1 request asked for it
+ * and "101 Switching Protocols" went out; after gc__h2conn_attach, the request becomes
+ * stream 1 and what the client sent after it is fed to the session. Returns 0 or a
+ * negative errno (a bad HTTP2-Settings: close). */
+int gc__h2conn_upgrade(gc__conn_t *c, gc__view_t settings_b64, int was_head);
 /* Bytes read on such a connection. */
 void gc__h2conn_on_bytes(gc__conn_t *c, const char *data, size_t len);
 /* The socket is writable (the loop waited for it). */
@@ -112,6 +119,9 @@ void gc__h2conn_on_writable(gc__conn_t *c);
 const gc__tls_info_t *gc__h2conn_tls(const gc__conn_t *stream, const gc__tls_peer_t **peer);
 /* A stream's priority from its HEADERS frame (weight 1..256, the stream it depends on). */
 void gc__h2conn_priority(const gc__conn_t *stream, int *weight, int *depends_on);
+/* gunicorn.http2.send_trailers' fields, from where the application runs: kept for the
+ * stream's end (a gc__wsgi_peer_t trailers callback; ctx is the stream). */
+void gc__h2conn_trailers(void *stream, const gc__http_header_t *fields, size_t n);
 /* Its idle timer fired. */
 void gc__h2conn_on_timer(gc__conn_t *c);
 /* The worker is stopping: GOAWAY, then close once the streams are done. */

@@ -66,6 +66,8 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
         peer.tls = gc__h2conn_tls(c, &peer.tls_peer);
         peer.http2 = 1;
         gc__h2conn_priority(c, &peer.h2_weight, &peer.h2_depends_on);
+        peer.trailers = gc__h2conn_trailers;
+        peer.trailers_ctx = c;
     } else if (gc__transport_is_tls(&c->tr)) {
         gc__tls_info(&c->tr, &tls);
         peer.tls = &tls;

@@ -269,6 +269,9 @@ static void init_tls(gc__worker_t *w)
         const char *mode = gc__cfg_str(cfg, GC_S_http2_cleartext);
         w->h2c = h2 && mode != NULL &&
                  (strcmp(mode, "prior-knowledge") == 0 || strcmp(mode, "both") == 0);
+        /* Under "both" a trusted peer must send the preface (Gunicorn's rule), so the
+         * Upgrade handshake is only for "upgrade". */
+        w->h2c_upgrade = h2 && mode != NULL && strcmp(mode, "upgrade") == 0;
         return;
     }
     char err[512];

@@ -160,9 +160,10 @@ struct gc__worker {
     gc__wsgi_state_t wsgi;
     gc__py_tls_t tls; /* --certfile/--keyfile: the context TLS sessions are made from */
     gc__tls_options_t tls_opt;
-    int http2; /* h2 is offered (ALPN over TLS): connections that choose it speak it */
-    int h2c;   /* --http2-cleartext prior-knowledge or both, without TLS: a trusted peer
-                * must open with HTTP/2's connection preface */
+    int http2;       /* h2 is offered (ALPN over TLS): connections that choose it speak it */
+    int h2c;         /* --http2-cleartext prior-knowledge or both, without TLS: a trusted peer
+                      * must open with HTTP/2's connection preface */
+    int h2c_upgrade; /* --http2-cleartext upgrade: a trusted peer's "Upgrade: h2c" */
     const gc__worker_class_t *klass;
     void *class_data; /* the class's own state */
     gc__buf_t head;   /* the loop thread's buffer for response heads (sync) */

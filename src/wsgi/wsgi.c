@@ -56,6 +56,7 @@ typedef struct {
     int chunked;
     uint64_t body_sent;
     int warned_no_body;
+    PyObject *trailers; /* owned: what gunicorn.http2.send_trailers was given, or NULL */
 } response_t;
 
 static PyTypeObject response_type;
@@ -514,6 +515,8 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static void pass_trailers(response_t *r, const gc__wsgi_peer_t *peer);
+
 enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
                                       const gc__wsgi_peer_t *peer, gc__sink_t *sink,
                                       gc__buf_t *head, int keep_alive)
@@ -550,6 +553,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     r->app_length = -1;
     r->headers_sent = r->chunked = r->warned_no_body = 0;
     r->body_sent = 0;
+    r->trailers = NULL;
     r->minor = req->minor;
     r->major = req->major;
     r->body_pending = &req->body_pending;
@@ -559,6 +563,13 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
         PyObject *hints = PyObject_GetAttr((PyObject *)r, GC_STR(early_hints));
         int rc = hints ? PyDict_SetItem(env, GC_STR(wsgi_early_hints), hints) : -1;
         Py_XDECREF(hints);
+        if (rc < 0)
+            goto error;
+    }
+    if (peer->trailers != NULL) {
+        PyObject *fn = PyObject_GetAttr((PyObject *)r, GC_STR(send_trailers));
+        int rc = fn ? PyDict_SetItem(env, GC_STR(h2_send_trailers), fn) : -1;
+        Py_XDECREF(fn);
         if (rc < 0)
             goto error;
     }
@@ -595,6 +606,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
         goto error;
     outcome = r->keep_alive ? GC_WSGI_KEEP : GC_WSGI_CLOSE;
     completed = 1;
+    pass_trailers(r, peer);
     goto out;
 
 error:
@@ -670,6 +682,7 @@ static void response_dealloc(response_t *r)
 {
     Py_CLEAR(r->status);
     Py_CLEAR(r->headers);
+    Py_CLEAR(r->trailers);
     PyObject **items = r->items;
     Py_ssize_t n = r->nitems;
     r->nitems = 0;
@@ -720,10 +733,54 @@ static PyObject *response_early_hints(response_t *r, PyObject *headers)
     Py_RETURN_NONE;
 }
 
+/* gunicorn.http2.send_trailers(fields): trailer fields for the end of an HTTP/2
+ * response, as Gunicorn queues them (sent once the body is complete; a later call
+ * replaces them). Checked as response headers are. */
+static PyObject *response_send_trailers(response_t *r, PyObject *fields)
+{
+    PyObject *list = PySequence_List(fields);
+    if (list == NULL)
+        return NULL;
+    static PyObject *status200;
+    if (status200 == NULL && (status200 = PyUnicode_FromString("200 OK")) == NULL) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    int code = 0;
+    int64_t length = -1;
+    if (validate(status200, list, &code, &length) < 0) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    Py_XSETREF(r->trailers, list);
+    Py_RETURN_NONE;
+}
+
+/* Hands the trailers to the transport's side (an HTTP/2 stream) once the body is done. */
+static void pass_trailers(response_t *r, const gc__wsgi_peer_t *peer)
+{
+    if (r->trailers == NULL || peer->trailers == NULL)
+        return;
+    Py_ssize_t n = PyList_GET_SIZE(r->trailers);
+    gc__http_header_t fields[64];
+    if (n > (Py_ssize_t)(sizeof(fields) / sizeof(fields[0])))
+        n = (Py_ssize_t)(sizeof(fields) / sizeof(fields[0]));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(r->trailers, i); /* validated (str, str) */
+        fields[i].name = gc__view(NULL, 0);
+        fields[i].value = gc__view(NULL, 0);
+        latin1_view(PyTuple_GET_ITEM(item, 0), &fields[i].name);
+        latin1_view(PyTuple_GET_ITEM(item, 1), &fields[i].value);
+    }
+    peer->trailers(peer->trailers_ctx, fields, (size_t)n);
+}
+
 static PyMethodDef response_methods[] = {
     {"write", (PyCFunction)response_write, METH_O, "write(data): send body bytes now."},
     {"early_hints", (PyCFunction)response_early_hints, METH_O,
      "early_hints(headers): send 103 Early Hints now."},
+    {"send_trailers", (PyCFunction)response_send_trailers, METH_O,
+     "send_trailers(fields): HTTP/2 trailer fields for the end of the response."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "http/parser.h"
+#include "http/response.h"
 #include "http/sink.h"
 #include "net/tls.h"
 
@@ -55,6 +56,11 @@ typedef struct {
     int http2;
     int h2_weight;
     int h2_depends_on;
+    /* HTTP/2: receives the trailer fields the application gave
+     * gunicorn.http2.send_trailers, once its response body is complete (called where
+     * the application runs; fields borrowed for the call). NULL: no such key. */
+    void (*trailers)(void *ctx, const gc__http_header_t *fields, size_t n);
+    void *trailers_ctx;
 } gc__wsgi_peer_t;
 
 typedef struct {

@@ -77,6 +77,9 @@ def test_https_environ_and_listening_line(start_server, pki, klass):
     assert env["SSL_PROTOCOL"] == "TLSv1.3"
     assert env["SSL_CIPHER"].startswith("TLS_")
     assert "SSL_CLIENT_S_DN" not in env
+    # wsgi.early_hints on every request; the HTTP/2 trailers callable only over HTTP/2.
+    assert "wsgi.early_hints" in env["_callables"]
+    assert "gunicorn.http2.send_trailers" not in env["_callables"]
     assert "not yet active" not in srv.log_text()
 
 
