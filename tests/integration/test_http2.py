@@ -7,12 +7,14 @@ after another. The hostile-client tests show the worker stays responsive to othe
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 
 import pytest
 
+from conftest import BOOTING_RE
 from helpers import recv_until_closed, wait_until
 from test_tls import APP, CLASSES, client_context, peak_rss_kb
 
@@ -453,3 +455,87 @@ def test_h2c_upgrade(start_server):
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.startswith("hinted 2 200ok "), out.stdout + out.stderr
     assert out.stdout.endswith(" 2 200"), out.stdout
+
+
+def test_httpx_http2(start_server, pki):
+    httpx = pytest.importorskip("httpx")
+    srv = h2_server(start_server, pki)
+    with httpx.Client(http2=True, verify=pki["ca.pem"], timeout=20) as client:
+        rs = [client.get("https://localhost:%d/env?n=%d" % (srv.port, i)) for i in range(5)]
+        big = client.post("https://localhost:%d/echo" % srv.port, content=b"z" * (1 << 20))
+    assert all(r.http_version == "HTTP/2" and r.status_code == 200 for r in rs)
+    assert rs[3].json()["QUERY_STRING"] == "n=3"
+    assert big.http_version == "HTTP/2" and big.content == b"z" * (1 << 20)
+
+
+def test_nginx_grpc_pass_speaks_h2_to_us(start_server, pki, tmp_path):
+    """nginx as an HTTP/2-over-TLS client of gunicorn-c (grpc_pass grpcs://), the way a
+    proxy that speaks h2 upstream reaches it."""
+    from test_nginx import Nginx
+    from helpers import free_port
+    srv = h2_server(start_server, pki, "--access-logfile", "-")
+    port = free_port()
+    site = """
+server {
+    listen 127.0.0.1:%d;
+    location / {
+        grpc_pass grpcs://127.0.0.1:%d;
+        grpc_ssl_trusted_certificate %s;
+        grpc_ssl_verify on;
+        grpc_ssl_name localhost;
+    }
+}
+""" % (port, srv.port, pki["ca.pem"])
+    n = Nginx(tmp_path / "nginx", site).start(port)
+    try:
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                              "http://127.0.0.1:%d/hello" % port],
+                             capture_output=True, text=True, timeout=30)
+    finally:
+        n.stop()
+    assert out.stdout == "200", out.stdout + out.stderr + n.error_log()
+    wait_until(lambda: any('"GET /hello HTTP/2.0" 200' in line for line in srv.out_lines),
+               what="an HTTP/2 request from nginx in the access log")
+
+
+def test_worker_timeout_names_the_streams_request(start_server, pki, tmp_path):
+    srv = h2_server(start_server, pki, "--timeout", "2", klass="sync")
+    (worker,) = srv.worker_pids()
+    gate = tmp_path / "never"
+    curl = subprocess.Popen(["curl", "-sS", "--http2", "--cacert", pki["ca.pem"], "-o", "/dev/null",
+                             "https://localhost:%d/hold?%s" % (srv.port, gate)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        srv.wait_for_log(r"gate held in \d+", timeout=20)
+        srv.wait_for_log(rf"\[CRITICAL\] WORKER TIMEOUT \(pid:{worker}\)", timeout=10)
+        srv.wait_for_log(rf'Worker \(pid:{worker}\) was serving "GET /hold\?{re.escape(str(gate))}" for')
+        srv.wait_for_log(BOOTING_RE.pattern, count=2, timeout=20)
+    finally:
+        curl.kill()
+        curl.wait()
+
+
+@pytest.mark.parametrize("klass", ["sync", "gthread"])
+def test_file_wrapper_per_stream(start_server, pki, tmp_path, klass):
+    data = os.urandom(3 << 20)
+    f = tmp_path / "f.bin"
+    f.write_bytes(data)
+    srv = h2_server(start_server, pki, klass=klass)
+    c = Client(srv, pki)
+    a, b = c.wait(c.request("/file?%s" % f), c.request("/file?%s" % f))
+    c.close()
+    assert bytes(a["body"]) == data and bytes(b["body"]) == data
+    assert ("content-length", str(len(data))) in a["headers"]
+
+
+def test_max_requests_rotates_without_failing_a_request(start_server, pki):
+    """--max-requests 3 under one HTTP/2 connection asking for 8: the worker is replaced
+    (GOAWAY on its graceful stop) and curl's requests all succeed."""
+    srv = h2_server(start_server, pki, "--max-requests", "3")
+    urls = ["https://localhost:%d/hello" % srv.port] * 8
+    out = subprocess.run(["curl", "-sS", "--http2", "--cacert", pki["ca.pem"], "-o", "/dev/null",
+                          "-w", "%{http_code} "] + urls[:1] + sum((["-o", "/dev/null", u]
+                                                                    for u in urls[1:]), []),
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["200"] * 8, out.stdout + out.stderr
+    srv.wait_for_log(r"Autorestarting worker after current request\.")
