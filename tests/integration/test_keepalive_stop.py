@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import skip_unless_server_imports
+from helpers import Control, control_path, wait_until
 from rawhttp import Reader, closed_by_peer, request
 
 CLASSES = {
@@ -167,12 +168,14 @@ def test_keepalive_connections_spread_evenly_over_the_workers(start_server, tmp_
     # 40 connections opened one after the other against two sync workers: a worker
     # steps back from accepting while its sibling holds fewer connections, so each
     # holds about half (it was luck: 42/10 and 52/0 were seen with a busy application).
-    conf = tmp_path / "ready.py"
-    conf.write_text("import sys\n"
-                    "def post_worker_init(worker):\n"
-                    "    print('worker ready', worker.pid, file=sys.stderr, flush=True)\n")
-    srv = start_server("gate:app", "-c", str(conf), workers=2)
-    srv.wait_for_log("worker ready", count=2)
+    # The balance reads the siblings' scoreboard slots: both must say "idle" (set just
+    # after post_worker_init) before the connections come, or the first worker takes
+    # them all while the other is still booting, as happened once under load.
+    path = control_path()
+    srv = start_server("gate:app", "--control-socket", path, workers=2)
+    ctl = Control(path)
+    wait_until(lambda: [w["state"] for w in ctl.request("show workers")["workers"]]
+               == ["idle", "idle"], what="both workers idle in the scoreboard")
     conns = [srv.connect() for _ in range(40)]
     counts = {}
     try:
