@@ -240,8 +240,8 @@ static void tls_close(gc__transport_t *t)
     tls_t *s = tls_of(t);
     if (s != NULL) {
         SSL_free(s->ssl);
-        OPENSSL_free((void *)s->peer.subject);
-        OPENSSL_free((void *)s->peer.issuer);
+        free((void *)s->peer.subject);
+        free((void *)s->peer.issuer);
         OPENSSL_free((void *)s->peer.serial);
         free((void *)s->peer.pem);
         free(s);
@@ -341,44 +341,32 @@ void gc__tls_info(const gc__transport_t *t, gc__tls_info_t *out)
         out->cipher = "";
 }
 
-/* A name in RFC 2253 form, owned (OPENSSL_free), or NULL. */
-static char *name_string(const X509_NAME *name)
+/* What a memory BIO holds, as a NUL-terminated string (owned: free), or NULL. Frees
+ * the BIO. `ok` says whether writing into it succeeded. */
+static char *bio_string(BIO *b, int ok)
 {
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b == NULL)
-        return NULL;
-    char *out = NULL;
-    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
-        char *data = NULL;
-        long len = BIO_get_mem_data(b, &data);
-        out = OPENSSL_malloc((size_t)len + 1);
-        if (out != NULL) {
-            memcpy(out, data, (size_t)len);
-            out[len] = '\0';
-        }
+    char *out = NULL, *data = NULL;
+    long len = ok ? BIO_get_mem_data(b, &data) : -1;
+    if (len >= 0 && (out = malloc((size_t)len + 1)) != NULL) {
+        memcpy(out, data, (size_t)len);
+        out[len] = '\0';
     }
     BIO_free(b);
     return out;
 }
 
-/* The certificate in PEM, owned (free), or NULL. */
+/* A name in RFC 2253 form (owned: free), or NULL. */
+static char *name_string(const X509_NAME *name)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    return b ? bio_string(b, X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) : NULL;
+}
+
+/* The certificate in PEM (owned: free), or NULL. */
 static char *pem_string(X509 *cert)
 {
     BIO *b = BIO_new(BIO_s_mem());
-    if (b == NULL)
-        return NULL;
-    char *out = NULL;
-    if (PEM_write_bio_X509(b, cert) == 1) {
-        char *data = NULL;
-        long len = BIO_get_mem_data(b, &data);
-        out = malloc((size_t)len + 1);
-        if (out != NULL) {
-            memcpy(out, data, (size_t)len);
-            out[len] = '\0';
-        }
-    }
-    BIO_free(b);
-    return out;
+    return b ? bio_string(b, PEM_write_bio_X509(b, cert) == 1) : NULL;
 }
 
 const gc__tls_peer_t *gc__tls_peer(gc__transport_t *t)

@@ -50,6 +50,8 @@ typedef struct gc__h2conn {
     gc__conn_queue_t ready; /* complete requests waiting to be dispatched */
     int running;            /* streams dispatched and not finished */
     int dispatching, pumping;
+    int soon; /* in the worker's h2soon list: written at the end of this turn */
+    struct gc__h2conn *soon_next;
     int closing; /* close once idle (GOAWAY sent) */
     int has_tls;
     gc__tls_info_t tls;
@@ -57,6 +59,7 @@ typedef struct gc__h2conn {
 } gc__h2conn_t;
 
 static void flush(gc__h2conn_t *h);
+static void flush_soon(gc__h2conn_t *h);
 static void dispatch_ready(gc__h2conn_t *h);
 
 /* The worker's news queue links streams by `newsnext`: a stream that posted news may
@@ -310,6 +313,12 @@ static void free_stream_conn(gc__h2conn_t *h, gc__conn_t *sc)
 
 static void free_session(gc__h2conn_t *h)
 {
+    if (h->soon) { /* out of the worker's list of connections to write */
+        gc__h2conn_t **p = &h->w->h2soon;
+        while (*p != h)
+            p = &(*p)->soon_next;
+        *p = h->soon_next;
+    }
     while (h->streams != NULL) /* none runs: those not dispatched */
         free_stream_conn(h, h->streams);
     gc__h2_free(h->s);
@@ -368,18 +377,26 @@ static void on_body_done(void *user, gc__h2_stream_t *st)
         gc__conn_queue_push(&h->ready, sc);
 }
 
+/* The stream can no longer be answered (reset by the client, or its connection is
+ * gone): the application's next write fails, and a writer waiting for room wakes to
+ * find out. Any thread. */
+static void kill_stream(gc__conn_t *sc)
+{
+    gc__worker_t *w = sc->w;
+    pthread_mutex_lock(&w->h2news.lock);
+    sc->dead = 1;
+    if (sc->writer_waits && sc->efd >= 0)
+        eventfd_write(sc->efd, 1);
+    pthread_mutex_unlock(&w->h2news.lock);
+}
+
 static void on_stream_close(void *user, gc__h2_stream_t *st, uint32_t code)
 {
-    gc__h2conn_t *h = user;
     gc__conn_t *sc = st->user;
     if (sc == NULL || code == GC_H2_NO_ERROR)
         return;
     /* The client reset it: a running application's next write fails. */
-    pthread_mutex_lock(&h->w->h2news.lock);
-    sc->dead = 1;
-    if (sc->writer_waits && sc->efd >= 0)
-        eventfd_write(sc->efd, 1);
-    pthread_mutex_unlock(&h->w->h2news.lock);
+    kill_stream(sc);
 }
 
 /* Answers a request the codec refused (431, 400 ...) on its stream alone. */
@@ -424,7 +441,7 @@ static void dispatch_ready(gc__h2conn_t *h)
         gc__conn_dispatch(sc);
     }
     h->dispatching = 0;
-    flush(h);
+    flush_soon(h);
 }
 
 /* Moves what a thread or greenlet wrote for stream sc into the session, as far as the
@@ -469,7 +486,7 @@ void gc__h2conn_on_news(uv_async_t *a)
     for (gc__conn_t *sc = news, *next; sc; sc = next) {
         next = sc->newsnext;
         move_out(sc);
-        flush(sc->h2);
+        flush_soon(sc->h2);
     }
 }
 
@@ -552,7 +569,7 @@ void gc__h2conn_stream_finish(gc__conn_t *sc, int keep)
     if (h->dispatching)
         return; /* an inline class: dispatch_ready goes on, and flushes at its end */
     dispatch_ready(h);
-    flush(h);
+    flush_soon(h);
 }
 
 /* --- the connection ---------------------------------------------------------------- */
@@ -561,6 +578,31 @@ static void end_connection(gc__h2conn_t *h)
 {
     if (h->conn != NULL)
         gc__conn_linger(h->conn);
+}
+
+/* The connections with frames to write, once the turn's events are all in: the
+ * responses of several streams finished in one turn (their bytes and their ends arrive
+ * as separate events from the threads) share one write. */
+static void on_check(uv_check_t *ch)
+{
+    gc__worker_t *w = ch->data;
+    uv_check_stop(ch);
+    while (w->h2soon != NULL) {
+        gc__h2conn_t *h = w->h2soon;
+        w->h2soon = h->soon_next;
+        h->soon = 0;
+        flush(h);
+    }
+}
+
+static void flush_soon(gc__h2conn_t *h)
+{
+    if (h->soon)
+        return;
+    h->soon = 1;
+    h->soon_next = h->w->h2soon;
+    h->w->h2soon = h;
+    uv_check_start(&h->w->h2check, on_check);
 }
 
 /* Writes what the session has for the client, as far as the socket takes it; then
@@ -698,7 +740,7 @@ void gc__h2conn_on_bytes(gc__conn_t *c, const char *data, size_t len)
         h->closing = 1;
     }
     dispatch_ready(h);
-    flush(h);
+    flush_soon(h);
 }
 
 void gc__h2conn_on_writable(gc__conn_t *c)
@@ -745,11 +787,7 @@ void gc__h2conn_detach(gc__conn_t *c)
             free_stream_conn(h, sc);
             continue;
         }
-        pthread_mutex_lock(&h->w->h2news.lock);
-        sc->dead = 1;
-        if (sc->writer_waits && sc->efd >= 0)
-            eventfd_write(sc->efd, 1);
-        pthread_mutex_unlock(&h->w->h2news.lock);
+        kill_stream(sc);
     }
     h->ready.head = h->ready.tail = NULL;
     if (h->running == 0)
@@ -759,11 +797,7 @@ void gc__h2conn_detach(gc__conn_t *c)
 void gc__h2conn_abort(gc__conn_t *sc)
 {
     gc__h2conn_t *h = sc->h2;
-    pthread_mutex_lock(&h->w->h2news.lock);
-    sc->dead = 1;
-    if (sc->writer_waits && sc->efd >= 0)
-        eventfd_write(sc->efd, 1);
-    pthread_mutex_unlock(&h->w->h2news.lock);
+    kill_stream(sc);
     if (h->conn != NULL)
         shutdown(h->conn->tr.fd, SHUT_RDWR);
 }

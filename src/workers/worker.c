@@ -297,6 +297,8 @@ static void start_loop(gc__worker_t *w)
     pthread_mutex_init(&w->h2news.lock, NULL);
     uv_async_init(loop, &w->h2news.async, gc__h2conn_on_news);
     w->h2news.async.data = w;
+    uv_check_init(loop, &w->h2check);
+    w->h2check.data = w;
     if (w->klass->loop_releases_gil) {
         uv_prepare_init(loop, &w->gil_release);
         w->gil_release.data = w;

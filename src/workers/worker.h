@@ -184,6 +184,8 @@ struct gc__worker {
     uv_prepare_t gil_release;   /* gives the GIL back before the loop waits */
     gc__done_queue_t done;
     gc__done_queue_t h2news; /* HTTP/2 streams with response bytes for the loop */
+    uv_check_t h2check;      /* writes the HTTP/2 connections of h2soon, once a turn */
+    struct gc__h2conn *h2soon;
 };
 
 /* Runs a worker in a freshly forked child: boots (imports the app), serves until told
