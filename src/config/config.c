@@ -782,3 +782,12 @@ void gc__config_warn_inactive(const gc__config_t *cfg, void (*warn)(const char *
     }
     gc__config_free(&defaults);
 }
+
+int gc__cfg_list_has(const gc__config_t *cfg, enum gc__setting_id id, const char *item)
+{
+    const gc__setting_value_t *v = &cfg->v[id];
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->items[i], item) == 0)
+            return 1;
+    return 0;
+}

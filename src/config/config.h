@@ -192,4 +192,7 @@ static inline const char *gc__cfg_str(const gc__config_t *cfg, enum gc__setting_
     return cfg->v[id].s;
 }
 
+/* 1 when the list setting `id` holds `item` (http_protocols names "h2", ...). */
+int gc__cfg_list_has(const gc__config_t *cfg, enum gc__setting_id id, const char *item);
+
 #endif

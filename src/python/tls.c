@@ -30,10 +30,7 @@ int gc__py_tls_enabled(const gc__config_t *cfg)
 static PyObject *alpn_list(const gc__config_t *cfg)
 {
     const gc__setting_value_t *v = &cfg->v[GC_S_http_protocols];
-    int h2 = 0;
-    for (size_t i = 0; i < v->n; i++)
-        h2 |= strcmp(v->items[i], "h2") == 0;
-    if (!h2)
+    if (!gc__cfg_list_has(cfg, GC_S_http_protocols, "h2"))
         Py_RETURN_NONE;
     PyObject *list = PyList_New(0);
     for (size_t i = 0; list != NULL && i < v->n; i++) {

@@ -254,16 +254,14 @@ static void load_app(gc__worker_t *w, const gc__worker_boot_t *boot)
     w->wsgi.hook_worker = w->hook_worker;
 }
 
-/* --certfile/--keyfile: the TLS context every connection's session is made from, built
- * by Python's ssl module and the ssl_context hook in each worker (a HUP's new workers
- * read the certificate files again). */
-static void init_tls(gc__worker_t *w)
+/* What a connection may speak. Under --certfile/--keyfile: the TLS context every
+ * connection's session is made from, built by Python's ssl module and the ssl_context
+ * hook in each worker (a HUP's new workers read the certificate files again), and h2
+ * by ALPN. Without TLS: h2c, from --http2-cleartext. */
+static void init_protocols(gc__worker_t *w)
 {
     const gc__config_t *cfg = w->cfg;
-    const gc__setting_value_t *protos = &cfg->v[GC_S_http_protocols];
-    int h2 = 0;
-    for (size_t i = 0; i < protos->n; i++)
-        h2 |= strcmp(protos->items[i], "h2") == 0;
+    int h2 = gc__cfg_list_has(cfg, GC_S_http_protocols, "h2");
     if (!gc__py_tls_enabled(cfg)) {
         /* h2c (Gunicorn's HEAD): prior knowledge; "both" sniffs for it too. */
         const char *mode = gc__cfg_str(cfg, GC_S_http2_cleartext);
@@ -338,7 +336,7 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     install_signals(w);
     drop_privileges(w->cfg);
     load_app(w, boot);
-    init_tls(w);
+    init_protocols(w);
     start_loop(w);
 
     gc__rt_set_bool(w->hook_worker, "booted", 1);
