@@ -188,6 +188,17 @@ int gc__sink_writev(gc__sink_t *s, const struct iovec *iov, int n)
     return rc;
 }
 
+int gc__sink_flush(gc__sink_t *s)
+{
+    s->spill_max = 0;
+    if (s->error || spilled(s) == 0)
+        return s->error;
+    gc__sink_io_enter(s);
+    int rc = flush_spill(s, 0);
+    gc__sink_io_leave(s);
+    return rc;
+}
+
 int gc__sink_write(gc__sink_t *s, const void *p, size_t len)
 {
     struct iovec iov = {.iov_base = (void *)p, .iov_len = len};

@@ -60,6 +60,10 @@ size_t gc__sink_take_spill(gc__sink_t *s, gc__buf_t *out);
 int gc__sink_writev(gc__sink_t *s, const struct iovec *iov, int n);
 int gc__sink_write(gc__sink_t *s, const void *p, size_t len);
 
+/* Writes out what is spilled, waiting as writes do, and spills no more from then on
+ * (the connection is about to change hands: gunicorn.socket). Returns 0 or the
+ * sink's error. */
+int gc__sink_flush(gc__sink_t *s);
 /* Sends count bytes of in_fd from offset: with sendfile(2) where the transport can,
  * else read and written. Returns 0 or the error. */
 int gc__sink_sendfile(gc__sink_t *s, int in_fd, off_t offset, uint64_t count);

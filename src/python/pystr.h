@@ -49,6 +49,7 @@
     X(h2_priority_depends_on, "gunicorn.http2.priority_depends_on")                                \
     X(wsgi_early_hints, "wsgi.early_hints")                                                        \
     X(h2_send_trailers, "gunicorn.http2.send_trailers")                                            \
+    X(gunicorn_socket, "gunicorn.socket")                                                          \
     X(wsgi_version, "wsgi.version")                                                                \
     X(wsgi_url_scheme, "wsgi.url_scheme")                                                          \
     X(wsgi_errors, "wsgi.errors")                                                                  \
@@ -72,10 +73,13 @@
     X(early_hints, "early_hints")                                                                  \
     X(send_trailers, "send_trailers")                                                              \
     X(upper, "upper")                                                                              \
+    X(_gc_response, "_gc_response")                                                                \
     /* runtime.py's functions and classes that the request path calls */                           \
     X(call, "call")                                                                                \
     X(Request, "Request")                                                                          \
-    X(Response, "Response")
+    X(Response, "Response")                                                                        \
+    X(socket_classes, "socket_classes")                                                            \
+    X(socket_release, "socket_release")
 
 enum gc__pystr_id {
 #define X(id, text) GC_STR_##id,

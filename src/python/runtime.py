@@ -264,3 +264,76 @@ def ssl_context(cfg, hook, alpn):
         if getattr(context, attr, None) is not None:
             raise ValueError("ssl_context: %s is not supported by gunicorn-c" % attr)
     return context, context.options, int(context.verify_mode), ssl.OPENSSL_VERSION_NUMBER
+
+
+# --- gunicorn.socket ------------------------------------------------------------------
+#
+# environ["gunicorn.socket"] is an instance of `socket.socket` as it is when the first
+# request asks (gevent's cooperative class once the gevent worker has patched the
+# standard library), in one of three subclasses that share one layout, so that an
+# object moves from one to the next by assigning its __class__:
+#
+#   Unopened  made for each request without a descriptor (no system call); the first
+#             attribute the application looks up gives it a duplicate of the
+#             connection's descriptor (the response object's _gc_dup), and it becomes
+#   Opened    a socket the application may inspect (getpeername, family...); the
+#             first method that moves bytes or changes the socket (send, recv,
+#             makefile, close...) tells the response (_gc_take: what the
+#             server buffered goes out first, and it writes nothing more), and it becomes
+#   Taken     the plain class: the connection is the application's from then on.
+#
+# The server closes an Opened socket at the request's end; a Taken one is closed by
+# the application (or when it drops it).
+
+# (Not fileno(): repr() calls it, and so does whatever formats an environ.)
+_TAKING = ("send", "sendall", "sendto", "sendmsg", "sendfile", "recv", "recv_into",
+           "recvfrom", "recvfrom_into", "recvmsg", "recvmsg_into", "makefile", "detach",
+           "dup", "close", "shutdown", "setblocking", "settimeout")
+
+_socket_classes = {}
+
+
+def socket_classes():
+    """(Unopened, Opened) for the socket class of the moment."""
+    import socket
+    base = socket.socket
+    found = _socket_classes.get(base)
+    if found is not None:
+        return found
+    slots = ("_gc_response",)
+    taken = type("socket", (base,), {"__slots__": slots, "__module__": base.__module__})
+
+    def taking(name, inner):
+        def method(self, *args, **kwargs):
+            object.__getattribute__(self, "_gc_response")._gc_take()
+            object.__setattr__(self, "__class__", taken)
+            # The descriptor is shared with the server's, which never blocks: make it
+            # match this object's timeout (blocking unless the application said).
+            self.settimeout(self.gettimeout())
+            return inner(self, *args, **kwargs)
+        method.__name__ = method.__qualname__ = name
+        return method
+
+    opened = type("socket", (base,), dict(
+        {name: taking(name, getattr(base, name)) for name in _TAKING if hasattr(base, name)},
+        __slots__=slots, __module__=base.__module__))
+
+    def __getattribute__(self, name):
+        fd, family = object.__getattribute__(self, "_gc_response")._gc_dup()
+        object.__setattr__(self, "__class__", opened)
+        try:
+            base.__init__(self, family, socket.SOCK_STREAM, 0, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return getattr(self, name)
+
+    unopened = type("socket", (base,), {"__slots__": slots, "__module__": base.__module__,
+                                        "__getattribute__": __getattribute__})
+    found = _socket_classes[base] = (unopened, opened)
+    return found
+
+
+def socket_release(sock):
+    """The request is over and the application did not take the connection."""
+    type(sock).__mro__[1].close(sock)

@@ -642,11 +642,37 @@ static void out_flush(gc__conn_t *c)
     request_continue(c, c->keep_after_out);
 }
 
+/* The application took the connection (gunicorn.socket) and its request is over:
+ * the connection leaves the worker without a shutdown or a lingering close, which
+ * would end it for the application too. Its socket object holds a duplicate of the
+ * descriptor, so the client is disconnected only when the application closes or drops
+ * it. What the client had sent beyond the request is the application's loss. */
+static void taken_release(gc__conn_t *c)
+{
+    gc__worker_t *w = c->w;
+    c->state = GC_CONN_WAITING;
+    w->open.spill_bytes -= c->spill_reserved;
+    c->spill_reserved = 0;
+    gc__sink_free(&c->sink);
+    if (c->pending.len > 0)
+        gc__debug("Dropped %zu bytes that came after a request whose application took the "
+                  "connection",
+                  c->pending.len);
+    c->close_after = 0;
+    c->answered = 1;
+    gc__conn_count_request(w);
+    gc__conn_close(c);
+}
+
 void gc__conn_finish(gc__conn_t *c, int keep)
 {
     gc__worker_t *w = c->w;
     if (c->stream != NULL) {
         gc__h2conn_stream_finish(c, keep);
+        return;
+    }
+    if (keep == GC_CONN_TAKEN) {
+        taken_release(c);
         return;
     }
     c->state = GC_CONN_WAITING; /* until request_done says where it goes */
@@ -796,6 +822,7 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
+    c->family = l->is_unix ? AF_UNIX : peer != NULL ? peer->ss_family : AF_INET;
     if (!l->is_unix) {
         conn_nodelay(w, li, c);
         if (peer != NULL && peer->ss_family == AF_INET6) {

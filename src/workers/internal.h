@@ -54,6 +54,7 @@ struct gc__conn {
     gc__buf_t pending; /* bytes read past the end of the current request */
     char remote_addr[64];
     char remote_port[8];
+    int family;             /* the socket's address family (AF_UNIX for a unix socket) */
     gc__proxy_info_t proxy; /* what a PROXY protocol header said (protocol "" without) */
     int proxy_wait;         /* the first bytes may still be a PROXY header (workers/frontend.h) */
     int reading;

@@ -59,6 +59,8 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
         .is_unix = l->is_unix,
         .pull_body = gc__conn_pull_body,
         .pull_ctx = c,
+        .socket_fd = -1,
+        .socket_family = c->family,
     };
     gc__frontend_peer(c, &peer);
     gc__tls_info_t tls;
@@ -72,6 +74,8 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
         gc__tls_info(&c->tr, &tls);
         peer.tls = &tls;
         peer.tls_peer = gc__tls_peer(&c->tr);
+    } else {
+        peer.socket_fd = c->tr.fd; /* gunicorn.socket: plain connections only */
     }
     if (gc__log_enabled(GC_LOG_DEBUG)) {
         gc__view_t m = gc__http_method(&c->parser.req), t = gc__http_target(&c->parser.req);
@@ -81,6 +85,8 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
      * rather than keep an idle connection with no timer to ever close it. */
     int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
     enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, sink, head, keep);
+    if (out == GC_WSGI_TAKEN)
+        return GC_CONN_TAKEN;
     /* A body the application never read is still on its way (or held back by the
      * client): the next request's start is unknown, so the connection ends. */
     int unread = c->parser.state != GC_HTTP_READY;

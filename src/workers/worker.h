@@ -208,8 +208,10 @@ void gc__worker_gil(gc__worker_t *w);
 /* Runs the application for the request on conn and writes the response: the request
  * path every class shares. Needs the GIL; runs on any thread. `head` is the caller's
  * buffer for the response head. Returns 1 when the connection may go on to another
- * request. */
+ * request, 0 when it ends, GC_CONN_TAKEN when the application took it
+ * (gunicorn.socket); the class passes the value on to gc__conn_finish as it is. */
 int gc__conn_respond(gc__conn_t *conn, gc__buf_t *head);
+#define GC_CONN_TAKEN 2
 /* The request on conn starts, on the loop thread: the connection goes from QUEUED to
  * RUNNING, takes its share of the spill budget, and the scoreboard slot shows the
  * request. Only a class that queues (gc__worker_class_t.queues) calls it. */

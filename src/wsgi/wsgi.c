@@ -17,6 +17,7 @@
 #include "wsgi/wsgi.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,12 @@ typedef struct {
     uint64_t body_sent;
     int warned_no_body;
     PyObject *trailers; /* owned: what gunicorn.http2.send_trailers was given, or NULL */
+    /* gunicorn.socket: the connection's descriptor (-1: none offered) and family; the
+     * socket object gets a duplicate of it. `taken`: the application has used the
+     * socket, the connection is its own, and nothing more is written here. */
+    int sock_fd;
+    int sock_family;
+    int taken;
 } response_t;
 
 static PyTypeObject response_type;
@@ -291,6 +298,8 @@ static int send_body(response_t *r, const char *data, size_t len, int last)
         PyErr_SetString(PyExc_RuntimeError, "write() called after the response ended");
         return -1;
     }
+    if (r->taken)
+        return 0; /* the application owns the connection: the response is its own */
     if (r->status == NULL) {
         PyErr_SetString(PyExc_AssertionError, "write() before start_response()");
         return -1;
@@ -355,6 +364,8 @@ static PyObject *response_write(response_t *r, PyObject *data)
 /* Ends the body: sends the head if nothing was written, and the last chunk. */
 static int finish(response_t *r)
 {
+    if (r->taken)
+        return 0;
     if (!r->headers_sent && send_body(r, "", 0, 1) < 0)
         return -1;
     if (r->chunked) {
@@ -416,6 +427,8 @@ io_error:
 /* Streams the application's iterable. Returns 0, or -1 with an exception set. */
 static int send_result(response_t *r, PyObject *result)
 {
+    if (r->taken)
+        return 0; /* the application answered on gunicorn.socket itself */
     /* A list or tuple is walked directly; a one-item one is the whole body. */
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
         Py_ssize_t n = PySequence_Fast_GET_SIZE(result);
@@ -443,7 +456,7 @@ static int send_result(response_t *r, PyObject *result)
     if (it == NULL)
         return -1;
     PyObject *item;
-    while ((item = PyIter_Next(it)) != NULL) {
+    while (!r->taken && (item = PyIter_Next(it)) != NULL) {
         if (!PyBytes_Check(item)) {
             PyErr_Format(PyExc_TypeError, "response body items must be bytes, not %.100s",
                          Py_TYPE(item)->tp_name);
@@ -468,6 +481,8 @@ static int send_result(response_t *r, PyObject *result)
     Py_DECREF(it);
     if (PyErr_Occurred())
         return -1;
+    if (r->taken)
+        return 0;
     if (r->status == NULL) {
         PyErr_SetString(PyExc_AssertionError, "start_response() was not called");
         return -1;
@@ -517,11 +532,92 @@ static uint64_t now_us(void)
 
 static void pass_trailers(response_t *r, const gc__wsgi_peer_t *peer);
 
+/* gunicorn.socket for one request: an object of runtime.py's Unopened class, which
+ * asks `r` for a descriptor only when the application looks at it. Returns a new
+ * reference, or NULL with an exception set. */
+static PyObject *socket_new(gc__wsgi_state_t *st, response_t *r)
+{
+    if (st->socket_unopened == NULL) {
+        PyObject *fn = gc__rt_function("socket_classes");
+        PyObject *pair = fn ? PyObject_CallNoArgs(fn) : NULL;
+        Py_XDECREF(fn);
+        if (pair == NULL)
+            return NULL;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyType_Check(PyTuple_GET_ITEM(pair, 0)) || !PyType_Check(PyTuple_GET_ITEM(pair, 1))) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_TypeError, "socket_classes() must return two classes");
+            return NULL;
+        }
+        st->socket_unopened = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        st->socket_opened = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+        Py_DECREF(pair);
+    }
+    PyTypeObject *type = (PyTypeObject *)st->socket_unopened;
+    PyObject *args = PyTuple_New(0);
+    PyObject *sock = args ? type->tp_new(type, args, NULL) : NULL;
+    Py_XDECREF(args);
+    if (sock != NULL && PyObject_SetAttr(sock, GC_STR(_gc_response), (PyObject *)r) < 0)
+        Py_CLEAR(sock);
+    return sock;
+}
+
+/* The request is over: a socket the application opened but did not take is closed
+ * (its descriptor is a duplicate; the connection goes on). */
+static void socket_done(gc__wsgi_state_t *st, PyObject *sock)
+{
+    if ((PyObject *)Py_TYPE(sock) == st->socket_opened) {
+        PyObject *fn = gc__rt_function("socket_release");
+        PyObject *rv = fn ? PyObject_CallOneArg(fn, sock) : NULL;
+        if (rv == NULL)
+            gc__py_log_exception(GC_LOG_DEBUG, "Closing gunicorn.socket");
+        Py_XDECREF(rv);
+        Py_XDECREF(fn);
+        PyErr_Clear();
+    }
+    Py_DECREF(sock);
+}
+
+/* gunicorn.socket's first look: a duplicate of the connection's descriptor, and its
+ * family. (The object closes it, or the application does.) */
+static PyObject *response_gc_dup(response_t *r, PyObject *unused)
+{
+    (void)unused;
+    if (r->sink == NULL || r->sock_fd < 0) {
+        errno = EBADF;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    int fd = fcntl(r->sock_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    PyObject *out = Py_BuildValue("(ii)", fd, r->sock_family);
+    if (out == NULL)
+        close(fd);
+    return out;
+}
+
+/* The application moves bytes on gunicorn.socket: what the sink still holds goes out
+ * first, and from now on the connection is the application's. */
+static PyObject *response_gc_take(response_t *r, PyObject *unused)
+{
+    (void)unused;
+    if (r->sink == NULL) {
+        errno = EBADF;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (!r->taken) {
+        r->taken = 1;
+        gc__sink_flush(r->sink); /* a client gone shows on the application's socket */
+    }
+    Py_RETURN_NONE;
+}
+
 enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *req,
                                       const gc__wsgi_peer_t *peer, gc__sink_t *sink,
                                       gc__buf_t *head, int keep_alive)
 {
     PyObject *input = NULL, *env = NULL, *result = NULL, *hook_req = NULL, *sent = NULL;
+    PyObject *sock = NULL;
     response_t *r = NULL;
     enum gc__wsgi_outcome outcome = GC_WSGI_CLOSE;
     int failed = 0;
@@ -559,6 +655,13 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     r->body_pending = &req->body_pending;
     r->keep_alive = keep_alive;
     r->head_request = method.len == 4 && memcmp(method.base, "HEAD", 4) == 0;
+    r->sock_fd = peer->socket_fd;
+    r->sock_family = peer->socket_family;
+    r->taken = 0;
+    if (r->sock_fd >= 0 && (sock = socket_new(st, r)) == NULL)
+        goto error;
+    if (sock != NULL && PyDict_SetItem(env, GC_STR(gunicorn_socket), sock) < 0)
+        goto error;
     {
         PyObject *hints = PyObject_GetAttr((PyObject *)r, GC_STR(early_hints));
         int rc = hints ? PyDict_SetItem(env, GC_STR(wsgi_early_hints), hints) : -1;
@@ -590,6 +693,11 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     result = PyObject_CallFunctionObjArgs(st->app, env, (PyObject *)r, NULL);
     if (result == NULL)
         goto error;
+    if (r->taken) { /* and it returned: see whether its iterable has anything to close */
+        if (close_result(st, result) < 0)
+            goto error;
+        goto out;
+    }
     failed = send_result(r, result) < 0;
     if (failed) {
         /* close() must run after an error too, but no Python code may run with an
@@ -604,12 +712,27 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     }
     if (close_result(st, result) < 0)
         goto error;
+    if (r->taken)
+        goto out;
     outcome = r->keep_alive ? GC_WSGI_KEEP : GC_WSGI_CLOSE;
     completed = 1;
     pass_trailers(r, peer);
     goto out;
 
 error:
+    if (r != NULL && r->taken) {
+        /* What the application raised once it had the connection is its own affair
+         * with its client: never an error page in the middle of its bytes. Raising
+         * StopIteration is how WSGI WebSocket libraries end under Gunicorn. */
+        if (PyErr_ExceptionMatches(PyExc_StopIteration))
+            gc__debug("Closing connection.");
+        else if (PyErr_ExceptionMatches(PyExc_SystemExit))
+            st->exit_code = 1;
+        else
+            gc__py_log_exception(GC_LOG_ERROR, "Error handling a connection the application took");
+        PyErr_Clear();
+        goto out;
+    }
     /* A client that went away is not the application's fault: no traceback. It may
      * have gone while the response was written, or while wsgi.input fetched a body it
      * had held back (Expect: 100-continue). */
@@ -635,6 +758,15 @@ error:
     PyErr_Clear();
     outcome = GC_WSGI_CLOSE;
 out:
+    if (r != NULL && r->taken) {
+        /* In the access log with the status the application gave start_response, or as
+         * the WebSocket handshake it almost always is: 101. */
+        outcome = GC_WSGI_TAKEN;
+        completed = 1;
+        if (r->status == NULL)
+            r->code = 101;
+        r->headers_sent = 1;
+    }
     /* What was sent, not what the application's list holds by now. */
     sent = r != NULL && (logging || hook_req != NULL) ? sent_headers(r) : NULL;
     if (logging) {
@@ -668,6 +800,8 @@ out:
     }
     if (r != NULL)
         r->sink = NULL; /* a write() kept by the app now raises instead of writing */
+    if (sock != NULL)
+        socket_done(st, sock);
     if (input != NULL)
         gc__wsgi_input_detach(input);
     Py_XDECREF(sent);
@@ -781,6 +915,8 @@ static PyMethodDef response_methods[] = {
      "early_hints(headers): send 103 Early Hints now."},
     {"send_trailers", (PyCFunction)response_send_trailers, METH_O,
      "send_trailers(fields): HTTP/2 trailer fields for the end of the response."},
+    {"_gc_dup", (PyCFunction)response_gc_dup, METH_NOARGS, NULL},
+    {"_gc_take", (PyCFunction)response_gc_take, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -847,6 +983,8 @@ int gc__wsgi_state_init(gc__wsgi_state_t *st, PyObject *app, const gc__wsgi_opti
 
 void gc__wsgi_state_free(gc__wsgi_state_t *st)
 {
+    Py_CLEAR(st->socket_unopened);
+    Py_CLEAR(st->socket_opened);
     Py_CLEAR(st->script_name);
     Py_CLEAR(st->environ_base);
     Py_CLEAR(st->app);

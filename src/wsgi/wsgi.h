@@ -28,6 +28,10 @@ typedef struct {
     PyObject *hook_worker;  /* borrowed: the `worker` of pre/post_request hooks */
     int exit_code;          /* >= 0 once the app raised SystemExit (SIGABRT): quit */
     gc__buf_t scratch;      /* reused buffer for decoding (never held across I/O) */
+    /* gunicorn.socket's classes (runtime.py's socket_classes), made at the first
+     * request that offers one: owned, or NULL. */
+    PyObject *socket_unopened;
+    PyObject *socket_opened;
 } gc__wsgi_state_t;
 
 /* Fetches the rest of a request body that was not read before the application ran
@@ -61,6 +65,10 @@ typedef struct {
      * the application runs; fields borrowed for the call). NULL: no such key. */
     void (*trailers)(void *ctx, const gc__http_header_t *fields, size_t n);
     void *trailers_ctx;
+    /* gunicorn.socket: the connection's descriptor and its family (AF_INET, AF_INET6,
+     * AF_UNIX), or -1 when no socket is offered (TLS, HTTP/2 streams). */
+    int socket_fd;
+    int socket_family;
 } gc__wsgi_peer_t;
 
 typedef struct {
@@ -78,6 +86,9 @@ void gc__wsgi_state_free(gc__wsgi_state_t *st);
 enum gc__wsgi_outcome {
     GC_WSGI_KEEP = 0,  /* the response is complete and framed: the connection may go on */
     GC_WSGI_CLOSE = 1, /* close the connection after this response */
+    GC_WSGI_TAKEN = 2, /* the application took the connection through gunicorn.socket:
+                        * nothing more is ours to write; the connection is released
+                        * without a shutdown, the application's socket holds it open */
 };
 
 /* Calls the application for `req` and writes its whole response to `sink`. Never
