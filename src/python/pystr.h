@@ -77,9 +77,7 @@
     /* runtime.py's functions and classes that the request path calls */                           \
     X(call, "call")                                                                                \
     X(Request, "Request")                                                                          \
-    X(Response, "Response")                                                                        \
-    X(socket_classes, "socket_classes")                                                            \
-    X(socket_release, "socket_release")
+    X(Response, "Response")
 
 enum gc__pystr_id {
 #define X(id, text) GC_STR_##id,

@@ -294,7 +294,7 @@ _socket_classes = {}
 
 
 def socket_classes():
-    """(Unopened, Opened) for the socket class of the moment."""
+    """(Unopened, Opened, socket_release) for the socket class of the moment."""
     import socket
     base = socket.socket
     found = _socket_classes.get(base)
@@ -330,10 +330,11 @@ def socket_classes():
 
     unopened = type("socket", (base,), {"__slots__": slots, "__module__": base.__module__,
                                         "__getattribute__": __getattribute__})
-    found = _socket_classes[base] = (unopened, opened)
+    found = _socket_classes[base] = (unopened, opened, socket_release)
     return found
 
 
 def socket_release(sock):
-    """The request is over and the application did not take the connection."""
+    """The request is over and the application did not take the connection: its
+    duplicate of the descriptor is closed (the object stays, closed)."""
     type(sock).__mro__[1].close(sock)

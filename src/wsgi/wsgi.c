@@ -539,19 +539,21 @@ static PyObject *socket_new(gc__wsgi_state_t *st, response_t *r)
 {
     if (st->socket_unopened == NULL) {
         PyObject *fn = gc__rt_function("socket_classes");
-        PyObject *pair = fn ? PyObject_CallNoArgs(fn) : NULL;
+        PyObject *got = fn ? PyObject_CallNoArgs(fn) : NULL;
         Py_XDECREF(fn);
-        if (pair == NULL)
+        if (got == NULL)
             return NULL;
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
-            !PyType_Check(PyTuple_GET_ITEM(pair, 0)) || !PyType_Check(PyTuple_GET_ITEM(pair, 1))) {
-            Py_DECREF(pair);
-            PyErr_SetString(PyExc_TypeError, "socket_classes() must return two classes");
+        if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 3 ||
+            !PyType_Check(PyTuple_GET_ITEM(got, 0)) || !PyType_Check(PyTuple_GET_ITEM(got, 1))) {
+            Py_DECREF(got);
+            PyErr_SetString(PyExc_TypeError,
+                            "socket_classes() must return two classes and a function");
             return NULL;
         }
-        st->socket_unopened = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
-        st->socket_opened = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
-        Py_DECREF(pair);
+        st->socket_unopened = Py_NewRef(PyTuple_GET_ITEM(got, 0));
+        st->socket_opened = Py_NewRef(PyTuple_GET_ITEM(got, 1));
+        st->socket_release = Py_NewRef(PyTuple_GET_ITEM(got, 2));
+        Py_DECREF(got);
     }
     PyTypeObject *type = (PyTypeObject *)st->socket_unopened;
     PyObject *args = PyTuple_New(0);
@@ -567,12 +569,10 @@ static PyObject *socket_new(gc__wsgi_state_t *st, response_t *r)
 static void socket_done(gc__wsgi_state_t *st, PyObject *sock)
 {
     if ((PyObject *)Py_TYPE(sock) == st->socket_opened) {
-        PyObject *fn = gc__rt_function("socket_release");
-        PyObject *rv = fn ? PyObject_CallOneArg(fn, sock) : NULL;
+        PyObject *rv = PyObject_CallOneArg(st->socket_release, sock);
         if (rv == NULL)
             gc__py_log_exception(GC_LOG_DEBUG, "Closing gunicorn.socket");
         Py_XDECREF(rv);
-        Py_XDECREF(fn);
         PyErr_Clear();
     }
     Py_DECREF(sock);
@@ -985,6 +985,7 @@ void gc__wsgi_state_free(gc__wsgi_state_t *st)
 {
     Py_CLEAR(st->socket_unopened);
     Py_CLEAR(st->socket_opened);
+    Py_CLEAR(st->socket_release);
     Py_CLEAR(st->script_name);
     Py_CLEAR(st->environ_base);
     Py_CLEAR(st->app);

@@ -28,10 +28,11 @@ typedef struct {
     PyObject *hook_worker;  /* borrowed: the `worker` of pre/post_request hooks */
     int exit_code;          /* >= 0 once the app raised SystemExit (SIGABRT): quit */
     gc__buf_t scratch;      /* reused buffer for decoding (never held across I/O) */
-    /* gunicorn.socket's classes (runtime.py's socket_classes), made at the first
-     * request that offers one: owned, or NULL. */
+    /* gunicorn.socket's classes and release function (runtime.py's socket_classes),
+     * made at the first request that offers one: owned, or NULL. */
     PyObject *socket_unopened;
     PyObject *socket_opened;
+    PyObject *socket_release;
 } gc__wsgi_state_t;
 
 /* Fetches the rest of a request body that was not read before the application ran
