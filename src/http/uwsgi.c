@@ -1,0 +1,368 @@
+/* uwsgi.c: uwsgi request packets into gc__http_request_t (see uwsgi.h).
+ *
+ * Three phases per request: the 4-byte header, the variables block (collected whole,
+ * at most 65,535 bytes, then turned into the request in one pass), the body (streamed
+ * into the request's body as it arrives). */
+#include "http/uwsgi.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/forward.h"
+
+void gc__uwsgi_init(gc__uwsgi_parser_t *u)
+{
+    memset(u, 0, sizeof(*u));
+    gc__buf_init(&u->vars);
+}
+
+void gc__uwsgi_free(gc__uwsgi_parser_t *u)
+{
+    gc__buf_free(&u->vars);
+}
+
+void gc__uwsgi_next(gc__uwsgi_parser_t *u)
+{
+    u->hdr_len = 0;
+    u->datasize = 0;
+    u->body_left = 0;
+    /* A big block's memory is given back rather than kept for the next packet. */
+    if (u->vars.cap > 16 * 1024)
+        gc__buf_free(&u->vars);
+    gc__buf_reset(&u->vars);
+}
+
+static void fail(gc__http_parser_t *p, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(gc__http_parser_t *p, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->error_msg, sizeof(p->error_msg), fmt, ap);
+    va_end(ap);
+    p->error_status = status;
+    p->state = GC_HTTP_ERROR;
+}
+
+static uint16_t le16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] | (b[1] << 8));
+}
+
+/* --- the variables ---------------------------------------------------------------- */
+
+typedef struct {
+    gc__view_t key, value;
+} var_t;
+
+/* The variables the request is made of, found in one pass (the last of a repeated
+ * name wins, as in Gunicorn's dict). */
+typedef struct {
+    const var_t *method, *path, *query, *https, *scheme, *length;
+} known_t;
+
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static int view_is(gc__view_t v, const char *s)
+{
+    size_t n = strlen(s);
+    return v.len == n && memcmp(v.base, s, n) == 0;
+}
+
+/* Whether a PATH_INFO byte must be percent-encoded in the target: what would end the
+ * path (?, #), start an escape (%), or is not visible ASCII. */
+static int must_escape(unsigned char ch)
+{
+    return ch <= 0x20 || ch >= 0x7f || ch == '%' || ch == '?' || ch == '#';
+}
+
+/* Reads the variable at *pos of the block (d, n) into *out and moves *pos past it.
+ * Returns 1, 0 at the end of the block, or -1 after fail() (a truncated variable). */
+static int next_var(gc__http_parser_t *p, const char *d, size_t n, size_t *pos, var_t *out)
+{
+    size_t at = *pos;
+    if (at == n)
+        return 0;
+    const char *why = NULL;
+    size_t klen = 0, vlen = 0;
+    if (n - at < 2) {
+        why = "truncated key size";
+    } else if (klen = le16((const uint8_t *)d + at), at += 2, n - at < klen) {
+        why = "truncated key";
+    } else if (out->key = gc__view(d + at, klen), at += klen, n - at < 2) {
+        why = "truncated value size";
+    } else if (vlen = le16((const uint8_t *)d + at), at += 2, n - at < vlen) {
+        why = "truncated value";
+    }
+    if (why != NULL) {
+        fail(p, 400, "Invalid uWSGI header: %s", why);
+        return -1;
+    }
+    out->value = gc__view(d + at, vlen);
+    *pos = at + vlen;
+    return 1;
+}
+
+/* Appends a header field (name with "_" turned into "-"), within the limits. Returns 0,
+ * or -1 after fail(). */
+static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
+{
+    gc__http_request_t *r = &p->req;
+    const gc__http_limits_t *l = p->limits;
+    if (r->nfields >= l->max_fields) {
+        fail(p, 431, "limit request headers fields");
+        return -1;
+    }
+    if (l->max_field_size > 0 && name.len + 2 + value.len + 2 > l->max_field_size) {
+        fail(p, 431, "limit request headers fields size");
+        return -1;
+    }
+    for (size_t i = 0; i < value.len; i++) {
+        unsigned char ch = (unsigned char)value.base[i];
+        if (ch == '\r' || ch == '\n' || ch == '\0') {
+            fail(p, 400, "Invalid uWSGI variable value for %.*s", (int)name.len, name.base);
+            return -1;
+        }
+    }
+    if (r->nfields == r->fields_cap) {
+        size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
+        gc__http_field_t *f = realloc(r->fields, cap * sizeof(*f));
+        if (f == NULL)
+            goto oom;
+        r->fields = f;
+        r->fields_cap = cap;
+    }
+    gc__http_field_t *f = &r->fields[r->nfields];
+    memset(f, 0, sizeof(*f));
+    f->name_off = (uint32_t)r->head.len;
+    f->name_len = (uint32_t)name.len;
+    if (gc__buf_append(&r->head, name.base, name.len) < 0)
+        goto oom;
+    char *nm = r->head.data + f->name_off;
+    for (size_t i = 0; i < name.len; i++)
+        if (nm[i] == '_')
+            nm[i] = '-';
+    f->value_off = (uint32_t)r->head.len;
+    f->value_len = (uint32_t)value.len;
+    if (gc__buf_append(&r->head, value.base, value.len) < 0)
+        goto oom;
+    r->nfields++;
+    return 0;
+oom:
+    fail(p, 500, "Out of memory while reading the request");
+    return -1;
+}
+
+/* CONTENT_LENGTH: empty means no body; otherwise digits only. Returns 0 or -1 after
+ * fail(). */
+static int take_length(gc__http_parser_t *p, const var_t *v, uint64_t *out)
+{
+    *out = 0;
+    if (v == NULL || v->value.len == 0)
+        return 0;
+    uint64_t n = 0;
+    for (size_t i = 0; i < v->value.len; i++) {
+        unsigned char ch = (unsigned char)v->value.base[i];
+        if (ch < '0' || ch > '9' || n > (UINT64_C(1) << 53)) {
+            fail(p, 400, "Invalid uWSGI variable: CONTENT_LENGTH '%.*s'",
+                 (int)(v->value.len > 40 ? 40 : v->value.len), v->value.base);
+            return -1;
+        }
+        n = n * 10 + (uint64_t)(ch - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* The variables block is whole: builds p->req from it. Returns 0, or -1 after fail(). */
+static int build(gc__uwsgi_parser_t *u, gc__http_parser_t *p)
+{
+    gc__http_request_t *r = &p->req;
+    const char *d = u->vars.data;
+    size_t n = u->vars.len, pos = 0, count = 0;
+    var_t v;
+    int more;
+    /* First pass: the block is well formed, and where the variables we need are. */
+    known_t k = {0};
+    var_t method_v, path_v, query_v, https_v, scheme_v, length_v;
+    while ((more = next_var(p, d, n, &pos, &v)) > 0) {
+        if (++count > GC_UWSGI_MAX_VARS) {
+            fail(p, 400, "Invalid uWSGI header: more than %d variables", GC_UWSGI_MAX_VARS);
+            return -1;
+        }
+        if (view_is(v.key, "REQUEST_METHOD"))
+            method_v = v, k.method = &method_v;
+        else if (view_is(v.key, "PATH_INFO"))
+            path_v = v, k.path = &path_v;
+        else if (view_is(v.key, "QUERY_STRING"))
+            query_v = v, k.query = &query_v;
+        else if (view_is(v.key, "HTTPS"))
+            https_v = v, k.https = &https_v;
+        else if (view_is(v.key, "wsgi.url_scheme"))
+            scheme_v = v, k.scheme = &scheme_v;
+        else if (view_is(v.key, "CONTENT_LENGTH"))
+            length_v = v, k.length = &length_v;
+    }
+    if (more < 0)
+        return -1;
+
+    /* The request line: method, target. */
+    gc__view_t method = k.method ? k.method->value : gc__view("GET", 3);
+    if (method.len == 0 || method.len > 64) {
+        fail(p, 400, "Invalid HTTP method: '%.*s'", (int)(method.len > 64 ? 64 : method.len),
+             method.base);
+        return -1;
+    }
+    for (size_t i = 0; i < method.len; i++)
+        if (!is_tchar((unsigned char)method.base[i])) {
+            fail(p, 400, "Invalid HTTP method: '%.*s'", (int)method.len, method.base);
+            return -1;
+        }
+    r->method_off = (uint32_t)r->head.len;
+    r->method_len = (uint32_t)method.len;
+    if (gc__buf_append(&r->head, method.base, method.len) < 0)
+        goto oom;
+    r->target_off = (uint32_t)r->head.len;
+    gc__view_t path = k.path && k.path->value.len > 0 ? k.path->value : gc__view("/", 1);
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < path.len; i++) {
+        unsigned char ch = (unsigned char)path.base[i];
+        char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+        int rc = must_escape(ch) ? gc__buf_append(&r->head, esc, 3)
+                                 : gc__buf_append(&r->head, (const char *)&ch, 1);
+        if (rc < 0)
+            goto oom;
+    }
+    if (k.query && k.query->value.len > 0) {
+        for (size_t i = 0; i < k.query->value.len; i++) {
+            unsigned char ch = (unsigned char)k.query->value.base[i];
+            if (ch < 0x20 || ch == 0x7f) {
+                fail(p, 400, "Invalid uWSGI variable value for QUERY_STRING");
+                return -1;
+            }
+        }
+        if (gc__buf_append(&r->head, "?", 1) < 0 ||
+            gc__buf_append(&r->head, k.query->value.base, k.query->value.len) < 0)
+            goto oom;
+    }
+    r->target_len = (uint32_t)(r->head.len - r->target_off);
+    size_t line = r->method_len + 1 + r->target_len + 9; /* " HTTP/1.1" */
+    if (p->limits->max_line > 0 && line > p->limits->max_line) {
+        fail(p, 400, "Request Line is too large (%zu > %zu)", line, p->limits->max_line);
+        return -1;
+    }
+
+    /* Second pass: the header fields, in packet order. */
+    pos = 0;
+    while (next_var(p, d, n, &pos, &v) > 0) {
+        gc__view_t key = v.key;
+        int rc = 0;
+        if (key.len > 5 && memcmp(key.base, "HTTP_", 5) == 0) {
+            gc__view_t name = gc__view(key.base + 5, key.len - 5);
+            for (size_t j = 0; j < name.len; j++)
+                if (!is_tchar((unsigned char)name.base[j])) {
+                    fail(p, 400, "Invalid HTTP header name: '%.*s'", (int)name.len, name.base);
+                    return -1;
+                }
+            rc = add_field(p, name, v.value);
+        } else if (view_is(key, "CONTENT_TYPE") || view_is(key, "CONTENT_LENGTH")) {
+            rc = add_field(p, key, v.value);
+        }
+        if (rc < 0)
+            return -1;
+    }
+
+    uint64_t length;
+    if (take_length(p, k.length, &length) < 0)
+        return -1;
+    r->content_length = k.length && k.length->value.len > 0 ? (int64_t)length : -1;
+    u->body_left = length;
+
+    if (k.https && (gc__view_ieq(k.https->value, "on") || gc__view_ieq(k.https->value, "1") ||
+                    gc__view_ieq(k.https->value, "true")))
+        r->url_scheme = GC_SCHEME_HTTPS;
+    else if (k.scheme && view_is(k.scheme->value, "https"))
+        r->url_scheme = GC_SCHEME_HTTPS;
+    else if (k.scheme && view_is(k.scheme->value, "http"))
+        r->url_scheme = GC_SCHEME_HTTP;
+    r->major = 1;
+    r->minor = 1;
+    r->keep_alive = 0;
+    r->close_delimited = 1;
+    return 0;
+oom:
+    fail(p, 500, "Out of memory while reading the request");
+    return -1;
+}
+
+/* --- feeding ---------------------------------------------------------------------- */
+
+size_t gc__uwsgi_feed(gc__uwsgi_parser_t *u, gc__http_parser_t *p, const char *data, size_t len)
+{
+    size_t used = 0;
+    if (p->state != GC_HTTP_NEED_MORE)
+        return 0;
+    if (len > 0)
+        p->started = 1;
+    if (u->hdr_len < 4) {
+        while (u->hdr_len < 4 && used < len)
+            u->hdr[u->hdr_len++] = (uint8_t)data[used++];
+        if (u->hdr_len < 4)
+            return used;
+        if (u->hdr[0] != 0) {
+            fail(p, 501, "Unsupported uWSGI modifier1: %u", u->hdr[0]);
+            return used;
+        }
+        u->datasize = le16(u->hdr + 1);
+    }
+    if (!p->headers_done) {
+        size_t want = u->datasize - u->vars.len, take = len - used < want ? len - used : want;
+        if (gc__buf_append(&u->vars, data + used, take) < 0) {
+            fail(p, 500, "Out of memory while reading the request");
+            return used;
+        }
+        used += take;
+        if (u->vars.len < u->datasize)
+            return used;
+        if (build(u, p) < 0)
+            return used;
+        p->headers_done = 1;
+    }
+    if (u->body_left > 0 && used < len) {
+        size_t take = len - used;
+        if (take > u->body_left)
+            take = (size_t)u->body_left;
+        int err = gc__http_body_append(&p->req.body, data + used, take, p->limits->spool_threshold);
+        if (err < 0) {
+            fail(p, 500,
+                 err == -ENOMEM ? "Out of memory while reading the request"
+                                : "Cannot write the request body to a temporary file");
+            return used;
+        }
+        used += take;
+        u->body_left -= take;
+    }
+    if (u->body_left == 0)
+        p->state = GC_HTTP_READY;
+    return used;
+}
+
+void gc__uwsgi_eof(gc__uwsgi_parser_t *u, gc__http_parser_t *p)
+{
+    if (p->state != GC_HTTP_NEED_MORE || !p->started)
+        return;
+    if (u->hdr_len < 4)
+        fail(p, 400, "Invalid uWSGI header: incomplete header");
+    else if (!p->headers_done)
+        fail(p, 400, "Invalid uWSGI header: incomplete vars block");
+    else
+        fail(p, 400, "Request body ended early: %llu bytes missing",
+             (unsigned long long)u->body_left);
+}
