@@ -47,6 +47,12 @@ static void fail(gc__http_parser_t *p, int status, const char *fmt, ...)
     p->state = GC_HTTP_ERROR;
 }
 
+static int oom(gc__http_parser_t *p)
+{
+    fail(p, 500, "Out of memory while reading the request");
+    return -1;
+}
+
 static uint16_t le16(const uint8_t *b)
 {
     return (uint16_t)(b[0] | (b[1] << 8));
@@ -116,10 +122,6 @@ static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
 {
     gc__http_request_t *r = &p->req;
     const gc__http_limits_t *l = p->limits;
-    if (r->nfields >= l->max_fields) {
-        fail(p, 431, "limit request headers fields");
-        return -1;
-    }
     if (l->max_field_size > 0 && name.len + 2 + value.len + 2 > l->max_field_size) {
         fail(p, 431, "limit request headers fields size");
         return -1;
@@ -130,6 +132,25 @@ static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
             fail(p, 400, "Invalid uWSGI variable value for %.*s", (int)name.len, name.base);
             return -1;
         }
+    }
+    /* A name sent twice keeps its first place and its last value (Gunicorn keeps the
+     * variables in a dict). */
+    for (size_t i = 0; i < r->nfields; i++) {
+        gc__view_t have = gc__http_field_name(r, i);
+        if (have.len != name.len)
+            continue;
+        size_t j = 0;
+        while (j < name.len && (name.base[j] == '_' ? '-' : name.base[j]) == have.base[j])
+            j++;
+        if (j < name.len)
+            continue;
+        r->fields[i].value_off = (uint32_t)r->head.len;
+        r->fields[i].value_len = (uint32_t)value.len;
+        return gc__buf_append(&r->head, value.base, value.len) < 0 ? oom(p) : 0;
+    }
+    if (r->nfields >= l->max_fields) {
+        fail(p, 431, "limit request headers fields");
+        return -1;
     }
     if (r->nfields == r->fields_cap) {
         size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
@@ -156,8 +177,7 @@ static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
     r->nfields++;
     return 0;
 oom:
-    fail(p, 500, "Out of memory while reading the request");
-    return -1;
+    return oom(p);
 }
 
 /* CONTENT_LENGTH: empty means no body; otherwise digits only. Returns 0 or -1 after
