@@ -251,6 +251,10 @@ static int build(gc__uwsgi_parser_t *u, gc__http_parser_t *p)
         goto oom;
     r->target_off = (uint32_t)r->head.len;
     gc__view_t path = k.path && k.path->value.len > 0 ? k.path->value : gc__view("/", 1);
+    if (path.base[0] != '/') { /* nothing else would make an origin-form target */
+        fail(p, 400, "Invalid uWSGI variable: PATH_INFO must start with /");
+        return -1;
+    }
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < path.len; i++) {
         unsigned char ch = (unsigned char)path.base[i];

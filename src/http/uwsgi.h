@@ -9,7 +9,8 @@
  * HTTPS. The request is built from them as Gunicorn 26.1 builds it:
  *
  *   method    REQUEST_METHOD (GET when absent); it must be a token.
- *   target    PATH_INFO (/ when absent or empty), percent-encoded where it must be so
+ *   target    PATH_INFO (/ when absent or empty; else it must start with /: 400),
+ *             percent-encoded where it must be so
  *             that the environ's decoding gives back exactly what the front end sent,
  *             then "?" QUERY_STRING when that is not empty. (Gunicorn decodes nginx's
  *             already decoded PATH_INFO a second time: /a%2541 reaches it as /aA.)

@@ -485,6 +485,12 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
     }
     if (nread <= 0) {
         parse_eof(c);
+        if (c->parser.state == GC_HTTP_ERROR && c->uwsgi != NULL && nread == 0) {
+            /* A uwsgi packet cut short by a front end that only shut its sending side:
+             * it may still read the answer (Gunicorn answers too, with a 500). */
+            reject(c);
+            return;
+        }
         if (c->parser.state == GC_HTTP_ERROR)
             gc__debug("Ignored premature client disconnection from %s.", c->remote_addr);
         gc__conn_close(c);

@@ -109,8 +109,8 @@ static void check_request(const gc__http_parser_t *p, outcome_t *o)
 }
 
 /* One connection's worth of bytes, in pieces of `step` (0: from the hash `seed`). */
-static outcome_t run(const gc__http_limits_t *limits, const uint8_t *data, size_t size,
-                     size_t step, uint64_t seed)
+static outcome_t run(const gc__http_limits_t *limits, const uint8_t *data, size_t size, size_t step,
+                     uint64_t seed)
 {
     outcome_t o = {.hash = 0xcbf29ce484222325ULL};
     gc__http_parser_t p;

@@ -421,10 +421,24 @@ static void test_bad_sizes(void)
         size_t len;
         const char *why;
     } cases[] = {
-        {"\x00\x01\x00\x00" "A", 5, "truncated key size"},
-        {"\x00\x03\x00\x00" "\x05\x00" "A", 7, "truncated key"},
-        {"\x00\x04\x00\x00" "\x01\x00" "A" "\x01", 8, "truncated value size"},
-        {"\x00\x07\x00\x00" "\x01\x00" "A" "\x09\x00" "BC", 11, "truncated value"},
+        {"\x00\x01\x00\x00"
+         "A",
+         5, "truncated key size"},
+        {"\x00\x03\x00\x00"
+         "\x05\x00"
+         "A",
+         7, "truncated key"},
+        {"\x00\x04\x00\x00"
+         "\x01\x00"
+         "A"
+         "\x01",
+         8, "truncated value size"},
+        {"\x00\x07\x00\x00"
+         "\x01\x00"
+         "A"
+         "\x09\x00"
+         "BC",
+         11, "truncated value"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         harness_t h;
@@ -457,9 +471,10 @@ static void test_truncated(void)
         } else {
             ASSERT_EQ_INT(h.p.state, GC_HTTP_ERROR);
             ASSERT_EQ_INT(h.p.error_status, 400);
-            const char *want = cut < 4                      ? "Invalid uWSGI header: incomplete header"
-                               : cut < pk.out.len - 4 ? "Invalid uWSGI header: incomplete vars block"
-                                                            : "Request body ended early";
+            const char *want = cut < 4 ? "Invalid uWSGI header: incomplete header"
+                               : cut < pk.out.len - 4
+                                   ? "Invalid uWSGI header: incomplete vars block"
+                                   : "Request body ended early";
             ASSERT(strncmp(h.p.error_msg, want, strlen(want)) == 0);
         }
         h_free(&h);
@@ -483,8 +498,11 @@ static void test_bad_variables(void)
         {"HTTP_X A", "v", 400},
         {"HTTP_X:A", "v", 400},
         {"QUERY_STRING", "a\r\nb", 400},
+        {"PATH_INFO", "abc", 400},
+        {"PATH_INFO", "http://example.com/", 400},
         /* Accepted: */
         {"CONTENT_LENGTH", "0", 0},
+        {"PATH_INFO", "", 0},
         {"HTTP_", "ignored: no name", 0},
         {"REQUEST_METHOD", "PROPFIND", 0},
         {"HTTP_X_A", "tab\tand latin-1 \xe9", 0},
