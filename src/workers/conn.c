@@ -135,6 +135,13 @@ void gc__conn_linger(gc__conn_t *c)
  * closes at once, as after "Connection: close" from the client. */
 static void conn_end(gc__conn_t *c)
 {
+    /* A uwsgi front end has sent its whole packet and body and waits for the close
+     * that ends the response: nothing of it is unread, so no reset can follow. */
+    if (c->uwsgi != NULL && c->parser.state == GC_HTTP_READY && c->pending.len == 0 &&
+        !bytes_waiting(c)) {
+        gc__conn_close(c);
+        return;
+    }
     if (c->parser.req.keep_alive || c->pending.len > 0 || c->parser.started)
         gc__conn_linger(c);
     else
