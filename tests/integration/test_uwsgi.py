@@ -24,7 +24,7 @@ import struct
 import pytest
 import requests
 
-from conftest import Server, server_lacks
+from conftest import APPS_DIR, REPO_ROOT, Server, run_cli, server_lacks
 from helpers import free_port
 from test_nginx import NGINX, Nginx
 
@@ -99,7 +99,8 @@ GUNICORN_UNIX = {
     "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "",
     "REMOTE_PORT": "<absent>", "HTTP_HOST": "example.com", "HTTP_USER_AGENT": "uwsgi-test",
     "HTTP_X_CUSTOM": "v", "CONTENT_TYPE": "", "CONTENT_LENGTH": "",
-    "REQUEST_URI": "<absent>", "HTTPS": "<absent>", "wsgi.url_scheme": "http"}
+    "REQUEST_URI": "<absent>", "HTTPS": "<absent>", "HTTP_X_FORWARDED_FOR": "<absent>",
+    "wsgi.url_scheme": "http"}
 
 
 def test_get_with_query_on_the_socket_is_what_gunicorn_gives(stack):
@@ -261,6 +262,14 @@ def test_allow_list_takes_networks(raw_server):
     assert status_of(exchange(("127.0.0.1", srv.port), packet(GET))) == 200
 
 
+def test_a_bad_allow_list_is_refused_at_start():
+    # As Gunicorn 26.1: every entry but * must be an address or a network.
+    out = run_cli("--check-config", "--protocol", "uwsgi", "--uwsgi-allow-from",
+                  "10.0.0.0/8,bogus", "--chdir", str(APPS_DIR), APP)
+    assert out.returncode == 1
+    assert "'bogus' does not appear to be an IPv4 or IPv6 network" in out.stderr
+
+
 def test_nginx_shows_the_403(tmp_path, start_server):
     sock = tmp_path / "app.sock"
     srv = start_server(APP, "--protocol", "uwsgi", "-b", "127.0.0.1:0",
@@ -272,5 +281,40 @@ def test_nginx_shows_the_403(tmp_path, start_server):
         assert r.status_code == 403
         assert "Forbidden uWSGI request" in r.text
         assert requests.get(f"http://127.0.0.1:{port}/u/env", timeout=10).status_code == 200
+    finally:
+        n.stop()
+
+
+def test_the_documented_site(tmp_path, start_server):
+    # examples/deploy/nginx-uwsgi-site.conf, the file docs/deploy.md shows, with its
+    # paths and port swapped for temporary ones.
+    sock, static, port = tmp_path / "app.sock", tmp_path / "static", free_port()
+    static.mkdir()
+    (static / "a.txt").write_text("static\n")
+    text = (REPO_ROOT / "examples" / "deploy" / "nginx-uwsgi-site.conf").read_text()
+    assert text in (REPO_ROOT / "docs" / "deploy.md").read_text(), \
+        "docs/deploy.md does not show examples/deploy/nginx-uwsgi-site.conf as it is"
+    for old, new in (("listen 80;", f"listen 127.0.0.1:{port};"),
+                     ("unix:/run/gunicorn-c.sock", f"unix:{sock}"),
+                     ("/srv/myproject/static/", f"{static}/"),
+                     # nginx -p here resolves a relative include against the prefix.
+                     ("include uwsgi_params;", "include /etc/nginx/uwsgi_params;")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    start_server(APP, "--protocol", "uwsgi", bind=f"unix:{sock}")
+    n = Nginx(tmp_path / "nginx", text).start(port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        env = requests.get(base + "/env?q=1", headers={"X-Forwarded-For": "10.9.8.7"},
+                           timeout=10).json()
+        assert (env["PATH_INFO"], env["QUERY_STRING"], env["REMOTE_ADDR"]) == ("/env", "q=1", "")
+        # nginx appends the address it saw to what the client sent.
+        assert env["HTTP_X_FORWARDED_FOR"] == "10.9.8.7, 127.0.0.1"
+        assert requests.get(base + "/static/a.txt", timeout=10).text == "static\n"
+        body = os.urandom(3 * MIB)
+        up = requests.post(base + "/upload", data=body, timeout=30).json()
+        assert up == {"sha256": hashlib.sha256(body).hexdigest(), "length": len(body)}
+        r = requests.get(base + "/stream?n=3", timeout=10)
+        assert r.content == b"piece 0\npiece 1\npiece 2\n"
     finally:
         n.stop()

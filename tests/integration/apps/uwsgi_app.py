@@ -12,7 +12,7 @@ import json
 ENV_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "RAW_URI", "SCRIPT_NAME",
             "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT",
             "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_CUSTOM", "CONTENT_TYPE", "CONTENT_LENGTH",
-            "REQUEST_URI", "HTTPS", "wsgi.url_scheme")
+            "REQUEST_URI", "HTTPS", "HTTP_X_FORWARDED_FOR", "wsgi.url_scheme")
 
 
 def _json(start_response, obj):
