@@ -64,11 +64,12 @@ typedef struct {
     gc__view_t key, value;
 } var_t;
 
-/* The variables the request is made of, found in one pass (the last of a repeated
+/* The variables the request is made of, found in a first pass (the last of a repeated
  * name wins, as in Gunicorn's dict). */
-typedef struct {
-    const var_t *method, *path, *query, *https, *scheme, *length;
-} known_t;
+enum { K_METHOD, K_PATH, K_QUERY, K_HTTPS, K_SCHEME, K_LENGTH, K_COUNT };
+static const char *const known_names[K_COUNT] = {
+    "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "HTTPS", "wsgi.url_scheme", "CONTENT_LENGTH",
+};
 
 static int is_tchar(unsigned char ch)
 {
@@ -156,7 +157,7 @@ static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
         size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
         gc__http_field_t *f = realloc(r->fields, cap * sizeof(*f));
         if (f == NULL)
-            goto oom;
+            return oom(p);
         r->fields = f;
         r->fields_cap = cap;
     }
@@ -165,7 +166,7 @@ static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
     f->name_off = (uint32_t)r->head.len;
     f->name_len = (uint32_t)name.len;
     if (gc__buf_append(&r->head, name.base, name.len) < 0)
-        goto oom;
+        return oom(p);
     char *nm = r->head.data + f->name_off;
     for (size_t i = 0; i < name.len; i++)
         if (nm[i] == '_')
@@ -173,26 +174,22 @@ static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
     f->value_off = (uint32_t)r->head.len;
     f->value_len = (uint32_t)value.len;
     if (gc__buf_append(&r->head, value.base, value.len) < 0)
-        goto oom;
+        return oom(p);
     r->nfields++;
     return 0;
-oom:
-    return oom(p);
 }
 
 /* CONTENT_LENGTH: empty means no body; otherwise digits only. Returns 0 or -1 after
  * fail(). */
-static int take_length(gc__http_parser_t *p, const var_t *v, uint64_t *out)
+static int take_length(gc__http_parser_t *p, gc__view_t v, uint64_t *out)
 {
     *out = 0;
-    if (v == NULL || v->value.len == 0)
-        return 0;
     uint64_t n = 0;
-    for (size_t i = 0; i < v->value.len; i++) {
-        unsigned char ch = (unsigned char)v->value.base[i];
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.base[i];
         if (ch < '0' || ch > '9' || n > (UINT64_C(1) << 53)) {
             fail(p, 400, "Invalid uWSGI variable: CONTENT_LENGTH '%.*s'",
-                 (int)(v->value.len > 40 ? 40 : v->value.len), v->value.base);
+                 (int)(v.len > 40 ? 40 : v.len), v.base);
             return -1;
         }
         n = n * 10 + (uint64_t)(ch - '0');
@@ -210,31 +207,25 @@ static int build(gc__uwsgi_parser_t *u, gc__http_parser_t *p)
     var_t v;
     int more;
     /* First pass: the block is well formed, and where the variables we need are. */
-    known_t k = {0};
-    var_t method_v, path_v, query_v, https_v, scheme_v, length_v;
+    gc__view_t known[K_COUNT];
+    int has[K_COUNT] = {0};
     while ((more = next_var(p, d, n, &pos, &v)) > 0) {
         if (++count > GC_UWSGI_MAX_VARS) {
             fail(p, 400, "Invalid uWSGI header: more than %d variables", GC_UWSGI_MAX_VARS);
             return -1;
         }
-        if (view_is(v.key, "REQUEST_METHOD"))
-            method_v = v, k.method = &method_v;
-        else if (view_is(v.key, "PATH_INFO"))
-            path_v = v, k.path = &path_v;
-        else if (view_is(v.key, "QUERY_STRING"))
-            query_v = v, k.query = &query_v;
-        else if (view_is(v.key, "HTTPS"))
-            https_v = v, k.https = &https_v;
-        else if (view_is(v.key, "wsgi.url_scheme"))
-            scheme_v = v, k.scheme = &scheme_v;
-        else if (view_is(v.key, "CONTENT_LENGTH"))
-            length_v = v, k.length = &length_v;
+        for (int i = 0; i < K_COUNT; i++)
+            if (view_is(v.key, known_names[i])) {
+                known[i] = v.value;
+                has[i] = 1;
+                break;
+            }
     }
     if (more < 0)
         return -1;
 
     /* The request line: method, target. */
-    gc__view_t method = k.method ? k.method->value : gc__view("GET", 3);
+    gc__view_t method = has[K_METHOD] ? known[K_METHOD] : gc__view("GET", 3);
     if (method.len == 0 || method.len > 64) {
         fail(p, 400, "Invalid HTTP method: '%.*s'", (int)(method.len > 64 ? 64 : method.len),
              method.base);
@@ -248,9 +239,9 @@ static int build(gc__uwsgi_parser_t *u, gc__http_parser_t *p)
     r->method_off = (uint32_t)r->head.len;
     r->method_len = (uint32_t)method.len;
     if (gc__buf_append(&r->head, method.base, method.len) < 0)
-        goto oom;
+        return oom(p);
     r->target_off = (uint32_t)r->head.len;
-    gc__view_t path = k.path && k.path->value.len > 0 ? k.path->value : gc__view("/", 1);
+    gc__view_t path = has[K_PATH] && known[K_PATH].len > 0 ? known[K_PATH] : gc__view("/", 1);
     if (path.base[0] != '/') { /* nothing else would make an origin-form target */
         fail(p, 400, "Invalid uWSGI variable: PATH_INFO must start with /");
         return -1;
@@ -262,19 +253,20 @@ static int build(gc__uwsgi_parser_t *u, gc__http_parser_t *p)
         int rc = must_escape(ch) ? gc__buf_append(&r->head, esc, 3)
                                  : gc__buf_append(&r->head, (const char *)&ch, 1);
         if (rc < 0)
-            goto oom;
+            return oom(p);
     }
-    if (k.query && k.query->value.len > 0) {
-        for (size_t i = 0; i < k.query->value.len; i++) {
-            unsigned char ch = (unsigned char)k.query->value.base[i];
+    gc__view_t query = has[K_QUERY] ? known[K_QUERY] : gc__view("", 0);
+    if (query.len > 0) {
+        for (size_t i = 0; i < query.len; i++) {
+            unsigned char ch = (unsigned char)query.base[i];
             if (ch < 0x20 || ch == 0x7f) {
                 fail(p, 400, "Invalid uWSGI variable value for QUERY_STRING");
                 return -1;
             }
         }
         if (gc__buf_append(&r->head, "?", 1) < 0 ||
-            gc__buf_append(&r->head, k.query->value.base, k.query->value.len) < 0)
-            goto oom;
+            gc__buf_append(&r->head, query.base, query.len) < 0)
+            return oom(p);
     }
     r->target_len = (uint32_t)(r->head.len - r->target_off);
     size_t line = r->method_len + 1 + r->target_len + 9; /* " HTTP/1.1" */
@@ -304,26 +296,25 @@ static int build(gc__uwsgi_parser_t *u, gc__http_parser_t *p)
     }
 
     uint64_t length;
-    if (take_length(p, k.length, &length) < 0)
+    gc__view_t clen = has[K_LENGTH] ? known[K_LENGTH] : gc__view("", 0);
+    if (take_length(p, clen, &length) < 0)
         return -1;
-    r->content_length = k.length && k.length->value.len > 0 ? (int64_t)length : -1;
+    r->content_length = clen.len > 0 ? (int64_t)length : -1;
     u->body_left = length;
 
-    if (k.https && (gc__view_ieq(k.https->value, "on") || gc__view_ieq(k.https->value, "1") ||
-                    gc__view_ieq(k.https->value, "true")))
+    gc__view_t https = known[K_HTTPS], scheme = known[K_SCHEME];
+    if (has[K_HTTPS] &&
+        (gc__view_ieq(https, "on") || gc__view_ieq(https, "1") || gc__view_ieq(https, "true")))
         r->url_scheme = GC_SCHEME_HTTPS;
-    else if (k.scheme && view_is(k.scheme->value, "https"))
+    else if (has[K_SCHEME] && view_is(scheme, "https"))
         r->url_scheme = GC_SCHEME_HTTPS;
-    else if (k.scheme && view_is(k.scheme->value, "http"))
+    else if (has[K_SCHEME] && view_is(scheme, "http"))
         r->url_scheme = GC_SCHEME_HTTP;
     r->major = 1;
     r->minor = 1;
     r->keep_alive = 0;
     r->close_delimited = 1;
     return 0;
-oom:
-    fail(p, 500, "Out of memory while reading the request");
-    return -1;
 }
 
 /* --- feeding ---------------------------------------------------------------------- */
