@@ -241,6 +241,37 @@ def test_bad_packets_are_refused(raw_server, data, status, shut):
     assert status_of(exchange(("127.0.0.1", srv.port), packet(GET))) == 200
 
 
+def test_https_variable_sets_the_scheme(raw_server):
+    srv = raw_server()
+    out = exchange(srv.unix_path, packet([(b"PATH_INFO", b"/env"), (b"HTTPS", b"on"),
+                                          (b"HTTP_HOST", b"example.com")]))
+    body = out.partition(b"\r\n\r\n")[2]
+    assert b'"wsgi.url_scheme": "https"' in body
+    assert b'"SERVER_PORT": "443"' in body
+
+
+def test_no_early_hints_on_uwsgi(raw_server):
+    # The front end reads one head per response: a 103 would be taken for the answer.
+    srv = raw_server()
+    out = exchange(srv.unix_path, packet([(b"PATH_INFO", b"/hints")]))
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n"), out[:100]
+    assert b"103" not in out.partition(b"\r\n\r\n")[0]
+
+
+def test_stalled_body_gets_408(raw_server):
+    srv = raw_server("--timeout", "1")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(srv.unix_path)
+        s.sendall(packet(GET + [(b"CONTENT_LENGTH", b"10")], b"abc"))
+        out = b""
+        while b"\r\n" not in out:
+            chunk = s.recv(4096)
+            assert chunk, out
+            out += chunk
+    assert status_of(out) == 408
+
+
 def test_too_many_fields_is_431(raw_server):
     srv = raw_server("--limit-request-fields", "3")
     fields = [(b"HTTP_X_%d" % i, b"v") for i in range(4)]

@@ -4,6 +4,7 @@
 /env      the environ keys a front end shapes (addresses, host, scheme, path)
 /upload   the length and sha256 of wsgi.input, read in 64 KiB pieces
 /stream   N pieces from a generator, with no Content-Length (?n=N, default 5)
+/hints    calls wsgi.early_hints, then answers
 """
 
 import hashlib
@@ -35,6 +36,9 @@ def application(environ, start_response):
             h.update(block)
             n += len(block)
         return _json(start_response, {"sha256": h.hexdigest(), "length": n})
+    if path.endswith("/hints"):
+        environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload")])
+        return _json(start_response, {"hinted": True})
     if path.endswith("/stream"):
         n = int(environ["QUERY_STRING"].partition("n=")[2] or 5)
         start_response("200 OK", [("Content-Type", "text/plain")])
