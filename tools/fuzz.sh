@@ -13,7 +13,9 @@
 # is fixed, copy that file into tests/fuzz/corpus/ so the test suite replays it
 # (ctest's fuzz_corpus).
 #
-# JOBS=N runs N fuzzing processes in parallel (default 1).
+# JOBS=N runs N fuzzing processes in parallel (default 1). TARGET=uwsgi fuzzes the uwsgi
+# packet parser instead (tests/fuzz/fuzz_uwsgi.c, corpus tests/fuzz/corpus-uwsgi/,
+# found inputs in build-fuzz/corpus-uwsgi/, no dictionary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -43,9 +45,18 @@ if ! command -v clang >/dev/null; then
 fi
 CC=clang cmake -S "$ROOT" -B "$BUILD" -DPython3_EXECUTABLE="$PYTHON" -DGC_FUZZ=ON \
     -DGC_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target fuzz_http_parser >/dev/null
+TARGET=${TARGET:-http_parser}
+case "$TARGET" in
+http_parser) corpus=corpus dict=(-dict="$ROOT/tests/fuzz/http.dict") ;;
+uwsgi) corpus=corpus-uwsgi dict=() ;;
+*)
+    echo "fuzz.sh: TARGET is http_parser or uwsgi" >&2
+    exit 2
+    ;;
+esac
+cmake --build "$BUILD" -j"$(nproc)" --target "fuzz_$TARGET" >/dev/null
 
-mkdir -p "$BUILD/corpus" "$BUILD/crashes"
+mkdir -p "$BUILD/$corpus" "$BUILD/crashes"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 jobs=${JOBS:-1}
@@ -56,6 +67,6 @@ echo "fuzz.sh: fuzzing for ${SECONDS_TO_RUN}s (crashes go to build-fuzz/crashes/
 export TMPDIR=$BUILD/tmp
 mkdir -p "$TMPDIR"
 cd "$BUILD"
-exec ./fuzz_http_parser -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \
-    -dict="$ROOT/tests/fuzz/http.dict" -artifact_prefix="$BUILD/crashes/" \
-    -print_final_stats=1 "${parallel[@]}" "$@" "$BUILD/corpus" "$ROOT/tests/fuzz/corpus"
+exec "./fuzz_$TARGET" -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \
+    "${dict[@]}" -artifact_prefix="$BUILD/crashes/" \
+    -print_final_stats=1 "${parallel[@]}" "$@" "$BUILD/$corpus" "$ROOT/tests/fuzz/$corpus"

@@ -742,7 +742,8 @@ int gc__config_validate(const gc__config_t *cfg)
     /* Address lists, as Gunicorn's validator: every entry but "*" must be an address
      * or a network without host bits. Checked here rather than in a setter so that a
      * bad $FORWARDED_ALLOW_IPS (a default) is reported the same way. */
-    static const int addr_lists[] = {GC_S_forwarded_allow_ips, GC_S_proxy_allow_ips};
+    static const int addr_lists[] = {GC_S_forwarded_allow_ips, GC_S_proxy_allow_ips,
+                                     GC_S_uwsgi_allow_ips};
     for (size_t i = 0; rc == 0 && i < sizeof(addr_lists) / sizeof(addr_lists[0]); i++) {
         const gc__setting_value_t *v = &cfg->v[addr_lists[i]];
         for (size_t j = 0; rc == 0 && j < v->n; j++) {

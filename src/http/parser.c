@@ -489,6 +489,7 @@ static void request_clear(gc__http_request_t *r)
     r->nfields = 0;
     r->major = r->minor = 0;
     r->keep_alive = r->chunked = r->expect_continue = r->body_pending = 0;
+    r->close_delimited = 0;
     r->version[0] = '\0';
     r->content_length = -1;
     r->url_scheme = 0;

@@ -66,6 +66,8 @@ typedef struct {
     int64_t content_length; /* -1 when absent */
     int expect_continue;    /* "Expect: 100-continue" on HTTP/1.1 */
     int body_pending;       /* handed over at GC_HTTP_HEAD: the body is still to be read */
+    int close_delimited;    /* no chunked response: without a length the close ends the
+                             * body (a uwsgi request: nginx does not decode chunks) */
     char version[12];       /* the version as sent, when it is not HTTP/1.0 or 1.1 */
     int url_scheme;         /* enum gc__url_scheme: set by a trusted front end's headers */
     int script_name;        /* index of the SCRIPT_NAME field in force, or -1 ($SCRIPT_NAME) */

@@ -63,6 +63,10 @@ static void on_conn_handle_closed(uv_handle_t *h)
         gc__h2conn_detach(c);
     out_release(c);
     gc__http_parser_free(&c->parser);
+    if (c->uwsgi != NULL) {
+        gc__uwsgi_free(c->uwsgi);
+        free(c->uwsgi);
+    }
     gc__buf_free(&c->pending);
     gc__buf_free(&c->head);
     gc__transport_close(&c->tr);
@@ -131,6 +135,13 @@ void gc__conn_linger(gc__conn_t *c)
  * closes at once, as after "Connection: close" from the client. */
 static void conn_end(gc__conn_t *c)
 {
+    /* A uwsgi front end has sent its whole packet and body and waits for the close
+     * that ends the response: nothing of it is unread, so no reset can follow. */
+    if (c->uwsgi != NULL && c->parser.state == GC_HTTP_READY && c->pending.len == 0 &&
+        !bytes_waiting(c)) {
+        gc__conn_close(c);
+        return;
+    }
     if (c->parser.req.keep_alive || c->pending.len > 0 || c->parser.started)
         gc__conn_linger(c);
     else
@@ -387,6 +398,24 @@ static int after_feed(gc__conn_t *c)
     return 1;
 }
 
+/* Feeds a connection's bytes to its parser: the HTTP/1 one, or with --protocol uwsgi
+ * the uwsgi one, which leaves its results in c->parser all the same. */
+static size_t parse(gc__conn_t *c, const char *data, size_t len)
+{
+    if (c->uwsgi != NULL)
+        return gc__uwsgi_feed(c->uwsgi, &c->parser, data, len);
+    return gc__http_parser_feed(&c->parser, data, len);
+}
+
+/* The client closed (or the connection failed): a request cut short is an error. */
+static void parse_eof(gc__conn_t *c)
+{
+    if (c->uwsgi != NULL)
+        gc__uwsgi_eof(c->uwsgi, &c->parser);
+    else
+        gc__http_parser_eof(&c->parser);
+}
+
 /* The client connection preface of HTTP/2 (RFC 9113 3.4). */
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -442,13 +471,14 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
             gc__h2conn_on_bytes(c, base, (size_t)nread);
         return;
     }
-    if (nread > 0 && c->w->h2c && c->parser.trusted && !c->answered && !c->parser.started) {
+    if (nread > 0 && c->w->h2c && c->uwsgi == NULL && c->parser.trusted && !c->answered &&
+        !c->parser.started) {
         /* h2c with prior knowledge: a trusted peer opens with the connection preface. */
         h2c_preface(c, base, (size_t)nread);
         return;
     }
-    if (nread > 0 && c->w->http2 && !c->answered && !c->parser.started && c->pending.len == 0 &&
-        gc__transport_is_tls(&c->tr)) {
+    if (nread > 0 && c->w->http2 && c->uwsgi == NULL && !c->answered && !c->parser.started &&
+        c->pending.len == 0 && gc__transport_is_tls(&c->tr)) {
         /* The handshake is done: ALPN may have chosen HTTP/2. */
         gc__tls_info_t info;
         gc__tls_info(&c->tr, &info);
@@ -461,7 +491,13 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
         }
     }
     if (nread <= 0) {
-        gc__http_parser_eof(&c->parser);
+        parse_eof(c);
+        if (c->parser.state == GC_HTTP_ERROR && c->uwsgi != NULL && nread == 0) {
+            /* A uwsgi packet cut short by a front end that only shut its sending side:
+             * it may still read the answer (Gunicorn answers too, with a 500). */
+            reject(c);
+            return;
+        }
         if (c->parser.state == GC_HTTP_ERROR)
             gc__debug("Ignored premature client disconnection from %s.", c->remote_addr);
         gc__conn_close(c);
@@ -488,7 +524,7 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
         drive(c);
         return;
     }
-    size_t used = gc__http_parser_feed(&c->parser, base, (size_t)nread);
+    size_t used = parse(c, base, (size_t)nread);
     if ((c->parser.state == GC_HTTP_READY || c->parser.state == GC_HTTP_HEAD) &&
         used < (size_t)nread &&
         gc__buf_append(&c->pending, base + used, (size_t)nread - used) < 0) {
@@ -567,7 +603,7 @@ static void start_reading(gc__conn_t *c)
 static void drive(gc__conn_t *c)
 {
     while (c->state != GC_CONN_CLOSING && c->pending.len > 0) {
-        size_t used = gc__http_parser_feed(&c->parser, c->pending.data, c->pending.len);
+        size_t used = parse(c, c->pending.data, c->pending.len);
         gc__buf_consume(&c->pending, used);
         if (!after_feed(c))
             return; /* dispatched (run will come back) or rejected */
@@ -745,6 +781,8 @@ static void request_continue(gc__conn_t *c, int keep)
         return;
     }
     gc__http_parser_next(&c->parser);
+    if (c->uwsgi != NULL)
+        gc__uwsgi_next(c->uwsgi);
     c->state = GC_CONN_WAITING;
     c->continue_sent = 0;
     c->idle_since = uv_hrtime();
@@ -812,6 +850,8 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
     c->open_handles = 1;
     c->idle_since = uv_hrtime();
     gc__http_parser_init(&c->parser, &w->limits);
+    if (w->front.uwsgi && (c->uwsgi = malloc(sizeof(*c->uwsgi))) != NULL)
+        gc__uwsgi_init(c->uwsgi);
     gc__buf_init(&c->pending);
     c->next = w->open.list;
     if (w->open.list)
@@ -836,6 +876,14 @@ void gc__conn_open(gc__worker_t *w, size_t li, int fd, const struct sockaddr_sto
         }
     }
     gc__frontend_accept(&w->front, c);
+    if (w->front.uwsgi && c->uwsgi == NULL) {
+        gc__conn_close(c); /* out of memory */
+        return;
+    }
+    if (c->parser.state == GC_HTTP_ERROR) { /* a peer refused at once (uwsgi_allow_ips) */
+        reject(c);
+        return;
+    }
     arm_timer(c, 0);
     start_reading(c);
     read_now(c);

@@ -98,6 +98,18 @@ int gc__frontend_init(gc__frontend_t *f, const gc__config_t *cfg)
         return -1;
     }
     f->proxy_mode = gc__proxy_mode_from_name(gc__cfg_str(cfg, GC_S_proxy_protocol));
+    const char *protocol = gc__cfg_str(cfg, GC_S_protocol);
+    f->uwsgi = protocol != NULL && strcmp(protocol, "uwsgi") == 0;
+    rc = gc__trust_init(&f->uwsgi_allow, cfg->v[GC_S_uwsgi_allow_ips].items,
+                        cfg->v[GC_S_uwsgi_allow_ips].n, err, sizeof(err));
+    if (rc == -EINVAL) {
+        gc__error("Invalid uwsgi_allow_ips: %s", err);
+        return -1;
+    }
+    if (rc < 0) {
+        gc__error("Out of memory while reading the proxy settings");
+        return -1;
+    }
     return 0;
 }
 
@@ -108,6 +120,16 @@ void gc__frontend_accept(const gc__frontend_t *f, gc__conn_t *c)
     int is_unix = c->listener->is_unix;
     c->parser.trusted = is_unix || gc__trust_match(&f->forwarded_allow, c->remote_addr);
     c->proxy_wait = f->proxy_mode != GC_PROXY_OFF;
+    /* uwsgi: the packet says who the client is and whether it came over HTTPS, so only
+     * the front ends listed may send one (a unix socket's peer always may, as in
+     * Gunicorn). Networks work here; Gunicorn compares address strings. */
+    if (f->uwsgi && !is_unix && !gc__trust_match(&f->uwsgi_allow, c->remote_addr)) {
+        gc__debug("uwsgi request from %s refused: not in uwsgi_allow_ips", c->remote_addr);
+        c->parser.state = GC_HTTP_ERROR;
+        c->parser.error_status = 403;
+        snprintf(c->parser.error_msg, sizeof(c->parser.error_msg),
+                 "Forbidden uWSGI request from %s", c->remote_addr);
+    }
 }
 
 static int refuse(gc__conn_t *c, int status, const char *msg)

@@ -22,6 +22,8 @@ typedef struct {
     gc__trust_list_t forwarded_allow;
     gc__trust_list_t proxy_allow;
     enum gc__proxy_mode proxy_mode;
+    int uwsgi;                    /* --protocol uwsgi: connections speak uwsgi packets */
+    gc__trust_list_t uwsgi_allow; /* uwsgi_allow_ips: who may send them over TCP */
 } gc__frontend_t;
 
 /* Builds everything from cfg, converting secure_scheme_headers from the config file's
@@ -31,7 +33,9 @@ int gc__frontend_init(gc__frontend_t *f, const gc__config_t *cfg);
 struct gc__conn;
 
 /* At accept, once the peer's address is known: marks the connection's parser as
- * trusted or not, and whether a PROXY header may come first. */
+ * trusted or not, and whether a PROXY header may come first. With --protocol uwsgi, a
+ * TCP peer not in uwsgi_allow_ips is refused: the parser's state is then
+ * GC_HTTP_ERROR with 403, to answer before anything is read. */
 void gc__frontend_accept(const gc__frontend_t *f, struct gc__conn *c);
 
 /* While the connection may still start with a PROXY header: appends the `len` bytes

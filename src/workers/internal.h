@@ -16,6 +16,7 @@
 
 #include <sys/socket.h>
 
+#include "http/uwsgi.h"
 #include "workers/worker.h"
 
 /* Where a connection is in its life (conn.c moves it; docs/architecture.md draws it):
@@ -51,7 +52,9 @@ struct gc__conn {
     gc__worker_t *w;
     const gc__listener_t *listener; /* borrowed from the worker */
     gc__http_parser_t parser;
-    gc__buf_t pending; /* bytes read past the end of the current request */
+    /* With --protocol uwsgi: the packet state; the results go to `parser` (http/uwsgi.h). */
+    gc__uwsgi_parser_t *uwsgi; /* owned; NULL for HTTP */
+    gc__buf_t pending;         /* bytes read past the end of the current request */
     char remote_addr[64];
     char remote_port[8];
     int family;             /* the socket's address family (AF_UNIX for a unix socket) */

@@ -55,6 +55,7 @@ typedef struct {
     int major;
     int keep_alive;
     int chunked;
+    int close_delimited; /* the request forbids chunking (uwsgi) */
     uint64_t body_sent;
     int warned_no_body;
     PyObject *trailers; /* owned: what gunicorn.http2.send_trailers was given, or NULL */
@@ -268,7 +269,7 @@ static int build_head(response_t *r, int64_t known_length)
     if (r->app_length < 0 && body_allowed(r)) {
         if (known_length >= 0)
             head.add_length = known_length;
-        else if (r->minor >= 1)
+        else if (r->minor >= 1 && !r->close_delimited)
             r->chunked = head.chunked = 1;
         else
             r->keep_alive = 0; /* HTTP/1.0 without a length: the close ends the body */
@@ -652,6 +653,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     r->trailers = NULL;
     r->minor = req->minor;
     r->major = req->major;
+    r->close_delimited = req->close_delimited;
     r->body_pending = &req->body_pending;
     r->keep_alive = keep_alive;
     r->head_request = method.len == 4 && memcmp(method.base, "HEAD", 4) == 0;
@@ -839,7 +841,9 @@ static PyObject *response_early_hints(response_t *r, PyObject *headers)
     int64_t length = -1;
     if (validate(status103, headers, &code, &length) < 0)
         return NULL;
-    if (r->sink == NULL || r->headers_sent || (r->major == 1 && r->minor == 0))
+    /* Not to HTTP/1.0, nor to a uwsgi front end (one head per response, then the body). */
+    if (r->sink == NULL || r->headers_sent || (r->major == 1 && r->minor == 0) ||
+        r->close_delimited)
         Py_RETURN_NONE;
     gc__buf_t out;
     gc__buf_init(&out);
