@@ -684,7 +684,16 @@ int gc__http_body_append(gc__http_body_t *b, const char *at, size_t len, size_t 
  * message answered 200), and it skips any two bytes after a chunk's data. */
 static int scan_cr(gc__http_parser_t *p, const char *b, const char *e)
 {
-    for (; b < e; b++) {
+    while (b < e) {
+        if (!p->expect_crlf && !p->cr_pending) {
+            /* Nothing pending: only the next CR matters. */
+            const char *cr = memchr(b, '\r', (size_t)(e - b));
+            if (cr == NULL)
+                return 0;
+            p->cr_pending = 1;
+            b = cr + 1;
+            continue;
+        }
         if (p->expect_crlf) {
             if (*b != (p->expect_crlf == 2 ? '\r' : '\n'))
                 return fail(p, 400, "Invalid chunked body: chunk data not followed by CRLF");
@@ -693,6 +702,7 @@ static int scan_cr(gc__http_parser_t *p, const char *b, const char *e)
         if (p->cr_pending && *b != '\n')
             return fail(p, 400, "Invalid HTTP request: CR not followed by LF");
         p->cr_pending = *b == '\r';
+        b++;
     }
     return 0;
 }
@@ -966,26 +976,40 @@ static size_t take_chunk_line(gc__http_parser_t *p, const char *data, size_t len
         fail(p, 400, "Invalid chunk size line: longer than %d bytes", CHUNK_LINE_MAX);
         goto error;
     }
-    if (gc__buf_append(&p->line, data, n) < 0) {
-        oom(p);
-        goto error;
+    /* A line that arrives whole (the usual case) is parsed where it is. */
+    const char *s = data;
+    size_t l = n;
+    if (p->line.len > 0 || nl == NULL) {
+        if (gc__buf_append(&p->line, data, n) < 0) {
+            oom(p);
+            goto error;
+        }
+        if (nl == NULL)
+            return len;
+        s = p->line.data;
+        l = p->line.len;
     }
-    if (nl == NULL)
-        return len;
     uint64_t size;
-    size_t l = p->line.len;
-    if (l < 2 || p->line.data[l - 2] != '\r' || parse_chunk_line(p->line.data, l - 2, &size) < 0) {
-        fail(p, 400, "Invalid chunk size line: '%.*s'", (int)(l > 64 ? 64 : l), p->line.data);
+    if (l < 2 || s[l - 2] != '\r' || parse_chunk_line(s, l - 2, &size) < 0) {
+        fail(p, 400, "Invalid chunk size line: '%.*s'", (int)(l > 64 ? 64 : l), s);
         goto error;
     }
-    char line[24];
-    int m = snprintf(line, sizeof(line), "%llx\r\n", (unsigned long long)size);
+    /* The size alone, in hex, for llhttp. */
+    char line[20];
+    size_t m = sizeof(line);
+    line[--m] = '\n';
+    line[--m] = '\r';
+    uint64_t v = size;
+    do {
+        line[--m] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v != 0);
     gc__buf_reset(&p->line);
     p->chunk_line = 0;
     p->last_chunk = size == 0;
     p->chunk_left = size;
     p->cr_pending = 0;
-    feed(p, line, (size_t)m);
+    feed(p, line + m, sizeof(line) - m);
     return n;
 error:
     p->state = GC_HTTP_ERROR;
