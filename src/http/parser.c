@@ -151,7 +151,7 @@ static int on_trailer_field(gc__http_parser_t *p, const char *at, size_t len)
         if (p->ntrailers >= p->limits->max_fields)
             return fail(p, 431, "limit request headers fields");
         p->ntrailers++;
-        p->trailer_name_len = p->trailer_value_len = 0;
+        p->trailer_name_len = p->trailer_size = 0;
         p->in_value = 0;
     }
     if (len > 0 && !gc__http_is_token(gc__view(at, len)))
@@ -160,8 +160,8 @@ static int on_trailer_field(gc__http_parser_t *p, const char *at, size_t len)
         p->trailer_name[p->trailer_name_len++] = at[i];
     /* A name longer than trailer_name keeps its first bytes, which match no forbidden
      * name (none is that long). */
-    p->trailer_value_len += len; /* the name's bytes count toward the field size */
-    if (p->trailer_value_len + 4 > p->limits->max_field_size)
+    p->trailer_size += len; /* "Name: value\r\n" must fit in limit_request_field_size */
+    if (p->trailer_size + 4 > p->limits->max_field_size)
         return fail(p, 431, "limit request headers fields size");
     return 0;
 }
@@ -189,8 +189,8 @@ static int on_trailer_value(gc__http_parser_t *p, const char *at, size_t len)
     if (!gc__http_is_field_value(gc__view(at, len)))
         return fail(p, 400, "Invalid HTTP Header in trailer: '%.*s'", (int)p->trailer_name_len,
                     p->trailer_name);
-    p->trailer_value_len += len;
-    if (p->trailer_value_len + 4 > p->limits->max_field_size)
+    p->trailer_size += len;
+    if (p->trailer_size + 4 > p->limits->max_field_size)
         return fail(p, 431, "limit request headers fields size");
     return 0;
 }
@@ -808,7 +808,7 @@ void gc__http_parser_next(gc__http_parser_t *p)
     p->method_len = 0;
     p->ndropped = 0;
     p->chunk_line = p->last_chunk = 0;
-    p->ntrailers = p->trailer_name_len = p->trailer_value_len = 0;
+    p->ntrailers = p->trailer_name_len = p->trailer_size = 0;
     p->cr_pending = 0;
     p->chunk_left = 0;
     p->expect_crlf = 0;

@@ -134,7 +134,7 @@ typedef struct {
     int last_chunk;        /* the size line of the last chunk (0) went to llhttp: trailers */
     size_t ntrailers;      /* trailer fields of this request so far */
     char trailer_name[24]; /* the current trailer field's name (its first bytes) */
-    size_t trailer_name_len, trailer_value_len;
+    size_t trailer_name_len, trailer_size;
     const char *scan_pos;  /* the framing bytes of this feed before it are checked for CR */
     int cr_pending;        /* the last framing byte checked was a CR */
     uint64_t chunk_left;   /* data bytes of the current chunk still to come */
