@@ -614,11 +614,37 @@ static int on_headers_complete(llhttp_t *ll)
     return r->chunked ? HPE_PAUSED : 0;
 }
 
+/* A chunk-size line from llhttp or from take_chunk_line: how much data follows. */
+static int on_chunk_header(llhttp_t *ll)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    p->chunk_left = ll->content_length;
+    p->last_chunk = ll->content_length == 0;
+    return 0;
+}
+
+/* At the end of a chunk (its data and CRLF consumed), the next chunk-size line is
+ * read by take_chunk_line, which pauses llhttp for a turn of gc__http_parser_feed.
+ * The usual line, hex digits and CRLF alone, is left to llhttp when it is already in
+ * this feed: it reads it exactly as we would, and scan_cr still checks its bytes. The
+ * line starts after the framing bytes not yet scanned, of which the first
+ * expect_crlf are the rest of the CRLF after the data. */
 static int on_chunk_complete(llhttp_t *ll)
 {
     gc__http_parser_t *p = parser_of(ll);
     if (p->last_chunk)
         return 0; /* the end of the trailers: on_message_complete follows */
+    const char *q = p->scan_pos, *end = p->feed_end;
+    if (q != NULL && q >= p->feed_data && (size_t)(end - q) >= (size_t)p->expect_crlf) {
+        q += p->expect_crlf;
+        /* Up to 15 digits: a size that take_chunk_line would take too (below 2^62). */
+        size_t digits = 0;
+        while (q + digits < end && digits <= 15 && is_hex(q[digits]))
+            digits++;
+        if (digits >= 1 && digits <= 15 && end - (q + digits) >= 2 && q[digits] == '\r' &&
+            q[digits + 1] == '\n')
+            return 0;
+    }
     p->chunk_line = 1;
     return HPE_PAUSED;
 }
@@ -751,6 +777,7 @@ void gc__http_parser_init(gc__http_parser_t *p, const gc__http_limits_t *limits)
         settings.on_header_value = on_header_value;
         settings.on_headers_complete = on_headers_complete;
         settings.on_body = on_body;
+        settings.on_chunk_header = on_chunk_header;
         settings.on_chunk_complete = on_chunk_complete;
         settings.on_message_complete = on_message_complete;
     }
@@ -857,6 +884,7 @@ static void map_llhttp_error(gc__http_parser_t *p, llhttp_errno_t err)
 static size_t feed(gc__http_parser_t *p, const char *data, size_t len)
 {
     p->feed_data = data;
+    p->feed_end = data + len;
     p->scan_pos = data;
     llhttp_errno_t err = llhttp_execute(&p->ll, data, len);
     size_t used = len;
@@ -1006,8 +1034,6 @@ static size_t take_chunk_line(gc__http_parser_t *p, const char *data, size_t len
     } while (v != 0);
     gc__buf_reset(&p->line);
     p->chunk_line = 0;
-    p->last_chunk = size == 0;
-    p->chunk_left = size;
     p->cr_pending = 0;
     feed(p, line + m, sizeof(line) - m);
     return n;

@@ -140,6 +140,7 @@ typedef struct {
     uint64_t chunk_left;   /* data bytes of the current chunk still to come */
     int expect_crlf;       /* the CRLF after a chunk's data: bytes of it still to check */
     const char *feed_data; /* the buffer being fed, to look one byte behind a piece */
+    const char *feed_end;  /* ... and its end, to look ahead for a chunk-size line */
     char prev_last;        /* the last byte of the previous feed */
     int error_status;      /* 400, 431, 501 ... when state is GC_HTTP_ERROR */
     char error_msg[256];
