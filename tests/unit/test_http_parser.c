@@ -869,9 +869,16 @@ static void test_unknown_http1_minor_version(void)
 static void test_chunk_extensions(void)
 {
     static const char *const good[] = {
-        "5; some; parameters=stuff\r\nhello\r\n0\r\n\r\n", "5 ; a = b\r\nhello\r\n0 ;last\r\n\r\n",
-        "5\t;\ta\t=\t\"x y\\\"z\"\r\nhello\r\n0\r\n\r\n",  "5;a;b=c;d=\"\"\r\nhello\r\n0\r\n\r\n",
+        "5; some; parameters=stuff\r\nhello\r\n0\r\n\r\n",
+        "5 ; a = b\r\nhello\r\n0 ;last\r\n\r\n",
+        "5\t;\ta\t=\t\"x y\\\"z\"\r\nhello\r\n0\r\n\r\n",
+        "5;a;b=c;d=\"\"\r\nhello\r\n0\r\n\r\n",
         "00000000000000000005\r\nhello\r\n0\r\n\r\n",
+        /* Later chunks: lines of digits alone (read by llhttp when they are in the
+         * buffer) and lines with extensions or many digits (read by us). */
+        "2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
+        "2\r\nhe\r\n3 ; a = b\r\nllo\r\n0\r\n\r\n",
+        "2\r\nhe\r\n00000000000000000003\r\nllo\r\n0 ;z\r\nX-T: 1\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         gc__buf_t in, out;
@@ -901,6 +908,12 @@ static void test_chunk_extensions(void)
         "-5\r\nhello\r\n0\r\n\r\n",
         "fffffffffffffffff\r\nhello\r\n0\r\n\r\n", /* past 64 bits */
         "5\r\nhelloXX0\r\n\r\n",                   /* data not followed by CRLF */
+        /* The same shapes in a later chunk, whose line llhttp may read itself. */
+        "3\r\nabc\r\n 5\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabc\r\n5\r\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabcXX5\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabc\r\nfffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabc\r\n5;a\nhello\r\n0\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         gc__buf_t in;
