@@ -8,6 +8,7 @@
  * resumes llhttp for the next pipelined request. */
 #include "http/parser.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -111,15 +112,95 @@ static int field_too_big(gc__http_parser_t *p, const gc__http_field_t *f)
     return (size_t)f->name_len + 2 + f->value_len + 2 > p->limits->max_field_size;
 }
 
+/* Trailer fields (after a chunked body) are checked with the header rules and their
+ * limits, then dropped unstored: they never reach the environ, so a trailer cannot add
+ * to or override a header. Fields that RFC 9110 section 6.5.1 says cannot be processed
+ * after the content (framing, routing, connection control, request modifiers,
+ * authentication, content format) are refused: a front end that merges trailers into
+ * the header section would otherwise route or frame by a field we never saw. The list
+ * is Gunicorn's six and the rest of those groups. */
+static const char *const forbidden_trailers[] = {
+    "content-length",
+    "transfer-encoding",
+    "trailer",
+    "te",
+    "host",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "expect",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "max-forwards",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "content-type",
+    "content-encoding",
+    "content-range",
+};
+
+static int on_trailer_field(gc__http_parser_t *p, const char *at, size_t len)
+{
+    if (p->in_value || p->ntrailers == 0) {
+        if (p->ntrailers >= p->limits->max_fields)
+            return fail(p, 431, "limit request headers fields");
+        p->ntrailers++;
+        p->trailer_name_len = p->trailer_size = 0;
+        p->in_value = 0;
+    }
+    if (len > 0 && !gc__http_is_token(gc__view(at, len)))
+        return fail(p, 400, "Invalid HTTP header name in trailer");
+    for (size_t i = 0; i < len && p->trailer_name_len < sizeof(p->trailer_name); i++)
+        p->trailer_name[p->trailer_name_len++] = at[i];
+    /* A name longer than trailer_name keeps its first bytes, which match no forbidden
+     * name (none is that long). */
+    p->trailer_size += len; /* "Name: value\r\n" must fit in limit_request_field_size */
+    if (p->trailer_size + 4 > p->limits->max_field_size)
+        return fail(p, 431, "limit request headers fields size");
+    return 0;
+}
+
+static int on_trailer_field_complete(gc__http_parser_t *p)
+{
+    gc__view_t name = gc__view(p->trailer_name, p->trailer_name_len);
+    p->in_value = 1;
+    if (name.len == 0)
+        return fail(p, 400, "Invalid HTTP header name in trailer");
+    for (size_t i = 0; i < sizeof(forbidden_trailers) / sizeof(forbidden_trailers[0]); i++)
+        if (gc__view_ieq(name, forbidden_trailers[i])) {
+            char upper[24];
+            for (size_t j = 0; j < name.len; j++)
+                upper[j] = name.base[j] >= 'a' && name.base[j] <= 'z' ? (char)(name.base[j] - 32)
+                                                                      : name.base[j];
+            return fail(p, 400, "Invalid HTTP header name: '%.*s' (not allowed in a trailer)",
+                        (int)name.len, upper);
+        }
+    return 0;
+}
+
+static int on_trailer_value(gc__http_parser_t *p, const char *at, size_t len)
+{
+    if (!gc__http_is_field_value(gc__view(at, len)))
+        return fail(p, 400, "Invalid HTTP Header in trailer: '%.*s'", (int)p->trailer_name_len,
+                    p->trailer_name);
+    p->trailer_size += len;
+    if (p->trailer_size + 4 > p->limits->max_field_size)
+        return fail(p, 431, "limit request headers fields size");
+    return 0;
+}
+
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     gc__http_parser_t *p = parser_of(ll);
     gc__http_request_t *r = &p->req;
-    /* Fields after the head are the trailer of a chunked body. Gunicorn keeps them out
-     * of the headers (and the environ), so a trailer cannot add or override a header
-     * such as Content-Length; we drop them unstored, which also bounds their memory. */
     if (p->headers_done)
-        return 0;
+        return on_trailer_field(p, at, len);
     /* A name split across two reads arrives in two calls; only start a new field
      * after a value (or at the first field). */
     if (p->in_value || r->nfields == 0) {
@@ -182,7 +263,7 @@ static int on_header_field_complete(llhttp_t *ll)
 {
     gc__http_parser_t *p = parser_of(ll);
     if (p->headers_done)
-        return 0; /* a trailer field; see on_header_field */
+        return on_trailer_field_complete(p);
     gc__http_field_t *f = &p->req.fields[p->req.nfields - 1];
     f->value_off = (uint32_t)p->req.head.len;
     p->in_value = 1;
@@ -194,7 +275,7 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
     gc__http_parser_t *p = parser_of(ll);
     gc__http_request_t *r = &p->req;
     if (p->headers_done)
-        return 0; /* a trailer value; see on_header_field */
+        return on_trailer_value(p, at, len);
     gc__http_field_t *f = &r->fields[r->nfields - 1];
     /* llhttp joins an obs-fold continuation line to the value without telling us. A
      * value piece normally follows ':' or whitespace; one that follows a line feed is
@@ -250,6 +331,10 @@ static int check_transfer_encoding(gc__http_parser_t *p)
             while (item.len && (item.base[item.len - 1] == ' ' || item.base[item.len - 1] == '\t'))
                 item.len--;
             seen = 1;
+            /* An empty value or list element is a malformed framing header, not an
+             * unknown coding: 400 rather than Gunicorn's 501. */
+            if (item.len == 0)
+                return fail(p, 400, "Invalid HTTP Header: 'TRANSFER-ENCODING' (empty coding)");
             if (gc__view_ieq(item, "chunked")) {
                 if (++chunked_count > 1)
                     return fail(p, 400, "Invalid HTTP Header: 'TRANSFER-ENCODING'");
@@ -295,20 +380,164 @@ static void unfold_values(gc__http_request_t *r)
     }
 }
 
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986 unreserved and sub-delims: what a reg-name holds besides pct-encoded. */
+static int is_reg_name_char(char c)
+{
+    return is_alpha(c) || (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
+/* RFC 3986 IP-literal without its brackets: an IPv6 address or IPvFuture. */
+static int is_ip_literal(gc__view_t v)
+{
+    if (v.len >= 2 && (v.base[0] == 'v' || v.base[0] == 'V')) {
+        size_t i = 1;
+        while (i < v.len && is_hex(v.base[i]))
+            i++;
+        if (i == 1 || i == v.len || v.base[i] != '.' || i + 1 == v.len)
+            return 0;
+        for (i++; i < v.len; i++)
+            if (!is_reg_name_char(v.base[i]) && v.base[i] != ':')
+                return 0;
+        return 1;
+    }
+    char addr[INET6_ADDRSTRLEN];
+    struct in6_addr a6;
+    if (v.len == 0 || v.len >= sizeof(addr))
+        return 0;
+    memcpy(addr, v.base, v.len);
+    addr[v.len] = '\0';
+    return inet_pton(AF_INET6, addr, &a6) == 1;
+}
+
+/* RFC 9110 section 7.2 / RFC 3986 section 3.2: `uri-host [ ":" port ]`, where uri-host
+ * is an IP-literal, an IPv4 address or a reg-name (percent-encoding allowed) and the
+ * port is up to five digits. No userinfo, no path, no blanks, no list. An empty host
+ * is valid grammar; the callers decide whether it is allowed. */
+static int is_host_port(gc__view_t v)
+{
+    size_t i = 0;
+    if (v.len > 0 && v.base[0] == '[') {
+        const char *close = memchr(v.base, ']', v.len);
+        if (close == NULL || !is_ip_literal(gc__view(v.base + 1, (size_t)(close - v.base) - 1)))
+            return 0;
+        i = (size_t)(close - v.base) + 1;
+    } else {
+        while (i < v.len && v.base[i] != ':') {
+            if (v.base[i] == '%') {
+                if (i + 2 >= v.len || !is_hex(v.base[i + 1]) || !is_hex(v.base[i + 2]))
+                    return 0;
+                i += 3;
+                continue;
+            }
+            if (!is_reg_name_char(v.base[i]))
+                return 0;
+            i++;
+        }
+    }
+    if (i == v.len)
+        return 1;
+    if (v.base[i] != ':' || v.len - i - 1 > 5)
+        return 0;
+    for (i++; i < v.len; i++)
+        if (!is_digit(v.base[i]))
+            return 0;
+    return 1;
+}
+
+/* The request-target (RFC 9112 section 3.2): visible ASCII only, so no control byte and
+ * no raw non-ASCII octet (UTF-8, overlong or not, must be percent-encoded). The
+ * characters RFC 3986 leaves out but clients send unencoded ("{", "|", "^", ...) are
+ * kept, as most servers keep them. An absolute-form target must be an absolute URI:
+ * a scheme, "://", and an authority that is a valid host with an optional port; for
+ * http and https a userinfo part is refused (RFC 9110 section 4.2.4) and so is an empty
+ * host (section 4.2.1). Sets *authority when the target names one. */
+static int check_target(gc__http_parser_t *p, gc__view_t t, int *authority)
+{
+    *authority = 0;
+    for (size_t i = 0; i < t.len; i++) {
+        unsigned char c = (unsigned char)t.base[i];
+        if (c <= ' ' || c >= 0x7f)
+            return fail(p, 400, "Invalid HTTP request line: byte 0x%02x in the target", c);
+    }
+    if (t.len == 0 || t.base[0] == '/' || (t.len == 1 && t.base[0] == '*'))
+        return 0;
+    const char *sep = NULL;
+    for (size_t i = 0; i + 2 < t.len; i++)
+        if (t.base[i] == ':' && t.base[i + 1] == '/' && t.base[i + 2] == '/') {
+            sep = t.base + i;
+            break;
+        }
+    if (sep == NULL)
+        return 0; /* authority-form: llhttp keeps it for CONNECT, refused below */
+    gc__view_t scheme = gc__view(t.base, (size_t)(sep - t.base));
+    int ok = scheme.len > 0 && is_alpha(scheme.base[0]);
+    for (size_t i = 1; ok && i < scheme.len; i++)
+        ok = is_alpha(scheme.base[i]) || is_digit(scheme.base[i]) ||
+             strchr("+-.", scheme.base[i]) != NULL;
+    const char *a = sep + 3, *end = t.base + t.len, *e = a;
+    while (e < end && *e != '/' && *e != '?' && *e != '#')
+        e++;
+    gc__view_t auth = gc__view(a, (size_t)(e - a));
+    int web = gc__view_ieq(scheme, "http") || gc__view_ieq(scheme, "https");
+    const char *at = memchr(auth.base, '@', auth.len);
+    if (ok && at != NULL && !web) {
+        auth.len -= (size_t)(at + 1 - auth.base);
+        auth.base = at + 1;
+        at = NULL;
+    }
+    if (!ok || at != NULL || !is_host_port(auth) || (web && (auth.len == 0 || auth.base[0] == ':')))
+        return fail(p, 400, "Invalid HTTP request line: '%.*s' is not a valid absolute URI",
+                    (int)(t.len > 200 ? 200 : t.len), t.base);
+    *authority = 1;
+    return 0;
+}
+
 /* Our own rules on a complete head, beyond what llhttp checks (see docs/http.md). */
 static int validate_head(gc__http_parser_t *p)
 {
     gc__http_request_t *r = &p->req;
     if (p->folded && !p->limits->permit_obsolete_folding)
         return fail(p, 400, "Obsolete line folding is unacceptable");
+    gc__view_t target = gc__http_target(r), method = gc__http_method(r);
+    /* A WSGI application cannot tunnel: CONNECT is not implemented for any resource. */
+    if (method.len == 7 && memcmp(method.base, "CONNECT", 7) == 0)
+        return fail(p, 501, "Method not implemented: 'CONNECT' (a WSGI server cannot tunnel)");
+    int authority;
+    if (check_target(p, target, &authority) < 0)
+        return -1;
     int hosts = count_fields(r, "host");
     if (hosts > 1)
         return fail(p, 400, "Invalid HTTP Header: 'HOST'");
     if (hosts == 0 && r->major == 1 && r->minor == 1)
         return fail(p, 400, "Missing Host header (required in HTTP/1.1)");
+    if (hosts == 1) {
+        /* An empty Host is what a client sends when the target URI has no authority
+         * (RFC 9112 section 3.2); for an http(s) server the URI then has an empty host,
+         * which RFC 9110 section 4.2.1 says to reject. Only an absolute-form target,
+         * whose authority replaces the Host, may come with an empty one. */
+        gc__view_t host = gc__http_field_value(r, (size_t)gc__http_find_field(r, "host"));
+        if ((host.len == 0 && !authority) ||
+            (host.len > 0 && (!is_host_port(host) || host.base[0] == ':')))
+            return fail(p, 400, "Invalid Host header: '%.*s'",
+                        (int)(host.len > 200 ? 200 : host.len), host.base);
+    }
     if (count_fields(r, "content-type") > 1)
         return fail(p, 400, "Invalid HTTP Header: 'CONTENT-TYPE'");
-    gc__view_t target = gc__http_target(r), method = gc__http_method(r);
     if (target.len == 1 && target.base[0] == '*' && !gc__view_ieq(method, "options"))
         return fail(p, 400, "Invalid HTTP request line: '%.*s *'", (int)method.len, method.base);
     for (size_t i = 0; i < r->nfields; i++)
@@ -372,6 +601,9 @@ static int on_headers_complete(llhttp_t *ll)
             return fail(p, 417, "Unable to comply with expectation: '%.*s'", (int)v.len, v.base);
         r->expect_continue = r->chunked || r->content_length > 0;
     }
+    /* The chunk-size lines are ours to read (take_chunk_line): llhttp stops here and at
+     * the end of each chunk's data. */
+    p->chunk_line = r->chunked;
     if (r->expect_continue) {
         /* Hand the head over now: 100 Continue goes out only if the application reads
          * the body (see gc__http_parser_resume_body). */
@@ -379,7 +611,42 @@ static int on_headers_complete(llhttp_t *ll)
         p->state = GC_HTTP_HEAD;
         return HPE_PAUSED;
     }
+    return r->chunked ? HPE_PAUSED : 0;
+}
+
+/* A chunk-size line from llhttp or from take_chunk_line: how much data follows. */
+static int on_chunk_header(llhttp_t *ll)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    p->chunk_left = ll->content_length;
+    p->last_chunk = ll->content_length == 0;
     return 0;
+}
+
+/* At the end of a chunk (its data and CRLF consumed), the next chunk-size line is
+ * read by take_chunk_line, which pauses llhttp for a turn of gc__http_parser_feed.
+ * The usual line, hex digits and CRLF alone, is left to llhttp when it is already in
+ * this feed: it reads it exactly as we would, and scan_cr still checks its bytes. The
+ * line starts after the framing bytes not yet scanned, of which the first
+ * expect_crlf are the rest of the CRLF after the data. */
+static int on_chunk_complete(llhttp_t *ll)
+{
+    gc__http_parser_t *p = parser_of(ll);
+    if (p->last_chunk)
+        return 0; /* the end of the trailers: on_message_complete follows */
+    const char *q = p->scan_pos, *end = p->feed_end;
+    if (q != NULL && q >= p->feed_data && (size_t)(end - q) >= (size_t)p->expect_crlf) {
+        q += p->expect_crlf;
+        /* Up to 15 digits: a size that take_chunk_line would take too (below 2^62). */
+        size_t digits = 0;
+        while (q + digits < end && digits <= 15 && is_hex(q[digits]))
+            digits++;
+        if (digits >= 1 && digits <= 15 && end - (q + digits) >= 2 && q[digits] == '\r' &&
+            q[digits + 1] == '\n')
+            return 0;
+    }
+    p->chunk_line = 1;
+    return HPE_PAUSED;
 }
 
 /* Moves a body that outgrew memory into an unlinked temporary file in $TMPDIR (or /tmp). */
@@ -435,9 +702,51 @@ int gc__http_body_append(gc__http_body_t *b, const char *at, size_t len, size_t 
     return 0;
 }
 
+/* Checks the framing bytes in [b, e) (request line, fields, chunk lines, trailers; not
+ * body data) for a CR that is not followed by LF, and that a chunk's data is followed
+ * by CRLF. llhttp as distributions build it (its loose mode) takes any byte after the
+ * CR that ends the header section as the LF, so "...\r\n\rX-Header: v" would end the
+ * head at the "X" and the rest would be read as the next request (a prefix of the
+ * message answered 200), and it skips any two bytes after a chunk's data. */
+static int scan_cr(gc__http_parser_t *p, const char *b, const char *e)
+{
+    while (b < e) {
+        if (!p->expect_crlf && !p->cr_pending) {
+            /* Nothing pending: only the next CR matters. */
+            const char *cr = memchr(b, '\r', (size_t)(e - b));
+            if (cr == NULL)
+                return 0;
+            p->cr_pending = 1;
+            b = cr + 1;
+            continue;
+        }
+        if (p->expect_crlf) {
+            if (*b != (p->expect_crlf == 2 ? '\r' : '\n'))
+                return fail(p, 400, "Invalid chunked body: chunk data not followed by CRLF");
+            p->expect_crlf--;
+        }
+        if (p->cr_pending && *b != '\n')
+            return fail(p, 400, "Invalid HTTP request: CR not followed by LF");
+        p->cr_pending = *b == '\r';
+        b++;
+    }
+    return 0;
+}
+
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     gc__http_parser_t *p = parser_of(ll);
+    if (p->scan_pos != NULL && p->scan_pos <= at) {
+        if (scan_cr(p, p->scan_pos, at) < 0)
+            return -1;
+        if (p->cr_pending)
+            return fail(p, 400, "Invalid HTTP request: CR not followed by LF");
+        p->scan_pos = at + len;
+    }
+    if (p->req.chunked && len <= p->chunk_left) {
+        p->chunk_left -= len;
+        p->expect_crlf = p->chunk_left == 0 ? 2 : 0;
+    }
     int err = gc__http_body_append(&p->req.body, at, len, p->limits->spool_threshold);
     if (err == -ENOMEM)
         return oom(p);
@@ -468,6 +777,8 @@ void gc__http_parser_init(gc__http_parser_t *p, const gc__http_limits_t *limits)
         settings.on_header_value = on_header_value;
         settings.on_headers_complete = on_headers_complete;
         settings.on_body = on_body;
+        settings.on_chunk_header = on_chunk_header;
+        settings.on_chunk_complete = on_chunk_complete;
         settings.on_message_complete = on_message_complete;
     }
     memset(p, 0, sizeof(*p));
@@ -524,6 +835,11 @@ void gc__http_parser_next(gc__http_parser_t *p)
     gc__buf_reset(&p->line);
     p->method_len = 0;
     p->ndropped = 0;
+    p->chunk_line = p->last_chunk = 0;
+    p->ntrailers = p->trailer_name_len = p->trailer_size = 0;
+    p->cr_pending = 0;
+    p->chunk_left = 0;
+    p->expect_crlf = 0;
     /* After a request with "Connection: Upgrade" (or a CONNECT) llhttp would hand every
      * later byte over as another protocol's, with no request around it. Gunicorn has no
      * upgrades and reads on in HTTP/1.1, so llhttp starts afresh instead. */
@@ -545,7 +861,12 @@ static void map_llhttp_error(gc__http_parser_t *p, llhttp_errno_t err)
         fail(p, 400, "Invalid HTTP method: %s", reason);
         break;
     case HPE_INVALID_VERSION:
-        fail(p, 400, "Invalid HTTP Version: %s", reason);
+        /* HTTP/1.2 to 1.9: a version of HTTP/1 we do not implement, which
+         * --permit-unconventional-http-version serves as 1.1 (take_line). */
+        if (p->ll.http_major == 1 && p->ll.http_minor >= 2 && p->ll.http_minor <= 9)
+            fail(p, 505, "HTTP Version Not Supported: HTTP/1.%d", p->ll.http_minor);
+        else
+            fail(p, 400, "Invalid HTTP Version: %s", reason);
         break;
     case HPE_INVALID_URL:
         fail(p, 400, "Invalid HTTP request line: %s", reason);
@@ -564,20 +885,160 @@ static void map_llhttp_error(gc__http_parser_t *p, llhttp_errno_t err)
 static size_t feed(gc__http_parser_t *p, const char *data, size_t len)
 {
     p->feed_data = data;
+    p->feed_end = data + len;
+    p->scan_pos = data;
     llhttp_errno_t err = llhttp_execute(&p->ll, data, len);
-    if (err == HPE_OK)
-        return len;
-    if (err == HPE_PAUSED && (p->state == GC_HTTP_READY || p->state == GC_HTTP_HEAD))
-        return (size_t)(llhttp_get_error_pos(&p->ll) - data);
-    if (err == HPE_PAUSED_UPGRADE) {
-        /* An Upgrade or CONNECT request: hand over its head; the connection will not
-         * be reused for HTTP after it. */
+    size_t used = len;
+    if (err == HPE_OK) {
+        used = len;
+    } else if (err == HPE_PAUSED &&
+               (p->state == GC_HTTP_READY || p->state == GC_HTTP_HEAD || p->chunk_line)) {
+        used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+        if (p->state == GC_HTTP_NEED_MORE)
+            llhttp_resume(&p->ll); /* at a chunk-size line: take_chunk_line goes on */
+    } else if (err == HPE_PAUSED_UPGRADE) {
+        /* An Upgrade request: hand over its head; the connection will not be reused
+         * for HTTP after it. */
         p->state = GC_HTTP_READY;
         p->req.keep_alive = 0;
-        return (size_t)(llhttp_get_error_pos(&p->ll) - data);
+        used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+    } else {
+        if (p->error_status == 0)
+            map_llhttp_error(p, err);
+        p->state = GC_HTTP_ERROR;
+        return len;
     }
-    if (p->error_status == 0)
-        map_llhttp_error(p, err);
+    /* The framing bytes after the last body piece; a request is handed over only if
+     * none of its line ends is a bare CR. */
+    const char *from = p->scan_pos;
+    p->scan_pos = NULL;
+    if (from >= data && from <= data + used && scan_cr(p, from, data + used) < 0) {
+        p->state = GC_HTTP_ERROR;
+        return len;
+    }
+    return used;
+}
+
+/* Reads a chunk-size line (RFC 9112 section 7.1) ourselves and gives llhttp the size
+ * alone: llhttp 8.1 refuses the optional whitespace (BWS) that RFC 9112 section 7.1.1
+ * allows around ";" and "=" in chunk extensions ("5 ; name = value"), which Gunicorn
+ * and other servers accept. The line is checked against the grammar
+ *     chunk-size *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] ) CRLF
+ * with no other whitespace, a CR only before the final LF, at most CHUNK_LINE_MAX
+ * bytes, and a size that fits in 62 bits. Extensions are not used. Returns the bytes
+ * consumed. */
+#define CHUNK_LINE_MAX 4096
+
+static size_t skip_bws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return i;
+}
+
+static size_t skip_token(const char *s, size_t i, size_t n)
+{
+    size_t j = i;
+    while (j < n && gc__http_is_token(gc__view(s + j, 1)))
+        j++;
+    return j;
+}
+
+static int parse_chunk_line(const char *s, size_t n, uint64_t *size)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    while (i < n && is_hex(s[i])) {
+        if (v >> 58)
+            return -1;
+        char c = s[i++];
+        v = v * 16 + (uint64_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    if (i == 0)
+        return -1;
+    while (i < n) {
+        i = skip_bws(s, i, n);
+        if (i == n || s[i] != ';')
+            return -1;
+        i = skip_bws(s, i + 1, n);
+        size_t j = skip_token(s, i, n);
+        if (j == i)
+            return -1;
+        i = skip_bws(s, j, n);
+        if (i == n || s[i] != '=') {
+            i = j; /* no value: the next extension or the end must follow */
+            continue;
+        }
+        i = skip_bws(s, i + 1, n);
+        if (i < n && s[i] == '"') {
+            for (i++; i < n && s[i] != '"'; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c == '\\') {
+                    if (++i == n)
+                        return -1;
+                    c = (unsigned char)s[i];
+                    if ((c < ' ' && c != '\t') || c == 0x7f)
+                        return -1;
+                } else if ((c < ' ' && c != '\t') || c == 0x7f) {
+                    return -1;
+                }
+            }
+            if (i == n)
+                return -1;
+            i++;
+        } else {
+            j = skip_token(s, i, n);
+            if (j == i)
+                return -1;
+            i = j;
+        }
+    }
+    *size = v;
+    return 0;
+}
+
+static size_t take_chunk_line(gc__http_parser_t *p, const char *data, size_t len)
+{
+    const char *nl = memchr(data, '\n', len);
+    size_t n = nl ? (size_t)(nl - data) + 1 : len;
+    if (p->line.len + n > CHUNK_LINE_MAX) {
+        fail(p, 400, "Invalid chunk size line: longer than %d bytes", CHUNK_LINE_MAX);
+        goto error;
+    }
+    /* A line that arrives whole (the usual case) is parsed where it is. */
+    const char *s = data;
+    size_t l = n;
+    if (p->line.len > 0 || nl == NULL) {
+        if (gc__buf_append(&p->line, data, n) < 0) {
+            oom(p);
+            goto error;
+        }
+        if (nl == NULL)
+            return len;
+        s = p->line.data;
+        l = p->line.len;
+    }
+    uint64_t size;
+    if (l < 2 || s[l - 2] != '\r' || parse_chunk_line(s, l - 2, &size) < 0) {
+        fail(p, 400, "Invalid chunk size line: '%.*s'", (int)(l > 64 ? 64 : l), s);
+        goto error;
+    }
+    /* The size alone, in hex, for llhttp. */
+    char line[20];
+    size_t m = sizeof(line);
+    line[--m] = '\n';
+    line[--m] = '\r';
+    uint64_t v = size;
+    do {
+        line[--m] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    gc__buf_reset(&p->line);
+    p->chunk_line = 0;
+    p->cr_pending = 0;
+    feed(p, line + m, sizeof(line) - m);
+    return n;
+error:
     p->state = GC_HTTP_ERROR;
     return len;
 }
@@ -652,11 +1113,6 @@ static size_t take_method(gc__http_parser_t *p, const char *data, size_t len)
     return i + 1;
 }
 
-static int is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 /* With --permit-unconventional-http-version, the rest of the request line is collected
  * and its version checked here: any "HTTP/d.d" is taken (llhttp knows only 1.0 and
  * 1.1 among them) and llhttp is given HTTP/1.1 for versions from 1.1 up, HTTP/1.0
@@ -726,10 +1182,19 @@ size_t gc__http_parser_feed(gc__http_parser_t *p, const char *data, size_t len)
         if (p->state != GC_HTTP_NEED_MORE || !p->line_done || pre == len)
             return pre;
     }
-    size_t used = feed(p, data + pre, len - pre);
-    if (used > 0)
-        p->prev_last = data[pre + used - 1];
-    return pre + used;
+    while (pre < len && p->state == GC_HTTP_NEED_MORE) {
+        if (p->chunk_line) {
+            pre += take_chunk_line(p, data + pre, len - pre);
+            continue;
+        }
+        size_t used = feed(p, data + pre, len - pre);
+        if (used > 0)
+            p->prev_last = data[pre + used - 1];
+        pre += used;
+        if (!p->chunk_line)
+            break;
+    }
+    return pre;
 }
 
 void gc__http_parser_resume_body(gc__http_parser_t *p)

@@ -130,8 +130,19 @@ typedef struct {
     size_t method_len;
     int substituted;       /* llhttp was given a stand-in for a method it does not know */
     int line_done;         /* --permit-unconventional-http-version: the line went to llhttp */
-    gc__buf_t line;        /* ... and the request line while it arrives */
+    gc__buf_t line;        /* ... and the request line while it arrives; later a chunk-size
+                            * line while it arrives */
+    int chunk_line;        /* the next bytes are a chunk-size line, read by us, not llhttp */
+    int last_chunk;        /* the size line of the last chunk (0) went to llhttp: trailers */
+    size_t ntrailers;      /* trailer fields of this request so far */
+    char trailer_name[24]; /* the current trailer field's name (its first bytes) */
+    size_t trailer_name_len, trailer_size;
+    const char *scan_pos;  /* the framing bytes of this feed before it are checked for CR */
+    int cr_pending;        /* the last framing byte checked was a CR */
+    uint64_t chunk_left;   /* data bytes of the current chunk still to come */
+    int expect_crlf;       /* the CRLF after a chunk's data: bytes of it still to check */
     const char *feed_data; /* the buffer being fed, to look one byte behind a piece */
+    const char *feed_end;  /* ... and its end, to look ahead for a chunk-size line */
     char prev_last;        /* the last byte of the previous feed */
     int error_status;      /* 400, 431, 501 ... when state is GC_HTTP_ERROR */
     char error_msg[256];

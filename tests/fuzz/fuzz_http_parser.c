@@ -94,6 +94,16 @@ static void take_request(const gc__http_parser_t *p, int with_body, outcome_t *o
         check((size_t)r->method_len + r->target_len + 10 <= l->max_line, "request line limit", data,
               size);
     check(r->nfields <= l->max_fields, "field count limit", data, size);
+    gc__view_t target = gc__http_target(r);
+    for (size_t i = 0; i < target.len; i++)
+        check((unsigned char)target.base[i] > ' ' && (unsigned char)target.base[i] < 0x7f,
+              "target is visible ASCII", data, size);
+    check(!(r->method_len == 7 && memcmp(gc__http_method(r).base, "CONNECT", 7) == 0), "no CONNECT",
+          data, size);
+    ssize_t host = gc__http_find_field(r, "host");
+    check(host < 0 || gc__http_field_value(r, (size_t)host).len > 0 ||
+              (target.base[0] != '/' && target.base[0] != '*'),
+          "an empty Host only with an absolute-form target", data, size);
     int hosts = 0;
     uint64_t h = out->hash;
     h = mix(h, gc__http_method(r).base, r->method_len);

@@ -288,7 +288,7 @@ static void test_chunked_trailers_not_headers(void)
                               "\r\n"
                               "3\r\nabc\r\n"
                               "0\r\n"
-                              "Content-Length: 999\r\n"
+                              "X-Content-Length: 999\r\n"
                               "X-Checksum: 1234  \r\n"
                               "\r\n";
     gc__buf_t out;
@@ -364,7 +364,6 @@ static void test_upgrade_reads_on(void)
 {
     static const char *const first[] = {
         "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
         "POST /u HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: "
         "3\r\n\r\nabc",
     };
@@ -664,6 +663,277 @@ static void test_invalid_requests(void)
     gc__http_parser_free(&p);
 }
 
+/* --- stricter parsing (docs/http.md, "Where we are stricter than Gunicorn") ------------ */
+
+/* `req` is refused with `status` whether it arrives whole, in pieces or byte by byte. */
+static void expect_refused(const char *req, size_t len, int status)
+{
+    static const size_t steps[] = {0, 1, 2, 7};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        gc__http_parser_t p;
+        gc__http_parser_init(&p, &limits);
+        feed_steps(&p, req, len, steps[i]);
+        if (p.state != GC_HTTP_ERROR || p.error_status != status)
+            fprintf(stderr, "\nstep %zu: state %d status %d (%s) for: %.*s\n", steps[i], p.state,
+                    p.error_status, p.error_msg, (int)(len > 300 ? 300 : len), req);
+        ASSERT_EQ_INT(p.state, GC_HTTP_ERROR);
+        ASSERT_EQ_INT(p.error_status, status);
+        gc__http_parser_free(&p);
+    }
+}
+
+#define REFUSED(s, status) expect_refused(LIT(s), status)
+
+static void test_strict_host(void)
+{
+    REFUSED("GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: example.com/x\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: [zz::1]\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: caf\xc3\xa9.example\r\n\r\n", 400);
+    /* Empty: the target has no authority, so the URI would have an empty host. */
+    REFUSED("GET / HTTP/1.1\r\nHost:\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.0\r\nHost: \r\n\r\n", 400);
+    REFUSED("OPTIONS * HTTP/1.1\r\nHost:\r\n\r\n", 400);
+
+    gc__http_parser_t p;
+    parse_error(&p, LIT("GET / HTTP/1.1\r\nHost: user@h\r\n\r\n"), 0, 400);
+    ASSERT_EQ_STR(p.error_msg, "Invalid Host header: 'user@h'");
+    gc__http_parser_free(&p);
+
+    static const char *const good[] = {
+        "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: xn--caf-dma.example%2D1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h:\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+        /* An absolute-form target carries the authority: an empty Host goes with it. */
+        "GET http://example.com/x HTTP/1.1\r\nHost:\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_split_invariant(good[i], strlen(good[i]));
+}
+
+static void test_strict_target(void)
+{
+    REFUSED("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET /\xc0\xaf HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET /a\x01b HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET /?q=\xff HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET s://]ufd/: HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET 1http://h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET http://user:pw@h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET http://h:x/ HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+
+    gc__http_parser_t p;
+    parse_error(&p, LIT("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"), 0, 400);
+    ASSERT_EQ_STR(p.error_msg, "Invalid HTTP request line: byte 0xc3 in the target");
+    gc__http_parser_free(&p);
+
+    static const char *const good[] = {
+        "GET /caf%C3%A9?x=%2F&y=a+b HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /a{b}|c^d HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET http://example.com:8080/p?q=1 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+        "GET https://[::1]/ HTTP/1.1\r\nHost: [::1]\r\n\r\n",
+        "GET http://h HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET ws://u@h.example/x HTTP/1.1\r\nHost: h\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_split_invariant(good[i], strlen(good[i]));
+}
+
+static void test_bare_cr_refuses_whole_message(void)
+{
+    /* llhttp's loose mode would end the head at "S" and answer a prefix. */
+    REFUSED("GET / HTTP/1.1\r\nHost: h\r\n\rSome-Header: x\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: h\r\n\rGET /x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET / HTTP/1.1\r\nHost: h\r\nX: y\r\rZ: 1\r\n\r\n", 400);
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\rX\r\n\r\nx", 400);
+    /* The same after a chunked body's last chunk, and after chunk data. */
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3\r\nabc\r\n0\r\n\rGET /x HTTP/1.1\r\nHost: h\r\n\r\n",
+            400);
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3\r\nabc\r\r0\r\n\r\n",
+            400);
+    /* A CR inside a body is data. */
+    static const char body_cr[] = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\na\rb";
+    assert_split_invariant(LIT(body_cr));
+    static const char chunk_cr[] =
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\n\r\rb\r\n0\r\n\r\n";
+    assert_split_invariant(LIT(chunk_cr));
+}
+
+static void test_transfer_encoding_empty(void)
+{
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", 400);
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\nContent-Length: 3\r\n\r\nabc",
+            400);
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400);
+    /* Identity is no coding any more (RFC 9112 section 6.3: chunked must be last), with
+     * or without a Content-Length. */
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n"
+            "Content-Length: 3\r\n\r\nabc",
+            400);
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\nabc", 400);
+    /* An unknown coding stays 501. */
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: frob\r\n\r\n", 501);
+}
+
+static void test_forbidden_trailers(void)
+{
+    static const char *const names[] = {
+        "Content-Length", "transfer-encoding", "Host",       "Authorization", "TE", "Trailer",
+        "Cookie",         "Content-Type",      "Connection", "Expect"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        gc__buf_t in;
+        gc__buf_init(&in);
+        gc__buf_printf(&in,
+                       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n0\r\n%s: 1\r\n\r\n",
+                       names[i]);
+        expect_refused(in.data, in.len, 400);
+        gc__buf_free(&in);
+    }
+    gc__http_parser_t p;
+    parse_error(&p,
+                LIT("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "0\r\ncontent-length: 5\r\n\r\n"),
+                0, 400);
+    ASSERT_EQ_STR(p.error_msg,
+                  "Invalid HTTP header name: 'CONTENT-LENGTH' (not allowed in a trailer)");
+    gc__http_parser_free(&p);
+    /* Trailers follow the header rules and limits. */
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "0\r\nBad Name: 1\r\n\r\n",
+            400);
+    REFUSED("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "0\r\nX: a\x01b\r\n\r\n",
+            400);
+    gc__buf_t many;
+    gc__buf_init(&many);
+    gc__buf_append_str(&many,
+                       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n");
+    for (int i = 0; i <= 100; i++)
+        gc__buf_printf(&many, "X-T%d: v\r\n", i);
+    gc__buf_append_str(&many, "\r\n");
+    expect_refused(many.data, many.len, 431);
+    gc__buf_free(&many);
+    /* A long trailer name that starts like a forbidden one is allowed. */
+    static const char ok[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "0\r\nContent-Length-Of-Something-Else: 1\r\nX-Sum: 2\r\n\r\n";
+    assert_split_invariant(LIT(ok));
+}
+
+static void test_connect_not_implemented(void)
+{
+    REFUSED("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501);
+    REFUSED("CONNECT example.com:443 HTTP/1.0\r\n\r\n", 501);
+}
+
+static void test_unknown_http1_minor_version(void)
+{
+    REFUSED("GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505);
+    REFUSED("GET / HTTP/1.9\r\nHost: h\r\n\r\n", 505);
+    /* Other majors are not HTTP/1 at all: 400, as in Gunicorn. */
+    REFUSED("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 400);
+    REFUSED("GET / HTTP/3.1\r\nHost: h\r\n\r\n", 400);
+    gc__http_parser_t p;
+    parse_error(&p, LIT("GET / HTTP/1.2\r\nHost: h\r\n\r\n"), 0, 505);
+    ASSERT_EQ_STR(p.error_msg, "HTTP Version Not Supported: HTTP/1.2");
+    gc__http_parser_free(&p);
+    /* --permit-unconventional-http-version serves it with HTTP/1.1 rules. */
+    limits.permit_unconventional_version = 1;
+    gc__buf_t out;
+    gc__buf_init(&out);
+    parse_one(LIT("GET / HTTP/1.2\r\nHost: h\r\n\r\n"), 1, &out);
+    ASSERT_MEM_STR(out.data, out.len,
+                   "GET / HTTP/1.1 ka=1 chunked=0 cl=-1 expect=0\n[Host]=[h]\nbody(0)=");
+    gc__buf_free(&out);
+    limits.permit_unconventional_version = 0;
+}
+
+static void test_chunk_extensions(void)
+{
+    static const char *const good[] = {
+        "5; some; parameters=stuff\r\nhello\r\n0\r\n\r\n",
+        "5 ; a = b\r\nhello\r\n0 ;last\r\n\r\n",
+        "5\t;\ta\t=\t\"x y\\\"z\"\r\nhello\r\n0\r\n\r\n",
+        "5;a;b=c;d=\"\"\r\nhello\r\n0\r\n\r\n",
+        "00000000000000000005\r\nhello\r\n0\r\n\r\n",
+        /* Later chunks: lines of digits alone (read by llhttp when they are in the
+         * buffer) and lines with extensions or many digits (read by us). */
+        "2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
+        "2\r\nhe\r\n3 ; a = b\r\nllo\r\n0\r\n\r\n",
+        "2\r\nhe\r\n00000000000000000003\r\nllo\r\n0 ;z\r\nX-T: 1\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        gc__buf_t in, out;
+        gc__buf_init(&in);
+        gc__buf_init(&out);
+        gc__buf_printf(&in, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                       good[i]);
+        parse_one(in.data, in.len, 0, &out);
+        ASSERT(strstr(out.data, "body(5)=hello") != NULL);
+        assert_split_invariant(in.data, in.len);
+        gc__buf_free(&in);
+        gc__buf_free(&out);
+    }
+    static const char *const bad[] = {
+        "5;a\nhello\r\n0\r\n\r\n",            /* bare LF */
+        "5;a\rb\r\nhello\r\n0\r\n\r\n",       /* bare CR */
+        "5\r\r\nhello\r\n0\r\n\r\n",          /* CR CR LF */
+        " 5\r\nhello\r\n0\r\n\r\n",           /* whitespace before the size */
+        "5 \r\nhello\r\n0\r\n\r\n",           /* ... after it, without ";" */
+        "5;\r\nhello\r\n0\r\n\r\n",           /* no name */
+        "5;a=\r\nhello\r\n0\r\n\r\n",         /* no value */
+        "5;a=\"x\r\nhello\r\n0\r\n\r\n",      /* unterminated quoted-string */
+        "5;a b\r\nhello\r\n0\r\n\r\n",        /* two names */
+        "5;a=b c\r\nhello\r\n0\r\n\r\n",      /* two values */
+        "5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n", /* control byte in a quoted value */
+        "0x5\r\nhello\r\n0\r\n\r\n",
+        "-5\r\nhello\r\n0\r\n\r\n",
+        "fffffffffffffffff\r\nhello\r\n0\r\n\r\n", /* past 64 bits */
+        "5\r\nhelloXX0\r\n\r\n",                   /* data not followed by CRLF */
+        /* The same shapes in a later chunk, whose line llhttp may read itself. */
+        "3\r\nabc\r\n 5\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabc\r\n5\r\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabcXX5\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabc\r\nfffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        "3\r\nabc\r\n5;a\nhello\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gc__buf_t in;
+        gc__buf_init(&in);
+        gc__buf_printf(&in, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                       bad[i]);
+        expect_refused(in.data, in.len, 400);
+        gc__buf_free(&in);
+    }
+    /* A size line is bounded. */
+    gc__buf_t in;
+    gc__buf_init(&in);
+    gc__buf_append_str(&in, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5");
+    for (int i = 0; i < 1100; i++)
+        gc__buf_append_str(&in, ";a=b");
+    gc__buf_append_str(&in, "\r\nhello\r\n0\r\n\r\n");
+    expect_refused(in.data, in.len, 400);
+    gc__buf_free(&in);
+}
+
 static void test_eof(void)
 {
     gc__http_parser_t p;
@@ -841,6 +1111,14 @@ int main(int argc, char **argv)
     RUN(test_expect);
     RUN(test_content_length_with_chunked);
     RUN(test_invalid_requests);
+    RUN(test_strict_host);
+    RUN(test_strict_target);
+    RUN(test_bare_cr_refuses_whole_message);
+    RUN(test_transfer_encoding_empty);
+    RUN(test_forbidden_trailers);
+    RUN(test_connect_not_implemented);
+    RUN(test_unknown_http1_minor_version);
+    RUN(test_chunk_extensions);
     RUN(test_eof);
     RUN(test_body_spooling);
     RUN(test_find_field);
