@@ -146,7 +146,7 @@ static void test_table(void)
     ASSERT_EQ_INT(gc__setting_arity(GC_S_workers), 0);
     ASSERT_EQ_INT(gc__setting_info(GC_S_dirty_workers)->status, GC_NO_DIRTY);
     ASSERT_EQ_INT(gc__setting_info(GC_S_asgi_loop)->status, GC_NO_ASGI);
-    ASSERT_EQ_INT(gc__setting_info(GC_S_spew)->status, GC_PENDING);
+    ASSERT_EQ_INT(gc__setting_info(GC_S_spew)->status, GC_ACTIVE);
     ASSERT_EQ_INT(gc__setting_info(GC_S_bind)->status, GC_ACTIVE);
     ASSERT_EQ_STR(gc__setting_info(GC_S_errorlog)->flags, "--error-logfile --log-file");
 }
