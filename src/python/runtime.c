@@ -257,6 +257,18 @@ void gc__rt_spew(void)
     Py_XDECREF(r);
 }
 
+PyObject *gc__rt_glob(PyObject *pattern)
+{
+    if (import_runtime() < 0)
+        return NULL;
+    PyObject *found = PyObject_CallMethod(runtime, "glob_files", "O", pattern);
+    if (found != NULL && !PyList_Check(found)) {
+        Py_CLEAR(found);
+        PyErr_SetString(PyExc_TypeError, "glob_files did not return a list");
+    }
+    return found;
+}
+
 PyObject *gc__rt_server(void)
 {
     return server;

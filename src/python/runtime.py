@@ -266,6 +266,12 @@ def ssl_context(cfg, hook, alpn):
     return context, context.options, int(context.verify_mode), ssl.OPENSSL_VERSION_NUMBER
 
 
+def glob_files(pattern):
+    """--reload-extra-file patterns: the files one matches now, ** included (sorted)."""
+    import glob
+    return sorted(glob.glob(pattern, recursive=True))
+
+
 def spew():
     """--spew: a trace function on the calling thread that prints each line of Python
     as it runs, as ``module:line: source`` on stdout (Gunicorn's format), one write

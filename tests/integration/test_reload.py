@@ -142,3 +142,54 @@ def test_reload_engine_bad_value():
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 1
     assert out.stderr.strip().endswith("Error: Invalid reload_engine: 'fsevents'")
+
+
+LAZY_APP = '''
+def application(environ, start_response):
+    import lazy_helper  # imported at the first request, not at boot
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [lazy_helper.VALUE.encode()]
+'''
+
+
+@pytest.mark.parametrize("engine", ["inotify", "poll"])
+def test_reload_watches_modules_imported_after_boot(start_server, tmp_path, engine):
+    (tmp_path / "lazy_app.py").write_text(LAZY_APP)
+    helper = tmp_path / "lazy_helper.py"
+    helper.write_text('VALUE = "one"\n')
+    srv = start_server("lazy_app", "--reload", "--reload-engine", engine, "--log-level",
+                       "debug", app_dir=tmp_path)
+    (old,) = srv.worker_pids()
+    mark = srv.log_mark()
+    assert get(srv.port).text == "one"
+    # Within a second the worker sees that sys.modules grew and watches the new file.
+    srv.wait_for_log(rf"\[{old}\] \[DEBUG\] Watching {re.escape(str(helper))} for changes too",
+                     since=mark)
+    helper.write_text('VALUE = "two, longer"\n')
+    srv.wait_for_log(rf"Worker reloading: {re.escape(str(helper))} modified", since=mark)
+    assert int(srv.wait_for_log(BOOTING_RE, since=mark).group(1)) != old
+    assert get(srv.port).text == "two, longer"
+
+
+@pytest.mark.parametrize("engine", ["inotify", "poll"])
+def test_reload_extra_file_pattern_picks_up_new_files(start_server, tmp_path, engine):
+    module = tmp_path / "reload_app.py"
+    module.write_text(RELOAD_APP.format(version="one"))
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "a.toml").write_text("a = 1\n")
+    srv = start_server("reload_app", "--reload", "--reload-engine", engine, "--log-level",
+                       "debug", "--reload-extra-file", str(conf / "**" / "*.toml"),
+                       app_dir=tmp_path)
+    (old,) = srv.worker_pids()
+    assert get(srv.port).text == "one"
+    mark = srv.log_mark()
+    (conf / "sub").mkdir()
+    late = conf / "sub" / "b.toml"
+    late.write_text("b = 1\n")  # its creation is no change: it was not watched yet
+    srv.wait_for_log(rf"\[{old}\] \[DEBUG\] Watching {re.escape(str(late))} for changes too",
+                     since=mark)
+    late.write_text("b = 22\n")
+    srv.wait_for_log(rf"Worker reloading: {re.escape(str(late))} modified", since=mark)
+    assert int(srv.wait_for_log(BOOTING_RE, since=mark).group(1)) != old
+    assert srv.log_text().count("Worker reloading:") == 1
