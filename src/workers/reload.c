@@ -88,6 +88,8 @@ static int looked(reload_file_t *f)
     int differs = f->seen && (st.st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
                               st.st_mtim.tv_nsec != f->st.st_mtim.tv_nsec ||
                               st.st_size != f->st.st_size || st.st_ino != f->st.st_ino);
+    if (!f->seen && f->r->booted)
+        gc__debug("Watching %s for changes: it exists now", f->path);
     f->st = st;
     f->seen = 1;
     return differs;
@@ -143,7 +145,9 @@ static void add_file(gc__reload_t *r, PyObject *path)
     }
     if (f->watched) {
         r->nwatched++;
-    } else if (!r->inotify || r->unavailable) {
+    } else {
+        /* The poll engine's files, and those inotify could not take: gone since their
+         * import, or an extra file that does not exist yet (its first edit counts). */
         f->polled = 1;
         looked(f);
         r->npolled++;

@@ -193,3 +193,24 @@ def test_reload_extra_file_pattern_picks_up_new_files(start_server, tmp_path, en
     srv.wait_for_log(rf"Worker reloading: {re.escape(str(late))} modified", since=mark)
     assert int(srv.wait_for_log(BOOTING_RE, since=mark).group(1)) != old
     assert srv.log_text().count("Worker reloading:") == 1
+
+
+@pytest.mark.parametrize("engine", ["inotify", "poll"])
+def test_reload_extra_file_that_does_not_exist_yet(start_server, tmp_path, engine):
+    module = tmp_path / "reload_app.py"
+    module.write_text(RELOAD_APP.format(version="one"))
+    extra = tmp_path / "later.toml"
+    srv = start_server("reload_app", "--reload", "--reload-engine", engine, "--log-level",
+                       "debug", "--reload-extra-file", str(extra), app_dir=tmp_path)
+    (old,) = srv.worker_pids()
+    # inotify cannot watch a file that is not there: it is polled (one more polled file).
+    total, inotify, polled = map(int, srv.wait_for_log(WATCHING_RE).groups())
+    assert polled == (total if engine == "poll" else 1)
+    assert get(srv.port).text == "one"
+    mark = srv.log_mark()
+    extra.write_text("a = 1\n")  # created: no change yet, the first look of it is taken
+    srv.wait_for_log(rf"\[{old}\] \[DEBUG\] Watching {re.escape(str(extra))} for changes: "
+                     r"it exists now", since=mark)
+    extra.write_text("a = 22\n")
+    srv.wait_for_log(rf"Worker reloading: {re.escape(str(extra))} modified", since=mark)
+    assert int(srv.wait_for_log(BOOTING_RE, since=mark).group(1)) != old
