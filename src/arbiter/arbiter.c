@@ -247,7 +247,7 @@ static void init(gc__arbiter_t *a, gc__config_t *cfg, int argc, char **argv)
 }
 
 /* --daemon. Returns 0 (in the daemon) or -1. */
-static int daemonize(void)
+static int daemonize(const gc__config_t *cfg)
 {
     if (getenv("NOTIFY_SOCKET")) {
         /* The process systemd started is about to exit: a READY from its grandchild
@@ -257,7 +257,7 @@ static int daemonize(void)
     }
     GC_PY_ASSERT_CLEAN("before the daemon's fork()");
     PyOS_BeforeFork();
-    int drc = gc__daemonize();
+    int drc = gc__daemonize((int)gc__cfg_int(cfg, GC_S_enable_stdio_inheritance));
     PyOS_AfterFork_Child();
     if (drc < 0)
         return -1;
@@ -276,7 +276,7 @@ static int prepare(gc__arbiter_t *a, int argc, char **argv)
     gc__logging_set_bridge(&gc__python_log_bridge);
     if (gc__arbiter_configure_logs(a->cfg, 0) < 0)
         return -1;
-    if (gc__cfg_int(a->cfg, GC_S_daemon) && daemonize() < 0)
+    if (gc__cfg_int(a->cfg, GC_S_daemon) && daemonize(a->cfg) < 0)
         return -1;
     gc__arbiter_inherit(a);
     gc__proctitle_init(argc, argv);
@@ -359,6 +359,8 @@ static int start(gc__arbiter_t *a, int *rc)
     *rc = 1;
     if (gc__rt_start(a->cfg) < 0 || write_pidfile(a) < 0)
         return -1;
+    if (gc__cfg_int(a->cfg, GC_S_spew))
+        gc__rt_spew(); /* the workers inherit it: fork keeps this thread's tracer */
     gc__rt_set_long(gc__rt_server(), "pid", (long)getpid());
     if (gc__rt_master_hook(GC_HOOK_on_starting, NULL, &status) < 0)
         return hook_ended_start(a, status, rc);

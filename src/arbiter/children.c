@@ -63,8 +63,24 @@ static void become_worker(gc__arbiter_t *a, int slot, PyObject *obj)
     gc__worker_main(a->loop, &boot);
 }
 
+/* What the master's Python has buffered for stdout and stderr (a hook's print(), the
+ * lines of --spew) is written before a fork: otherwise each child would inherit a copy
+ * of the buffer and write it again. */
+static void flush_python_stdio(void)
+{
+    const char *names[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < 2; i++) {
+        PyObject *stream = PySys_GetObject(names[i]); /* borrowed */
+        PyObject *r =
+            stream && stream != Py_None ? PyObject_CallMethod(stream, "flush", NULL) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+}
+
 pid_t gc__arbiter_fork(sigset_t *old)
 {
+    flush_python_stdio();
     GC_PY_ASSERT_CLEAN("before fork()");
     sigset_t all;
     sigfillset(&all);

@@ -86,6 +86,8 @@ static void adopt_config(gc__arbiter_t *a, gc__config_t *cfg)
     free_config(a->owned_cfg);
     a->owned_cfg = cfg;
     gc__rt_reconfigure(cfg);
+    if (gc__cfg_int(cfg, GC_S_spew))
+        gc__rt_spew(); /* as Gunicorn's reload: new workers are traced from here on */
 }
 
 void gc__arbiter_reload(gc__arbiter_t *a)

@@ -127,7 +127,7 @@ int gc__pidfile_rename(const char *from, const char *to)
     return rename(from, to) < 0 ? -errno : 0;
 }
 
-int gc__daemonize(void)
+int gc__daemonize(int keep_stdio)
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -143,8 +143,10 @@ int gc__daemonize(void)
     int fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
         dup2(fd, STDIN_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
+        if (!keep_stdio || isatty(STDOUT_FILENO))
+            dup2(fd, STDOUT_FILENO);
+        if (!keep_stdio || isatty(STDERR_FILENO))
+            dup2(fd, STDERR_FILENO);
         if (fd > STDERR_FILENO)
             close(fd);
     }

@@ -22,8 +22,10 @@ void gc__pidfile_remove(const char *path, pid_t pid);
 int gc__pidfile_rename(const char *from, const char *to);
 
 /* Detaches from the terminal (fork, setsid, fork, stdio to /dev/null). The parent
- * exits 0. Returns 0 in the daemon or a negative errno. */
-int gc__daemonize(void);
+ * exits 0. Returns 0 in the daemon or a negative errno. With keep_stdio
+ * (--enable-stdio-inheritance) only stdin goes to /dev/null, and stdout or stderr only
+ * when it is a terminal: output redirected to a file or a pipe stays there. */
+int gc__daemonize(int keep_stdio);
 
 /* Looks up a user or group given by name or number. Return 0 or -ENOENT. */
 int gc__lookup_uid(const char *name, uid_t *uid, gid_t *gid);

@@ -249,6 +249,26 @@ int gc__rt_reconfigure(const gc__config_t *cfg)
     return 0;
 }
 
+void gc__rt_spew(void)
+{
+    PyObject *r = import_runtime() < 0 ? NULL : PyObject_CallMethod(runtime, "spew", NULL);
+    if (r == NULL)
+        gc__py_log_exception(GC_LOG_ERROR, "Cannot install the --spew trace function");
+    Py_XDECREF(r);
+}
+
+PyObject *gc__rt_glob(PyObject *pattern)
+{
+    if (import_runtime() < 0)
+        return NULL;
+    PyObject *found = PyObject_CallMethod(runtime, "glob_files", "O", pattern);
+    if (found != NULL && !PyList_Check(found)) {
+        Py_CLEAR(found);
+        PyErr_SetString(PyExc_TypeError, "glob_files did not return a list");
+    }
+    return found;
+}
+
 PyObject *gc__rt_server(void)
 {
     return server;

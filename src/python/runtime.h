@@ -45,6 +45,12 @@ PyObject *gc__rt_wrap_post_request(PyObject *hook, int arity);
 PyObject *gc__rt_function(const char *name);
 /* Replaces server.cfg after a reload. */
 int gc__rt_reconfigure(const gc__config_t *cfg);
+/* --spew: installs the line tracer (runtime.py) on the calling thread, which must hold
+ * the GIL. A failure is logged. */
+void gc__rt_spew(void);
+/* The files a --reload-extra-file glob pattern (a str) matches now, as a new list of
+ * str; NULL with an exception set on failure. Needs the GIL. */
+PyObject *gc__rt_glob(PyObject *pattern);
 
 /* The Server object (borrowed). */
 PyObject *gc__rt_server(void);

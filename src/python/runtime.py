@@ -338,3 +338,44 @@ def socket_release(sock):
     """The request is over and the application did not take the connection: its
     duplicate of the descriptor is closed (the object stays, closed)."""
     type(sock).__mro__[1].close(sock)
+
+
+def glob_files(pattern):
+    """--reload-extra-file patterns: the files one matches now, ** included (sorted)."""
+    import glob
+    return sorted(glob.glob(pattern, recursive=True))
+
+
+def spew():
+    """--spew: a trace function on the calling thread that prints each line of Python
+    as it runs, as ``module:line: source`` on stdout (Gunicorn's format), one write
+    per line. The master
+    installs it once its configuration is read, so hooks and a preloaded application
+    are traced, and forked workers inherit it on their main thread; a gthread worker
+    also installs it in each of its threads, so the application is traced there too."""
+    import linecache
+    import sys
+
+    def trace(frame, event, arg):
+        if event != "line":
+            return trace
+        lineno = frame.f_lineno
+        filename = frame.f_globals.get("__file__")
+        if isinstance(filename, str):
+            name = frame.f_globals.get("__name__", "[unknown]")
+            if filename.endswith((".pyc", ".pyo")):
+                filename = filename[:-1]
+        else:
+            name = "[unknown]"
+            filename = frame.f_code.co_filename
+        line = linecache.getline(filename, lineno) or "<%s>" % frame.f_code.co_name
+        # One write and a flush per line: the threads of a worker, and the master and
+        # its workers, share stdout, and print()'s separate newline or lines written in
+        # buffer-sized chunks would cut into each other.
+        out = sys.stdout
+        if out is not None:
+            out.write("%s:%s: %s\n" % (name, lineno, line.rstrip()))
+            out.flush()
+        return trace
+
+    sys.settrace(trace)

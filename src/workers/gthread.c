@@ -26,6 +26,7 @@
 
 #include "http/sink.h"
 #include "log/log.h"
+#include "python/runtime.h"
 
 typedef struct {
     pthread_t id;
@@ -64,6 +65,8 @@ static void *thread_main(void *arg)
     pool_t *pool = pool_of(t->w);
     this_thread = t;
     PyGILState_STATE gs = PyGILState_Ensure();
+    if (gc__cfg_int(t->w->cfg, GC_S_spew))
+        gc__rt_spew(); /* a tracer is per thread: the loop thread's is not ours */
     PyThreadState *ts = PyEval_SaveThread();
     for (;;) {
         pthread_mutex_lock(&pool->lock);

@@ -172,7 +172,8 @@ void gc__worker_stop(gc__worker_t *w);
 int gc__pysignals_install(gc__worker_t *w);
 
 /* reload.c: watches every file the imported modules came from, and
- * --reload-extra-file. */
+ * --reload-extra-file, with the --reload-engine asked for; a change stops the worker
+ * gracefully. An inotify engine that cannot be had exits the worker (status 3). */
 void gc__reload_watch(gc__worker_t *w);
 
 #endif

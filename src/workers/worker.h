@@ -176,10 +176,9 @@ struct gc__worker {
      * SystemExit wherever Python is running; -1 until one has run. */
     int signal_exit;
     gc__worker_signals_t sig;
-    uv_timer_t tick;        /* once a second: is the arbiter still our parent? */
-    uv_timer_t deadline;    /* graceful stop: the longest we wait for requests */
-    uv_fs_event_t *watches; /* --reload: one per watched file (reload.c) */
-    size_t nwatches;
+    uv_timer_t tick;            /* once a second: is the arbiter still our parent? */
+    uv_timer_t deadline;        /* graceful stop: the longest we wait for requests */
+    struct gc__reload *reload;  /* --reload's watcher (reload.c) */
     PyThreadState *loop_tstate; /* the loop thread's state while it has given the GIL back */
     uv_prepare_t gil_release;   /* gives the GIL back before the loop waits */
     gc__done_queue_t done;

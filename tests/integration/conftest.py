@@ -473,3 +473,45 @@ def pki(tmp_path_factory):
     client = ca.issue_cert("client.example.org")
     write("client.pem", client.private_key_and_cert_chain_pem)
     return paths
+
+
+# --- GC_REQUIRE_ALL: a missing tool is a failure ------------------------------------------
+#
+# Tests that need a tool or a package (nginx, h2load, h2, trustme, Django, ...) skip
+# themselves where it is missing, so that a partial machine can still run the rest. Under
+# `./dev.sh test`, which installs every package the suite needs (PACKAGES in dev.sh),
+# GC_REQUIRE_ALL=1 turns those skips into failures: a package dropped from the list, or a
+# new test needing one that was never added, shows up instead of silently shrinking the
+# suite. Skips about the environment stay skips: not root, an AddressSanitizer build, no
+# IPv6, a low open-file limit, no other CPython. The skip's reason tells them apart.
+REQUIRE_ALL = os.environ.get("GC_REQUIRE_ALL") == "1"
+MISSING_TOOL_RE = re.compile(r"could not import|is not installed|cannot import|"
+                             r"not importable|is missing|\blacks\b")
+
+
+def _skip_reason(report):
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _require(report):
+    if REQUIRE_ALL and report.skipped:
+        reason = _skip_reason(report)
+        if MISSING_TOOL_RE.search(reason):
+            report.outcome = "failed"
+            report.longrepr = (f"GC_REQUIRE_ALL=1 and a tool the suite needs is missing: "
+                               f"{reason} (dev.sh's PACKAGES should install it)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _require(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _require(outcome.get_result())

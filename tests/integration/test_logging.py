@@ -17,7 +17,7 @@ import struct
 import pytest
 
 from conftest import BOOTING_RE, LISTENING_RE, BIN, APPS_DIR, server_env
-from helpers import DatagramReceiver, get, read_text, wait_in_file, wait_until
+from helpers import DatagramReceiver, get, read_text, wait_gone, wait_in_file, wait_until
 
 APP = "logging_app:app"
 LINE_RE = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[%s\] "
@@ -355,3 +355,38 @@ def test_client_disconnect_is_not_an_error(start_server, level):
     assert srv.stop() == 0
     text = srv.log_text()
     assert "[ERROR]" not in text and "Traceback" not in text, text
+
+
+# --- --enable-stdio-inheritance ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("inherit", [True, False], ids=["-R", "without-R"])
+def test_daemon_stdio_inheritance(tmp_path, inherit):
+    """A daemon's stdout and stderr go to /dev/null, unless -R keeps them where they
+    were redirected (a file here, not a terminal)."""
+    import subprocess
+    log, pidfile, out = tmp_path / "error.log", tmp_path / "app.pid", tmp_path / "out.txt"
+    args = [str(BIN), "-b", "127.0.0.1:0", "--chdir", str(APPS_DIR), "--daemon",
+            "--pid", str(pidfile), "--error-logfile", str(log), APP]
+    if inherit:
+        args.insert(1, "-R")
+    with open(out, "wb") as f:
+        rc = subprocess.call(args, env=server_env(), cwd="/", stdout=f, stderr=f,
+                             stdin=subprocess.DEVNULL, timeout=10)
+    assert rc == 0
+
+    class Srv:
+        pass
+
+    srv = ready_from(Srv(), log)
+    pid = int(wait_in_file(pidfile, r"\d+").group(0))
+    try:
+        # The app prints (flushed), writes to sys.stderr and to fd 1 before it answers.
+        assert get(srv, "/print").status_code == 200
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_in_file(log, "Shutting down: Master")
+    wait_gone(pid)
+    text = read_text(out)
+    for line in ("app-print-stdout", "app-write-stderr", "app-fd1-write"):
+        assert (line in text) == inherit, text
