@@ -243,14 +243,8 @@ static int add_field(gc__h2_session_t *s, gc__h2_stream_t *st, const char *name,
         bad_request(st, 431, "limit request headers fields size");
         return 0;
     }
-    if (r->nfields == r->fields_cap) {
-        size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
-        gc__http_field_t *f = realloc(r->fields, cap * sizeof(*f));
-        if (f == NULL)
-            return -ENOMEM;
-        r->fields = f;
-        r->fields_cap = cap;
-    }
+    if (gc__http_fields_reserve(r) < 0)
+        return -ENOMEM;
     gc__http_field_t *f = &r->fields[r->nfields];
     f->name_off = (uint32_t)r->head.len;
     f->name_len = (uint32_t)nlen;

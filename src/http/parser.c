@@ -207,14 +207,8 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
         /* Fields header_map drops do not count, as in Gunicorn. */
         if (r->nfields - p->ndropped >= p->limits->max_fields)
             return fail(p, 431, "limit request headers fields");
-        if (r->nfields == r->fields_cap) {
-            size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
-            gc__http_field_t *f = realloc(r->fields, cap * sizeof(*f));
-            if (f == NULL)
-                return oom(p);
-            r->fields = f;
-            r->fields_cap = cap;
-        }
+        if (gc__http_fields_reserve(r) < 0)
+            return oom(p);
         gc__http_field_t *f = &r->fields[r->nfields++];
         f->name_off = (uint32_t)r->head.len;
         f->name_len = 0;
@@ -673,6 +667,19 @@ static int spool(gc__http_body_t *b)
     }
     gc__buf_free(&b->mem);
     b->fd = fd;
+    return 0;
+}
+
+int gc__http_fields_reserve(gc__http_request_t *r)
+{
+    if (r->nfields < r->fields_cap)
+        return 0;
+    size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
+    gc__http_field_t *f = realloc(r->fields, cap * sizeof(*f));
+    if (f == NULL)
+        return -ENOMEM;
+    r->fields = f;
+    r->fields_cap = cap;
     return 0;
 }
 

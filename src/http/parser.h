@@ -103,6 +103,9 @@ ssize_t gc__http_body_read(const gc__http_body_t *b, uint64_t off, char *dst, si
  * -ENOMEM (memory) or another negative errno (the temporary file: -EIO for any failure
  * that is not the file's own errno). Shared by the HTTP/1 parser and src/h2. */
 int gc__http_body_append(gc__http_body_t *b, const char *at, size_t len, size_t spool_threshold);
+/* Makes room for one more field in r->fields (every parser that builds a request: the
+ * HTTP/1 one, uwsgi, HTTP/2). Returns 0 or -ENOMEM. */
+int gc__http_fields_reserve(gc__http_request_t *r);
 
 enum gc__http_state {
     GC_HTTP_NEED_MORE = 0, /* feed more bytes */

@@ -153,14 +153,8 @@ static int add_field(gc__http_parser_t *p, gc__view_t name, gc__view_t value)
         fail(p, 431, "limit request headers fields");
         return -1;
     }
-    if (r->nfields == r->fields_cap) {
-        size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
-        gc__http_field_t *f = realloc(r->fields, cap * sizeof(*f));
-        if (f == NULL)
-            return oom(p);
-        r->fields = f;
-        r->fields_cap = cap;
-    }
+    if (gc__http_fields_reserve(r) < 0)
+        return oom(p);
     gc__http_field_t *f = &r->fields[r->nfields];
     memset(f, 0, sizeof(*f));
     f->name_off = (uint32_t)r->head.len;

@@ -456,10 +456,13 @@ def test_max_requests_recycles_without_failing_a_request(start_server, klass, ji
     assert len(limits) >= 3, limits
     assert len(set(pids)) >= 3
     # Each said it was retiring at its 20th request. The count is of "GET" debug lines
-    # logged before the "Autorestarting" line: with four clients at once, requests that
-    # threads or greenlets start while the loop is about to log the retirement come
-    # first in the log, a few more under load.
-    assert all(20 <= n <= 28 for n in limits.values()), limits
+    # logged before the "Autorestarting" line: the line is logged when the loop thread
+    # takes the 20th request back, and the client that got that response (written by
+    # its thread or greenlet before) may already have sent its next one, which another
+    # thread logs first. Each of the four clients can so get a request in per turn of a
+    # busy loop: under a load average of 7-10, 30-31 were seen. 40 is five such turns;
+    # a worker that did not retire at 20 goes far past it (every request of the test).
+    assert all(20 <= n <= 40 for n in limits.values()), limits
     log = srv.log_text()
     assert "exited with code" not in log and "was sent" not in log, log
 
