@@ -327,6 +327,10 @@ static int prepare_app(gc__arbiter_t *a)
         wc && (strcmp(wc, "sync") == 0 || (wl >= 10 && strcmp(wc + wl - 10, "SyncWorker") == 0));
     gc__info("Using worker: %s",
              sync_named && gc__cfg_int(cfg, GC_S_threads) > 1 ? "gthread" : (wc ? wc : "sync"));
+    if (wc != NULL && strncmp(wc, "uvicorn.workers.", 16) == 0)
+        gc__info("%s is uvicorn's worker class for Gunicorn: gunicorn-c runs its own asgi worker "
+                 "(-k asgi) instead; docs/asgi.md says how they differ",
+                 wc);
     if (gc__worker_class_for(cfg) == &gc__gevent_class) {
         if (!gc__gevent_available()) {
             gc__error("The gevent worker needs the gevent package, which this Python cannot "

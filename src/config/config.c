@@ -72,6 +72,28 @@ static int v_reload_engine(int id, gc__setting_value_t *nv, gc__config_err_t *er
     return one_of(nv->s, engines, "reload_engine", err);
 }
 
+/* Gunicorn's words, without quotes around the value. */
+static int v_asgi_choice(const char *s, const char *const *choices, const char *what,
+                         gc__config_err_t *err)
+{
+    for (size_t i = 0; s && choices[i]; i++)
+        if (strcmp(s, choices[i]) == 0)
+            return 0;
+    return fail(err, "Invalid ASGI %s: %s", what, s ? s : "None");
+}
+
+static int v_asgi_loop(int id, gc__setting_value_t *nv, gc__config_err_t *err)
+{
+    static const char *const loops[] = {"auto", "asyncio", "uvloop", NULL};
+    return v_asgi_choice(nv->s, loops, "loop", err);
+}
+
+static int v_asgi_lifespan(int id, gc__setting_value_t *nv, gc__config_err_t *err)
+{
+    static const char *const modes[] = {"auto", "on", "off", NULL};
+    return v_asgi_choice(nv->s, modes, "lifespan", err);
+}
+
 static int v_http_parser(int id, gc__setting_value_t *nv, gc__config_err_t *err)
 {
     static const char *const parsers[] = {"auto", "fast", "python", NULL};
@@ -174,7 +196,10 @@ static const struct {
     {"gevent_wsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1, "gevent"},
     {"gevent_pywsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker", 1, "gevent"},
     {"tornado", "gunicorn.workers.gtornado.TornadoWorker", -1, NULL},
-    {"asgi", "gunicorn.workers.gasgi.ASGIWorker", -1, NULL},
+    {"asgi", "gunicorn.workers.gasgi.ASGIWorker", 1, "asgi"},
+    /* uvicorn's Gunicorn worker classes: gunicorn-c's own asgi class runs instead. */
+    {"uvicorn.workers.UvicornWorker", "uvicorn.workers.UvicornWorker", 1, "asgi"},
+    {"uvicorn.workers.UvicornH11Worker", "uvicorn.workers.UvicornH11Worker", 1, "asgi"},
     {"eventlet", "gunicorn.workers.geventlet.EventletWorker", -2, NULL},
 };
 
@@ -219,15 +244,15 @@ static int v_worker_class(int id, gc__setting_value_t *nv, gc__config_err_t *err
                         "use 'gevent'",
                         repr(uri, r, sizeof(r)));
         return fail(err,
-                    "worker class %s cannot apply to gunicorn-c, a WSGI server; use 'gevent' "
-                    "or 'gthread'",
+                    "worker class %s cannot apply to gunicorn-c; use 'gevent', 'gthread' or, for "
+                    "an ASGI application, 'asgi'",
                     repr(uri, r, sizeof(r)));
     }
     /* A dotted path names a Python worker class: gunicorn-c's workers are C. */
     if (strchr(name, '.') != NULL || strncmp(uri, "egg:", 4) == 0)
         return fail(err,
                     "worker class %s: gunicorn-c cannot load Python worker classes; use 'sync', "
-                    "'gthread' or 'gevent' (its own workers are written in C)",
+                    "'gthread', 'gevent' or 'asgi' (its own workers are written in C)",
                     repr(uri, r, sizeof(r)));
     return fail(err, "class uri %s invalid or not found", repr(uri, r, sizeof(r)));
 }
@@ -340,6 +365,8 @@ static const check_t check_arity3 = {.arity = 3};
 static const check_t check_post_request = {.arity = -1};
 static const check_t check_reload_engine = {.fn = v_reload_engine};
 static const check_t check_http_parser = {.fn = v_http_parser};
+static const check_t check_asgi_loop = {.fn = v_asgi_loop};
+static const check_t check_asgi_lifespan = {.fn = v_asgi_lifespan};
 static const check_t check_protocol = {.fn = v_protocol};
 static const check_t check_http_protocols = {.fn = v_http_protocols, .csv = 1};
 static const check_t check_http2_frame_size = {.fn = v_http2_frame_size};
@@ -725,9 +752,6 @@ int gc__config_validate(const gc__config_t *cfg)
     for (int id = 0; id < GC_S__COUNT && rc == 0; id++) {
         const char *why = NULL;
         switch (table[id].status) {
-        case GC_NO_ASGI:
-            why = "gunicorn-c is a WSGI server, without Gunicorn's ASGI worker";
-            break;
         case GC_NO_DIRTY:
             why = "gunicorn-c has no dirty arbiters";
             break;

@@ -29,7 +29,6 @@ enum gc__setting_status {
     GC_ACTIVE,    /* implemented */
     GC_PENDING,   /* accepted, not yet active: a start-up warning when set */
     GC_NO_EFFECT, /* accepted, has no effect by design */
-    GC_NO_ASGI,   /* cannot apply: ASGI only; an error when set */
     GC_NO_DIRTY,  /* cannot apply: dirty arbiters; an error when set */
 };
 

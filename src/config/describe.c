@@ -89,7 +89,6 @@ static const char *status_note(int id)
         return " (not yet active in gunicorn-c)";
     case GC_NO_EFFECT:
         return " (no effect in gunicorn-c)";
-    case GC_NO_ASGI:
     case GC_NO_DIRTY:
         return " (cannot apply to gunicorn-c)";
     default:
@@ -182,8 +181,6 @@ static const char *status_text(enum gc__setting_status s)
         return "accepted, not yet active (a warning at start-up when set)";
     case GC_NO_EFFECT:
         return "accepted, no effect in gunicorn-c";
-    case GC_NO_ASGI:
-        return "cannot apply: gunicorn-c has no ASGI worker (an error when set)";
     case GC_NO_DIRTY:
         return "cannot apply: gunicorn-c has no dirty arbiters (an error when set)";
     }

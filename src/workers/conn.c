@@ -39,6 +39,10 @@ static void start_reading(gc__conn_t *c);
 static void arm_timer(gc__conn_t *c, int for_request);
 static void last_call(gc__conn_t *c);
 
+/* What a connection whose request runs may read ahead (the next request) before it
+ * stops reading until the request is done (a class that reads meanwhile: ASGI). */
+#define GC_APP_PENDING_MAX ((size_t)64 << 10)
+
 /* How long an idle connection may still bring a request once the worker stops. */
 #define GC_LAST_CALL_MS 1000
 
@@ -162,6 +166,8 @@ static void answer_and_end(gc__conn_t *c, int status, const char *msg)
     gc__conn_linger(c);
 }
 
+static void app_gone(gc__conn_t *c);
+
 static void on_timer(uv_timer_t *t)
 {
     gc__conn_t *c = t->data;
@@ -186,6 +192,10 @@ static void on_timer(uv_timer_t *t)
         gc__debug("Closing connection to %s: response not read within %lds", c->remote_addr,
                   gc__cfg_int(cfg, GC_S_timeout));
         gc__conn_close(c);
+    } else if (c->state == GC_CONN_RUNNING) {
+        gc__debug("Connection to %s: response not read within %lds", c->remote_addr,
+                  gc__cfg_int(cfg, GC_S_timeout));
+        app_gone(c);
     } else if (bytes_waiting(c)) {
         /* Idle, but a request has just arrived: the read that follows serves it. */
         arm_timer(c, 1);
@@ -490,6 +500,35 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
             return;
         }
     }
+    if (c->state == GC_CONN_RUNNING) {
+        /* A class that keeps reading while its request runs (ASGI): the end of the
+         * stream is the client gone; bytes are the body it waits for
+         * (gc__conn_app_read_body), or the next request, kept for later. */
+        if (nread <= 0) {
+            app_gone(c);
+            return;
+        }
+        if (c->app_body) {
+            size_t used = parse(c, base, (size_t)nread);
+            if (used < (size_t)nread &&
+                gc__buf_append(&c->pending, base + used, (size_t)nread - used) < 0) {
+                app_gone(c);
+                return;
+            }
+            if (c->parser.state != GC_HTTP_NEED_MORE) {
+                c->app_body = 0;
+                c->w->klass->body_done(c);
+            }
+            return;
+        }
+        if (gc__buf_append(&c->pending, base, (size_t)nread) < 0) {
+            app_gone(c);
+            return;
+        }
+        if (c->pending.len > GC_APP_PENDING_MAX)
+            stop_reading(c);
+        return;
+    }
     if (nread <= 0) {
         parse_eof(c);
         if (c->parser.state == GC_HTTP_ERROR && c->uwsgi != NULL && nread == 0) {
@@ -641,11 +680,16 @@ static void out_release(gc__conn_t *c)
 }
 
 static void request_continue(gc__conn_t *c, int keep);
+static void app_flush(gc__conn_t *c);
 
 /* Sends what the spill left, as far as the transport takes it now; waits for readiness
  * for the rest (with --timeout for each bit of progress). When all is out, goes on. */
 static void out_flush(gc__conn_t *c)
 {
+    if (c->state == GC_CONN_RUNNING) {
+        app_flush(c);
+        return;
+    }
     int progress = 0;
     while (c->out_sent < c->out.len) {
         struct iovec iov = {.iov_base = c->out.data + c->out_sent,
@@ -923,6 +967,152 @@ void gc__conns_last_call(gc__worker_t *w)
         }
         last_call(c);
     }
+}
+
+/* --- for a class whose application writes from the loop (asgi.c) ---------------------- *
+ *
+ * The application runs on the loop's thread, in coroutines, so nothing may wait: what it
+ * sends goes out as far as the socket takes it and the rest waits in `out`, which the
+ * loop sends as the socket becomes writable (--timeout for each bit of progress, as for
+ * the spill). Past GC_APP_OUT_HIGH bytes waiting, the application is told to wait for
+ * the class's `drained` call, made once they are below GC_APP_OUT_LOW. The connection is
+ * read meanwhile: the end of the stream is the client gone (the class's `gone`). */
+#define GC_APP_OUT_HIGH ((size_t)256 << 10)
+#define GC_APP_OUT_LOW ((size_t)64 << 10)
+
+static size_t app_waiting(const gc__conn_t *c)
+{
+    return c->out.len - c->out_sent;
+}
+
+static void app_gone(gc__conn_t *c)
+{
+    if (c->app_gone)
+        return;
+    c->app_gone = 1;
+    stop_reading(c);
+    uv_timer_stop(&c->timer);
+    if (c->out_blocked) {
+        c->out_blocked = 0;
+        watch(c);
+    }
+    if (c->w->klass->gone != NULL)
+        c->w->klass->gone(c);
+}
+
+static void app_flush(gc__conn_t *c)
+{
+    size_t before = app_waiting(c);
+    while (app_waiting(c) > 0) {
+        struct iovec iov = {.iov_base = c->out.data + c->out_sent, .iov_len = app_waiting(c)};
+        ssize_t n = gc__transport_writev(&c->tr, &iov, 1);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            app_gone(c);
+            return;
+        }
+        c->out_sent += (size_t)n;
+    }
+    size_t left = app_waiting(c);
+    if (left == 0) {
+        out_release(c);
+        watch(c);
+        uv_timer_stop(&c->timer);
+    } else {
+        c->out_blocked = 1;
+        watch(c);
+        long secs = gc__cfg_int(c->w->cfg, GC_S_timeout);
+        if (secs > 0 && (left < before || !uv_is_active((uv_handle_t *)&c->timer)))
+            uv_timer_start(&c->timer, on_timer, (uint64_t)secs * 1000, 0);
+    }
+    if (before > GC_APP_OUT_LOW && left <= GC_APP_OUT_LOW && c->w->klass->drained != NULL)
+        c->w->klass->drained(c);
+}
+
+int gc__conn_app_write(gc__conn_t *c, const struct iovec *iov, int n)
+{
+    if (c->app_gone)
+        return -1;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    size_t done = 0;
+    if (app_waiting(c) == 0) {
+        ssize_t w = gc__transport_writev(&c->tr, iov, n);
+        if (w < 0 && w != -EAGAIN) {
+            app_gone(c);
+            return -1;
+        }
+        done = w > 0 ? (size_t)w : 0;
+    }
+    if (done < total) {
+        if (gc__buf_reserve(&c->out, total - done) < 0) {
+            app_gone(c);
+            return -1;
+        }
+        size_t skip = done;
+        for (int i = 0; i < n; i++) {
+            size_t len = iov[i].iov_len;
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            gc__buf_append(&c->out, (const char *)iov[i].iov_base + skip, len - skip);
+            skip = 0;
+        }
+        c->w->open.spill_bytes += total - done;
+        app_flush(c);
+        if (c->app_gone)
+            return -1;
+    }
+    return app_waiting(c) > GC_APP_OUT_HIGH;
+}
+
+int gc__conn_app_congested(const gc__conn_t *c)
+{
+    return !c->app_gone && app_waiting(c) > GC_APP_OUT_LOW;
+}
+
+int gc__conn_app_gone(const gc__conn_t *c)
+{
+    return c->app_gone;
+}
+
+void gc__conn_app_listen(gc__conn_t *c)
+{
+    if (c->pending.len <= GC_APP_PENDING_MAX)
+        start_reading(c);
+}
+
+void gc__conn_app_read_body(gc__conn_t *c)
+{
+    gc__http_parser_resume_body(&c->parser);
+    if (c->pending.len > 0) {
+        size_t used = parse(c, c->pending.data, c->pending.len);
+        gc__buf_consume(&c->pending, used);
+    }
+    if (c->parser.state != GC_HTTP_NEED_MORE) {
+        c->w->klass->body_done(c);
+        return;
+    }
+    c->app_body = 1;
+    start_reading(c);
+}
+
+void gc__conn_app_done(gc__conn_t *c, int keep)
+{
+    c->app_body = 0;
+    if (c->app_gone || c->close_after)
+        keep = 0;
+    c->close_after = 0;
+    c->app_gone = 0;
+    uv_timer_stop(&c->timer);
+    c->state = GC_CONN_WAITING;
+    c->w->open.spill_bytes -= c->spill_reserved; /* set aside by gc__conn_start, unused */
+    c->spill_reserved = 0;
+    c->out_blocked = 0;
+    gc__conn_request_done(c, keep);
 }
 
 /* --- for h2conn.c ------------------------------------------------------------------- */

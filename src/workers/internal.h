@@ -74,6 +74,9 @@ struct gc__conn {
     int keep_after_out;    /* SENDING: what comes after, keep-alive or the end */
     int open_handles;      /* freed when both handles have closed */
     int close_after;       /* a close was asked for while RUNNING: happens when it is done */
+    int app_gone;          /* RUNNING under a class that reads meanwhile: the client left */
+    int app_body;          /* ...and the body it waits for is arriving */
+    void *app;             /* the class's object for the request that runs (asgi.c) */
     int done_keep;         /* the outcome posted with gc__conn_post_done */
     size_t spill_reserved; /* bytes of the worker's spill budget set aside for it */
     gc__sink_t sink;       /* the response's sink, while RUNNING */
@@ -164,7 +167,9 @@ void gc__worker_on_done(uv_async_t *h);
 void gc__worker_on_gil_release(uv_prepare_t *h);
 
 /* worker.c */
-void gc__worker_exit(gc__worker_t *w) __attribute__((noreturn));
+/* Ends the worker process. Returns only when the class's `leave` defers the exit to
+ * its serve (the asgi class, inside its asyncio loop), which calls it again. */
+void gc__worker_exit(gc__worker_t *w);
 /* The graceful stop (TERM, --reload, max-requests' TERM from the arbiter). */
 void gc__worker_stop(gc__worker_t *w);
 

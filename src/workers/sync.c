@@ -104,6 +104,8 @@ const gc__worker_class_t *gc__worker_class_for(const gc__config_t *cfg)
         return &gc__gthread_class;
     if (name != NULL && strcmp(name, "gevent") == 0)
         return &gc__gevent_class;
+    if (name != NULL && strcmp(name, "asgi") == 0)
+        return &gc__asgi_class;
     if (gc__cfg_int(cfg, GC_S_threads) > 1)
         return &gc__gthread_class;
     return &gc__sync_class;

@@ -28,6 +28,8 @@
 void gc__worker_exit(gc__worker_t *w)
 {
     gc__worker_gil(w);
+    if (w->klass->leave != NULL && w->klass->leave(w))
+        return;
     /* Python's finalization puts the default action back on signals it handled, so a
      * second INT/QUIT/ABRT (a terminal's ^C reaches master and workers alike, then the
      * master sends QUIT) would kill us mid-exit with a misleading message. Blocked,
@@ -351,4 +353,5 @@ void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot)
     else
         uv_run(loop, UV_RUN_DEFAULT);
     gc__worker_exit(w);
+    _exit(w->exit_code); /* (gc__worker_exit does not return here) */
 }

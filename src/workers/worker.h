@@ -68,6 +68,18 @@ typedef struct {
     /* At exit, with the GIL. Returns 1 when Python may be finalized (nothing of the
      * application still runs), else 0. NULL: always 1. */
     int (*stop)(gc__worker_t *w);
+    /* gc__worker_exit was called where the class cannot exit yet (inside its own event
+     * loop): returns 1 when the class has arranged to call it again from serve, 0 to
+     * exit now. NULL: exit now. */
+    int (*leave)(gc__worker_t *w);
+    /* For a class whose application writes from the loop (gc__conn_app_write): the
+     * client of a running request went away, or what waited to be sent fell below the
+     * low mark. NULL for the others. */
+    void (*gone)(gc__conn_t *conn);
+    void (*drained)(gc__conn_t *conn);
+    /* The body gc__conn_app_read_body asked for is complete (or failed: the parser
+     * says which). */
+    void (*body_done)(gc__conn_t *conn);
     int multithread;       /* wsgi.multithread */
     int loop_releases_gil; /* the loop thread gives the GIL back before it waits */
     /* The application runs on the loop thread, which waits for nothing meanwhile: the
@@ -79,7 +91,7 @@ typedef struct {
     int queues;
 } gc__worker_class_t;
 
-extern const gc__worker_class_t gc__sync_class, gc__gthread_class, gc__gevent_class;
+extern const gc__worker_class_t gc__sync_class, gc__gthread_class, gc__gevent_class, gc__asgi_class;
 
 /* The class for the settings: worker_class (a name Gunicorn knows, already
  * validated) and threads (sync with threads > 1 is gthread, as in Gunicorn). */
@@ -193,7 +205,8 @@ struct gc__worker {
 void gc__worker_main(uv_loop_t *loop, const gc__worker_boot_t *boot) __attribute__((noreturn));
 
 /* Exits the worker process (worker_exit hook, finalization) with `code`. */
-void gc__worker_quit(gc__worker_t *w, int code) __attribute__((noreturn));
+/* (Returns only as gc__worker_exit may: under the asgi class, inside its loop.) */
+void gc__worker_quit(gc__worker_t *w, int code);
 /* gevent (gevent.c): is the package importable; patch the standard library (0 or -1,
  * logged). The master patches before it imports a --preload application. */
 int gc__gevent_available(void);
@@ -211,6 +224,22 @@ void gc__worker_gil(gc__worker_t *w);
  * (gunicorn.socket); the class passes the value on to gc__conn_finish as it is. */
 int gc__conn_respond(gc__conn_t *conn, gc__buf_t *head);
 #define GC_CONN_TAKEN 2
+
+/* A class whose application runs on the loop thread without ever waiting (ASGI):
+ * gc__conn_app_write sends bytes now, as far as the socket takes them, and keeps the
+ * rest for the loop; it returns -1 when the client is gone, 1 when so much waits that
+ * the application should wait for the class's `drained`, else 0. gc__conn_app_listen
+ * keeps reading the connection while its request runs (the end of the stream calls the
+ * class's `gone`). gc__conn_app_done hands the connection back (what still waits to be
+ * sent goes out first); keep says whether it may serve another request. */
+int gc__conn_app_write(gc__conn_t *conn, const struct iovec *iov, int n);
+int gc__conn_app_congested(const gc__conn_t *conn);
+int gc__conn_app_gone(const gc__conn_t *conn);
+void gc__conn_app_listen(gc__conn_t *conn);
+/* After "Expect: 100-continue" was answered: reads the rest of the body, then calls the
+ * class's body_done. */
+void gc__conn_app_read_body(gc__conn_t *conn);
+void gc__conn_app_done(gc__conn_t *conn, int keep);
 /* The request on conn starts, on the loop thread: the connection goes from QUEUED to
  * RUNNING, takes its share of the spill budget, and the scoreboard slot shows the
  * request. Only a class that queues (gc__worker_class_t.queues) calls it. */

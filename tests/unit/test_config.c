@@ -145,7 +145,7 @@ static void test_table(void)
     ASSERT_EQ_INT(gc__setting_arity(GC_S_post_request), -1);
     ASSERT_EQ_INT(gc__setting_arity(GC_S_workers), 0);
     ASSERT_EQ_INT(gc__setting_info(GC_S_dirty_workers)->status, GC_NO_DIRTY);
-    ASSERT_EQ_INT(gc__setting_info(GC_S_asgi_loop)->status, GC_NO_ASGI);
+    ASSERT_EQ_INT(gc__setting_info(GC_S_asgi_loop)->status, GC_ACTIVE);
     ASSERT_EQ_INT(gc__setting_info(GC_S_spew)->status, GC_ACTIVE);
     ASSERT_EQ_INT(gc__setting_info(GC_S_bind)->status, GC_ACTIVE);
     ASSERT_EQ_STR(gc__setting_info(GC_S_errorlog)->flags, "--error-logfile --log-file");
@@ -591,9 +591,6 @@ static void test_validate(void)
     } refused[] = {
         {ARGS("--dirty-workers", "2"),
          "\nError: setting 'dirty_workers' cannot apply: gunicorn-c has no dirty arbiters.\n"},
-        {ARGS("--asgi-loop", "uvloop"),
-         "\nError: setting 'asgi_loop' cannot apply: gunicorn-c is a WSGI server, without "
-         "Gunicorn's ASGI worker.\n"},
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         init(&cfg);
@@ -630,7 +627,13 @@ static void test_validate(void)
     ASSERT_EQ_STR(out, "\nError: worker class 'eventlet' is not in gunicorn-c (Gunicorn 26 "
                        "removed it too); use 'gevent'\n");
     free(out);
-    ASSERT_EQ_INT(parse(&cfg, &out, ARGS("-k", "asgi")), -EINVAL);
+    ASSERT_EQ_INT(parse(&cfg, &out, ARGS("--asgi-loop", "tokio")), -EINVAL);
+    ASSERT(strstr(out, "Error: Invalid ASGI loop: tokio\n") != NULL);
+    free(out);
+    ASSERT_EQ_INT(parse(&cfg, NULL, ARGS("-k", "asgi")), GC_PARSE_OK);
+    ASSERT_EQ_INT(parse(&cfg, NULL, ARGS("-k", "uvicorn.workers.UvicornWorker")), GC_PARSE_OK);
+    ASSERT_EQ_INT(parse(&cfg, NULL, ARGS("-k", "uvicorn.workers.UvicornH11Worker")), GC_PARSE_OK);
+    ASSERT_EQ_INT(parse(&cfg, &out, ARGS("-k", "tornado")), -EINVAL);
     ASSERT(strstr(out, "cannot apply to gunicorn-c") != NULL);
     free(out);
     ASSERT_EQ_INT(parse(&cfg, NULL, ARGS("-k", "gunicorn.workers.sync.SyncWorker")), GC_PARSE_OK);

@@ -326,6 +326,9 @@ static void test_reason(void)
     ASSERT_EQ_STR(gc__http_reason(431), "Request Header Fields Too Large");
     ASSERT_EQ_STR(gc__http_reason(500), "Internal Server Error");
     ASSERT_EQ_STR(gc__http_reason(501), "Not Implemented");
+    ASSERT_EQ_STR(gc__http_reason(204), "No Content");
+    ASSERT_EQ_STR(gc__http_reason(408), "Request Timeout");
+    ASSERT_EQ_STR(gc__http_reason(103), "Early Hints");
     ASSERT_EQ_STR(gc__http_reason(799), "Unknown");
 }
 

@@ -1,0 +1,1003 @@
+/* asgi.c: the asgi worker class (-k asgi): ASGI 3 applications on an asyncio loop,
+ * with the C core doing the HTTP.
+ *
+ * The worker's libuv loop runs inside the asyncio loop (uvloop or asyncio's own, per
+ * --asgi-loop): the libuv descriptor is an asyncio reader, and `turn` runs libuv once
+ * (UV_RUN_NOWAIT) each time it is readable, then makes sure asyncio calls it again by
+ * the next libuv timer. Connections are accepted, read and parsed as for every class;
+ * a complete request becomes a scope (built here) and a Channel, and asgi.py's
+ * Server.spawn starts the application's task. The task's `receive` and `send` call the
+ * Channel, which reads the body C already has and writes the response through
+ * gc__conn_app_write, never waiting: what the socket does not take waits in the
+ * connection, and `send` awaits the Channel's drain future past a high mark. The end
+ * of the connection's stream resolves the Channel's gone future (http.disconnect).
+ *
+ * Leaving: gc__worker_exit, called inside a turn, stops the asyncio loop instead
+ * (`leave`); serve then runs lifespan shutdown and calls it again, outside any
+ * Python frame, so the interpreter can be finalized. */
+#include "workers/internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "asgi_py.h"
+#include "http/response.h"
+#include "log/log.h"
+#include "log/statsd.h"
+#include "python/interp.h"
+#include "python/pycompat.h"
+#include "python/pystr.h"
+#include "wsgi/access.h"
+
+typedef struct {
+    PyObject *server; /* asgi.py's Server */
+    PyObject *spawn;  /* server.spawn */
+    PyObject *loop;
+    PyObject *call_at;       /* loop.call_at */
+    PyObject *loop_time;     /* loop.time */
+    PyObject *create_future; /* loop.create_future */
+    PyObject *turn;          /* turn() as a Python callable */
+    PyObject *timer;         /* the asyncio TimerHandle for the next turn, or NULL */
+    double timer_at;         /* when it fires (the loop's clock) */
+    PyObject *asgi_version;  /* {"version": "3.0", "spec_version": "2.4"} */
+    PyObject *extensions;    /* the scope's extensions */
+    PyObject *root_path;
+    PyObject *str_set_result, *str_cancel, *str_done;
+    int serving;
+    int leaving;
+} asgi_t;
+
+static asgi_t *state_of(gc__worker_t *w)
+{
+    return w->class_data;
+}
+
+/* --- the Channel: one request's side in C ------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD gc__conn_t *c; /* NULL once the request is over */
+    asgi_t *a;
+    uint64_t body_off;
+    int status;
+    int started;   /* http.response.start was received */
+    int head_sent; /* the head went out */
+    int chunked;   /* the body goes out chunked */
+    int keep;      /* keep-alive after this response */
+    int head_request;
+    int trailers;      /* the application will send http.response.trailers */
+    int64_t length;    /* the application's Content-Length, or -1 */
+    uint64_t sent;     /* body bytes sent */
+    PyObject *headers; /* owned: the start message's headers, until the head is sent */
+    PyObject *drain;   /* owned: the future send awaits, or NULL */
+    PyObject *gone;    /* owned: the future receive awaits, or NULL */
+    PyObject *task;    /* owned: the application's task */
+    uint64_t t0;       /* when the request was handed over (µs) */
+} channel_t;
+
+static PyTypeObject channel_type;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static PyObject *closed_error(void)
+{
+    PyErr_SetString(PyExc_OSError, "the request is over");
+    return NULL;
+}
+
+/* body(): the next piece of the request body and whether more follows. */
+static PyObject *ch_body(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    if (ch->c == NULL)
+        return Py_BuildValue("(yO)", "", Py_False);
+    const gc__http_body_t *b = &ch->c->parser.req.body;
+    uint64_t left = b->len > ch->body_off ? b->len - ch->body_off : 0;
+    size_t n = left > (64u << 10) ? (64u << 10) : (size_t)left;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (data == NULL)
+        return NULL;
+    if (n > 0) {
+        ssize_t got = gc__http_body_read(b, ch->body_off, PyBytes_AS_STRING(data), n);
+        if (got < 0 || (size_t)got != n) {
+            Py_DECREF(data);
+            errno = got < 0 ? (int)-got : EIO;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        ch->body_off += n;
+    }
+    PyObject *out = PyTuple_Pack(2, data, ch->body_off < b->len ? Py_True : Py_False);
+    Py_DECREF(data);
+    return out;
+}
+
+/* A future of the loop, or NULL with an exception. */
+static PyObject *new_future(channel_t *ch)
+{
+    return PyObject_CallNoArgs(ch->a->create_future);
+}
+
+/* client_gone(): the client has gone away (an error then is not the application's). */
+static PyObject *ch_client_gone(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(ch->c == NULL || gc__conn_app_gone(ch->c));
+}
+
+static void resolve(asgi_t *a, PyObject **fut)
+{
+    if (*fut == NULL)
+        return;
+    PyObject *done = PyObject_CallMethodNoArgs(*fut, a->str_done);
+    if (done == Py_False) {
+        PyObject *r = PyObject_CallMethodOneArg(*fut, a->str_set_result, Py_None);
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(done);
+    PyErr_Clear();
+    Py_CLEAR(*fut);
+}
+
+/* gone(): a future that is done once the client has gone away. */
+static PyObject *ch_gone(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    if (ch->gone == NULL && (ch->gone = new_future(ch)) == NULL)
+        return NULL;
+    PyObject *fut = Py_NewRef(ch->gone);
+    if (ch->c == NULL || gc__conn_app_gone(ch->c))
+        resolve(ch->a, &ch->gone);
+    return fut;
+}
+
+/* drain(): a future that is done once what waits to be sent is below the low mark. */
+static PyObject *ch_drain(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    if (ch->drain == NULL && (ch->drain = new_future(ch)) == NULL)
+        return NULL;
+    PyObject *fut = Py_NewRef(ch->drain);
+    if (ch->c == NULL || !gc__conn_app_congested(ch->c))
+        resolve(ch->a, &ch->drain);
+    return fut;
+}
+
+/* Writes iov through the connection. Returns 1 when send should wait for drain, 0,
+ * or -1 with an exception when the client is gone. */
+static int ch_write(channel_t *ch, const struct iovec *iov, int n)
+{
+    int rc = gc__conn_app_write(ch->c, iov, n);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_OSError, "the client has gone away");
+        return -1;
+    }
+    return rc;
+}
+
+static int bytes_view(PyObject *o, gc__view_t *v)
+{
+    if (PyBytes_Check(o)) {
+        *v = gc__view(PyBytes_AS_STRING(o), (size_t)PyBytes_GET_SIZE(o));
+        return 0;
+    }
+    if (PyByteArray_Check(o)) {
+        *v = gc__view(PyByteArray_AS_STRING(o), (size_t)PyByteArray_GET_SIZE(o));
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "ASGI header names and values must be bytes, not %.100s",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+/* The application's headers as fields for a head: checked (a token name, a value
+ * without CR, LF or NUL), hop-by-hop ones dropped. Fills `out` (cap entries), sets
+ * *length from a Content-Length. Returns the count, or -1 with an exception. */
+static Py_ssize_t collect_headers(PyObject *headers, gc__http_header_t *out, size_t cap,
+                                  int64_t *length, PyObject **fast)
+{
+    *fast = PySequence_Fast(headers, "ASGI headers must be a sequence of [name, value]");
+    if (*fast == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(*fast), kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(*fast, i);
+        if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "each ASGI header must be [name, value]");
+            return -1;
+        }
+        gc__http_header_t h;
+        if (bytes_view(PySequence_Fast_GET_ITEM(pair, 0), &h.name) < 0 ||
+            bytes_view(PySequence_Fast_GET_ITEM(pair, 1), &h.value) < 0)
+            return -1;
+        if (!gc__http_is_token(h.name) || !gc__http_is_field_value(h.value)) {
+            PyErr_Format(PyExc_ValueError, "invalid ASGI header %R", pair);
+            return -1;
+        }
+        if (gc__view_ieq(h.name, "content-length")) {
+            char num[24];
+            size_t len = h.value.len < sizeof(num) - 1 ? h.value.len : sizeof(num) - 1;
+            memcpy(num, h.value.base, len);
+            num[len] = '\0';
+            char *end;
+            long long v = strtoll(num, &end, 10);
+            if (len == 0 || *end != '\0' || v < 0) {
+                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", pair);
+                return -1;
+            }
+            *length = v;
+        }
+        if (gc__http_is_hop_by_hop(h.name))
+            continue;
+        if ((size_t)kept == cap) {
+            PyErr_SetString(PyExc_ValueError, "too many ASGI response headers");
+            return -1;
+        }
+        out[kept++] = h;
+    }
+    return kept;
+}
+
+/* start(status, headers, trailers): http.response.start, kept until the first body. */
+static PyObject *ch_start(channel_t *ch, PyObject *args)
+{
+    int status, trailers = 0;
+    PyObject *headers;
+    if (!PyArg_ParseTuple(args, "iO|p", &status, &headers, &trailers))
+        return NULL;
+    if (status < 100 || status > 999) {
+        PyErr_Format(PyExc_ValueError, "invalid HTTP status %d", status);
+        return NULL;
+    }
+    ch->status = status;
+    ch->started = 1;
+    ch->trailers = trailers;
+    Py_XSETREF(ch->headers, Py_NewRef(headers));
+    Py_RETURN_NONE;
+}
+
+static int body_allowed(const channel_t *ch)
+{
+    return !ch->head_request && gc__http_status_has_body(ch->status);
+}
+
+/* Writes the head (and `data`, the first piece of body, `last` when it is the whole
+ * body). Returns what ch_write returns. */
+static int send_head(channel_t *ch, const char *data, size_t len, int last)
+{
+    gc__http_header_t fields[64];
+    PyObject *fast = NULL;
+    int64_t length = -1;
+    Py_ssize_t n = collect_headers(ch->headers, fields, 64, &length, &fast);
+    if (n < 0) {
+        Py_XDECREF(fast);
+        return -1;
+    }
+    const gc__http_request_t *req = &ch->c->parser.req;
+    gc__http_head_t head = {
+        .minor = req->minor,
+        .headers = fields,
+        .nheaders = (size_t)n,
+        .add_length = -1,
+    };
+    char status[48];
+    snprintf(status, sizeof(status), "%d %s", ch->status, gc__http_reason(ch->status));
+    head.status = gc__view(status, strlen(status));
+    ch->length = length;
+    if (length < 0 && body_allowed(ch)) {
+        if (last && !ch->trailers)
+            head.add_length = (int64_t)len;
+        else if (req->minor >= 1 && !req->close_delimited)
+            ch->chunked = head.chunked = 1;
+        else
+            ch->keep = 0;
+    }
+    head.connection = ch->keep ? GC_CONN_KEEP_ALIVE : GC_CONN_CLOSE;
+    gc__buf_t *buf = &ch->c->head;
+    gc__buf_reset(buf);
+    int rc = gc__http_write_head(buf, &head);
+    Py_XDECREF(fast);
+    Py_CLEAR(ch->headers);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    ch->head_sent = 1;
+    struct iovec iov[4];
+    int k = 0;
+    iov[k++] = (struct iovec){buf->data, buf->len};
+    char prefix[24];
+    if (len > 0 && body_allowed(ch)) {
+        if (ch->chunked) {
+            iov[k++] = (struct iovec){prefix, gc__http_chunk_prefix(prefix, len)};
+            iov[k++] = (struct iovec){(void *)data, len};
+            iov[k++] = (struct iovec){"\r\n", 2};
+        } else {
+            iov[k++] = (struct iovec){(void *)data, len};
+        }
+        ch->sent += len;
+    }
+    return ch_write(ch, iov, k);
+}
+
+/* send_body(data, more): http.response.body. Returns True when send must await drain. */
+static PyObject *ch_send_body(channel_t *ch, PyObject *args)
+{
+    PyObject *data;
+    int more = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &data, &more))
+        return NULL;
+    if (ch->c == NULL)
+        return closed_error();
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const char *p = view.buf;
+    size_t len = (size_t)view.len;
+    if (ch->length >= 0 && (uint64_t)len > (uint64_t)ch->length - ch->sent)
+        len = (size_t)((uint64_t)ch->length - ch->sent); /* never more than promised */
+    int rc;
+    if (!ch->head_sent) {
+        rc = send_head(ch, p, len, !more);
+    } else if (len == 0 || !body_allowed(ch)) {
+        rc = 0;
+    } else if (ch->chunked) {
+        char prefix[24];
+        struct iovec iov[3] = {
+            {prefix, gc__http_chunk_prefix(prefix, len)}, {(void *)p, len}, {"\r\n", 2}};
+        rc = ch_write(ch, iov, 3);
+        ch->sent += len;
+    } else {
+        struct iovec iov = {(void *)p, len};
+        rc = ch_write(ch, &iov, 1);
+        ch->sent += len;
+    }
+    PyBuffer_Release(&view);
+    if (rc >= 0 && !more && ch->chunked && !ch->trailers) {
+        struct iovec end = {"0\r\n\r\n", 5};
+        int r2 = ch_write(ch, &end, 1);
+        rc = r2 < 0 ? r2 : (rc || r2);
+    }
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc);
+}
+
+/* trailers(headers, more): http.response.trailers after a chunked body. */
+static PyObject *ch_trailers(channel_t *ch, PyObject *args)
+{
+    PyObject *headers;
+    int more = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &headers, &more))
+        return NULL;
+    if (ch->c == NULL)
+        return closed_error();
+    if (!ch->chunked) /* no framing can carry them: dropped, as Gunicorn does */
+        Py_RETURN_NONE;
+    gc__http_header_t fields[64];
+    PyObject *fast = NULL;
+    int64_t ignored = -1;
+    Py_ssize_t n = collect_headers(headers, fields, 64, &ignored, &fast);
+    if (n < 0) {
+        Py_XDECREF(fast);
+        return NULL;
+    }
+    gc__buf_t out;
+    gc__buf_init(&out);
+    int rc = gc__buf_append(&out, "0\r\n", 3);
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
+        rc = gc__buf_printf(&out, "%.*s: %.*s\r\n", (int)fields[i].name.len, fields[i].name.base,
+                            (int)fields[i].value.len, fields[i].value.base);
+    if (rc == 0)
+        rc = gc__buf_append(&out, "\r\n", 2);
+    Py_XDECREF(fast);
+    int w = rc == 0 ? ch_write(ch, &(struct iovec){out.data, out.len}, 1) : -1;
+    gc__buf_free(&out);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    if (w < 0)
+        return NULL;
+    ch->trailers = 0;
+    Py_RETURN_NONE;
+}
+
+/* informational(status, headers): a 1xx response (103 Early Hints) before the real one. */
+static PyObject *ch_informational(channel_t *ch, PyObject *args)
+{
+    int status;
+    PyObject *headers;
+    if (!PyArg_ParseTuple(args, "iO", &status, &headers))
+        return NULL;
+    if (ch->c == NULL)
+        return closed_error();
+    if (status < 100 || status > 199 || status == 101) {
+        PyErr_Format(PyExc_ValueError, "invalid informational status %d", status);
+        return NULL;
+    }
+    if (ch->c->parser.req.minor < 1) /* HTTP/1.0 knows no 1xx */
+        Py_RETURN_NONE;
+    gc__http_header_t fields[64];
+    PyObject *fast = NULL;
+    int64_t ignored = -1;
+    Py_ssize_t n = collect_headers(headers, fields, 64, &ignored, &fast);
+    if (n < 0) {
+        Py_XDECREF(fast);
+        return NULL;
+    }
+    gc__buf_t out;
+    gc__buf_init(&out);
+    int rc = gc__buf_printf(&out, "HTTP/1.1 %d %s\r\n", status, gc__http_reason(status));
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
+        rc = gc__buf_printf(&out, "%.*s: %.*s\r\n", (int)fields[i].name.len, fields[i].name.base,
+                            (int)fields[i].value.len, fields[i].value.base);
+    if (rc == 0)
+        rc = gc__buf_append(&out, "\r\n", 2);
+    Py_XDECREF(fast);
+    int w = rc == 0 ? ch_write(ch, &(struct iovec){out.data, out.len}, 1) : -1;
+    gc__buf_free(&out);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    if (w < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static void access_log(channel_t *ch, int status)
+{
+    int logging = gc__access_log_enabled() || gc__statsd_enabled();
+    if (!logging)
+        return;
+    gc__conn_t *c = ch->c;
+    const gc__listener_t *l = c->listener;
+    gc__wsgi_peer_t peer = {
+        .remote_addr = l->is_unix ? "" : c->remote_addr,
+        .remote_port = l->is_unix ? NULL : c->remote_port,
+        .server_name = l->host,
+        .server_port = l->port,
+        .is_unix = l->is_unix,
+        .socket_fd = -1,
+    };
+    char line[48];
+    snprintf(line, sizeof(line), "%d %s", status, gc__http_reason(status));
+    PyObject *st = PyUnicode_FromString(line);
+    gc__reqlog_t rec = {
+        .req = &c->parser.req,
+        .peer = &peer,
+        .status = st,
+        .status_code = status,
+        .body_bytes = ch->sent,
+        .duration_us = now_us() - ch->t0,
+    };
+    if (gc__access_log_enabled())
+        gc__access_log_request(&rec);
+    if (gc__statsd_enabled())
+        gc__statsd_request(status, (double)rec.duration_us / 1000.0);
+    Py_XDECREF(st);
+    PyErr_Clear();
+}
+
+/* finish(outcome): the application's task is over. 1: the response is complete; 3: it
+ * returned without completing it; 2: it raised; 0: it was cancelled. */
+static PyObject *ch_finish(channel_t *ch, PyObject *arg)
+{
+    long outcome = PyLong_AsLong(arg);
+    if (outcome == -1 && PyErr_Occurred())
+        return NULL;
+    gc__conn_t *c = ch->c;
+    if (c == NULL)
+        Py_RETURN_NONE;
+    int keep = ch->keep;
+    int status = ch->status;
+    if (!ch->head_sent && !gc__conn_app_gone(c) && outcome != 0) {
+        if (ch->started && outcome == 1) {
+            /* A response without a body message: the head alone. */
+            if (send_head(ch, "", 0, 1) < 0)
+                PyErr_Clear();
+        } else {
+            /* Nothing was sent: our 500 page (the app raised, or never answered). */
+            if (outcome == 3)
+                gc__error("ASGI application returned without sending a response");
+            gc__buf_t out;
+            gc__buf_init(&out);
+            if (gc__http_write_error(&out, 500, "") == 0)
+                gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
+            gc__buf_free(&out);
+            status = 500;
+            keep = 0;
+        }
+    } else if (outcome != 1 || ch->trailers ||
+               (ch->length >= 0 && ch->sent < (uint64_t)ch->length)) {
+        keep = 0; /* a response cut short: only the close tells the client */
+    }
+    if (c->parser.state != GC_HTTP_READY)
+        keep = 0;
+    if (outcome != 0 && (outcome == 1 || status == 500))
+        access_log(ch, status);
+    ch->c = NULL;
+    c->app = NULL;
+    resolve(ch->a, &ch->drain);
+    resolve(ch->a, &ch->gone);
+    Py_CLEAR(ch->task); /* (the task holds the channel: no cycle outlives the request) */
+    gc__conn_app_done(c, keep);
+    Py_RETURN_NONE;
+}
+
+static void ch_dealloc(channel_t *ch)
+{
+    Py_CLEAR(ch->task);
+    Py_CLEAR(ch->headers);
+    Py_CLEAR(ch->drain);
+    Py_CLEAR(ch->gone);
+    PyObject_Free(ch);
+}
+
+static PyMethodDef ch_methods[] = {
+    {"body", (PyCFunction)ch_body, METH_NOARGS, NULL},
+    {"gone", (PyCFunction)ch_gone, METH_NOARGS, NULL},
+    {"client_gone", (PyCFunction)ch_client_gone, METH_NOARGS, NULL},
+    {"drain", (PyCFunction)ch_drain, METH_NOARGS, NULL},
+    {"start", (PyCFunction)ch_start, METH_VARARGS, NULL},
+    {"send_body", (PyCFunction)ch_send_body, METH_VARARGS, NULL},
+    {"trailers", (PyCFunction)ch_trailers, METH_VARARGS, NULL},
+    {"informational", (PyCFunction)ch_informational, METH_VARARGS, NULL},
+    {"finish", (PyCFunction)ch_finish, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject channel_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gunicorn_c.ASGIChannel",
+    .tp_basicsize = sizeof(channel_t),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)ch_dealloc,
+    .tp_methods = ch_methods,
+};
+
+/* --- the scope ---------------------------------------------------------------------- */
+
+static int set_str(PyObject *d, const char *key, const char *s, size_t n)
+{
+    PyObject *v = PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
+    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+static int set_bytes(PyObject *d, const char *key, const char *s, size_t n)
+{
+    PyObject *v = PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The scope's path: the target's path percent-decoded, as UTF-8 (bad bytes as
+ * surrogates, as uvicorn's unquote gives replacement... kept lossless here). */
+static PyObject *decoded_path(gc__view_t path)
+{
+    char stack[512] = {0};
+    char *out = path.len <= sizeof(stack) ? stack : PyMem_Malloc(path.len);
+    if (out == NULL)
+        return PyErr_NoMemory();
+    size_t n = 0;
+    for (size_t i = 0; i < path.len; i++) {
+        char c = path.base[i];
+        int hi, lo;
+        if (c == '%' && i + 2 < path.len && (hi = hexval(path.base[i + 1])) >= 0 &&
+            (lo = hexval(path.base[i + 2])) >= 0) {
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        out[n++] = c;
+    }
+    PyObject *s = PyUnicode_DecodeUTF8(out, (Py_ssize_t)n, "surrogateescape");
+    if (out != stack)
+        PyMem_Free(out);
+    return s;
+}
+
+static PyObject *address(const char *host, const char *port)
+{
+    return Py_BuildValue("(si)", host, port ? atoi(port) : 0);
+}
+
+static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
+{
+    const gc__http_request_t *req = &c->parser.req;
+    const gc__listener_t *l = c->listener;
+    PyObject *scope = PyDict_New();
+    if (scope == NULL)
+        return NULL;
+    gc__view_t method = gc__http_method(req), target = gc__http_target(req), path, query;
+    gc__http_split_target(target, &path, &query);
+    /* An absolute-form target: the scope's path is its path part. */
+    if (path.len > 0 && path.base[0] != '/') {
+        const char *slash = memchr(path.base, '/', path.len);
+        const char *scheme_end = memchr(path.base, ':', path.len);
+        if (scheme_end && scheme_end + 2 < path.base + path.len && scheme_end[1] == '/' &&
+            scheme_end[2] == '/') {
+            const char *p3 =
+                memchr(scheme_end + 3, '/', (size_t)(path.base + path.len - (scheme_end + 3)));
+            path = p3 ? gc__view(p3, (size_t)(path.base + path.len - p3)) : gc__view("/", 1);
+        } else if (slash) {
+            path = gc__view(slash, (size_t)(path.base + path.len - slash));
+        }
+    }
+    const char *scheme = req->url_scheme == GC_SCHEME_HTTPS  ? "https"
+                         : req->url_scheme == GC_SCHEME_HTTP ? "http"
+                         : gc__transport_is_tls(&c->tr)      ? "https"
+                                                             : "http";
+    PyObject *headers = PyList_New((Py_ssize_t)req->nfields);
+    if (headers == NULL)
+        goto fail;
+    for (size_t i = 0; i < req->nfields; i++) {
+        gc__view_t name = gc__http_field_name(req, i), value = gc__http_field_value(req, i);
+        PyObject *n = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)name.len);
+        if (n == NULL) {
+            Py_DECREF(headers);
+            goto fail;
+        }
+        char *d = PyBytes_AS_STRING(n);
+        for (size_t j = 0; j < name.len; j++)
+            d[j] = name.base[j] >= 'A' && name.base[j] <= 'Z' ? (char)(name.base[j] + 32)
+                                                              : name.base[j];
+        PyObject *v = PyBytes_FromStringAndSize(value.base, (Py_ssize_t)value.len);
+        PyObject *pair = v ? PyTuple_Pack(2, n, v) : NULL;
+        Py_DECREF(n);
+        Py_XDECREF(v);
+        if (pair == NULL) {
+            Py_DECREF(headers);
+            goto fail;
+        }
+        PyList_SET_ITEM(headers, (Py_ssize_t)i, pair);
+    }
+    int rc = PyDict_SetItemString(scope, "headers", headers);
+    Py_DECREF(headers);
+    if (rc < 0)
+        goto fail;
+    PyObject *p = decoded_path(path);
+    rc = p ? PyDict_SetItemString(scope, "path", p) : -1;
+    Py_XDECREF(p);
+    if (rc < 0)
+        goto fail;
+    PyObject *client = l->is_unix ? Py_NewRef(Py_None) : address(c->remote_addr, c->remote_port);
+    PyObject *server = l->is_unix ? Py_BuildValue("(sO)", l->unix_path ? l->unix_path : "", Py_None)
+                                  : address(l->host, l->port);
+    if (client == NULL || server == NULL || PyDict_SetItemString(scope, "client", client) < 0 ||
+        PyDict_SetItemString(scope, "server", server) < 0) {
+        Py_XDECREF(client);
+        Py_XDECREF(server);
+        goto fail;
+    }
+    Py_DECREF(client);
+    Py_DECREF(server);
+    if (PyDict_SetItemString(scope, "type", GC_STR(http)) < 0 ||
+        PyDict_SetItemString(scope, "asgi", a->asgi_version) < 0 ||
+        set_str(scope, "http_version", req->minor >= 1 ? "1.1" : "1.0", 3) < 0 ||
+        set_str(scope, "method", method.base, method.len) < 0 ||
+        set_str(scope, "scheme", scheme, strlen(scheme)) < 0 ||
+        set_bytes(scope, "raw_path", path.base, path.len) < 0 ||
+        set_bytes(scope, "query_string", query.base, query.len) < 0 ||
+        PyDict_SetItemString(scope, "root_path", a->root_path) < 0 ||
+        PyDict_SetItemString(scope, "extensions", a->extensions) < 0)
+        goto fail;
+    return scope;
+fail:
+    Py_DECREF(scope);
+    return NULL;
+}
+
+/* --- the class ---------------------------------------------------------------------- */
+
+/* Hands a complete request to the application. */
+static void spawn(gc__conn_t *c)
+{
+    gc__worker_t *w = gc__conn_worker(c);
+    asgi_t *a = state_of(w);
+    gc__worker_gil(w);
+    channel_t *ch = PyObject_New(channel_t, &channel_type);
+    PyObject *scope = NULL, *r = NULL;
+    if (ch == NULL)
+        goto fail;
+    ch->c = c;
+    ch->a = a;
+    ch->body_off = 0;
+    ch->status = 0;
+    ch->started = ch->head_sent = ch->chunked = ch->trailers = 0;
+    gc__view_t m = gc__http_method(&c->parser.req);
+    ch->head_request = m.len == 4 && memcmp(m.base, "HEAD", 4) == 0;
+    ch->keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
+    ch->length = -1;
+    ch->sent = 0;
+    ch->headers = ch->drain = ch->gone = ch->task = NULL;
+    ch->t0 = now_us();
+    c->app = ch;
+    scope = build_scope(a, c);
+    if (scope == NULL)
+        goto fail;
+    if (gc__log_enabled(GC_LOG_DEBUG)) {
+        gc__view_t t = gc__http_target(&c->parser.req);
+        gc__debug("%.*s %.*s", (int)m.len, m.base, (int)t.len, t.base);
+    }
+    r = PyObject_CallFunctionObjArgs(a->spawn, scope, (PyObject *)ch, NULL);
+    if (r == NULL)
+        goto fail;
+    ch->task = r;
+    Py_DECREF(scope);
+    Py_DECREF(ch); /* the task holds it now */
+    gc__conn_app_listen(c);
+    return;
+fail:
+    gc__py_log_exception(GC_LOG_ERROR, "Cannot start the ASGI application's task");
+    Py_XDECREF(scope);
+    if (ch != NULL) {
+        PyObject *two = PyLong_FromLong(2);
+        PyObject *rr = two ? ch_finish(ch, two) : NULL;
+        Py_XDECREF(rr);
+        Py_XDECREF(two);
+        PyErr_Clear();
+        Py_DECREF(ch);
+    } else {
+        gc__conn_app_done(c, 0);
+    }
+}
+
+static void asgi_run(gc__conn_t *c)
+{
+    if (c->parser.req.body_pending) {
+        /* "Expect: 100-continue": the application cannot wait for the body in a
+         * coroutine here, so the answer goes out now and the body is read before the
+         * task starts (asgi_body_done). */
+        static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        c->continue_sent = 1;
+        if (gc__conn_app_write(c, &(struct iovec){(void *)line, sizeof(line) - 1}, 1) < 0) {
+            gc__conn_app_done(c, 0);
+            return;
+        }
+        c->app = NULL;
+        gc__conn_app_read_body(c);
+        return;
+    }
+    spawn(c);
+}
+
+static void asgi_body_done(gc__conn_t *c)
+{
+    if (c->parser.state != GC_HTTP_READY) {
+        gc__conn_app_done(c, 0);
+        return;
+    }
+    c->parser.req.body_pending = 0;
+    spawn(c);
+}
+
+static void asgi_gone(gc__conn_t *c)
+{
+    channel_t *ch = c->app;
+    if (ch == NULL) {
+        if (c->parser.req.body_pending)
+            gc__conn_app_done(c, 0); /* the client left while sending the body */
+        return;
+    }
+    gc__worker_gil(gc__conn_worker(c));
+    resolve(ch->a, &ch->gone);
+    resolve(ch->a, &ch->drain);
+    if (ch->task != NULL) {
+        PyObject *r = PyObject_CallMethod(ch->a->server, "client_gone", "O", ch->task);
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+}
+
+static void asgi_drained(gc__conn_t *c)
+{
+    channel_t *ch = c->app;
+    if (ch == NULL)
+        return;
+    gc__worker_gil(gc__conn_worker(c));
+    resolve(ch->a, &ch->drain);
+}
+
+/* Schedules the next turn for when libuv's next timer is due. */
+static int schedule(asgi_t *a, gc__worker_t *w)
+{
+    int ms = uv_backend_timeout(w->loop);
+    if (ms < 0)
+        ms = 1000; /* no timer: look again in a second anyway */
+    PyObject *now = PyObject_CallNoArgs(a->loop_time);
+    if (now == NULL)
+        return -1;
+    double at = PyFloat_AsDouble(now) + ms / 1000.0;
+    Py_DECREF(now);
+    if (a->timer != NULL && a->timer_at <= at + 0.0005)
+        return 0; /* the one scheduled comes first */
+    if (a->timer != NULL) {
+        PyObject *r = PyObject_CallMethodNoArgs(a->timer, a->str_cancel);
+        Py_XDECREF(r);
+        Py_CLEAR(a->timer);
+    }
+    PyObject *when = PyFloat_FromDouble(at);
+    a->timer = when ? PyObject_CallFunctionObjArgs(a->call_at, when, a->turn, NULL) : NULL;
+    Py_XDECREF(when);
+    a->timer_at = at;
+    return a->timer ? 0 : -1;
+}
+
+/* turn(): one turn of libuv, from the asyncio loop (its descriptor was readable, or a
+ * libuv timer is due). */
+static PyObject *turn(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    gc__worker_t *w = PyCapsule_GetPointer(self, NULL);
+    asgi_t *a = state_of(w);
+    uv_run(w->loop, UV_RUN_NOWAIT);
+    if (PyErr_Occurred())
+        return NULL; /* a signal handler's SystemExit: out of run_forever */
+    if (a->leaving)
+        Py_RETURN_NONE;
+    /* A timer that fired is done: the next schedule makes a new one. */
+    if (a->timer != NULL) {
+        PyObject *now = PyObject_CallNoArgs(a->loop_time);
+        if (now != NULL && PyFloat_AsDouble(now) >= a->timer_at)
+            Py_CLEAR(a->timer);
+        Py_XDECREF(now);
+    }
+    if (schedule(a, w) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef turn_def = {"turn", turn, METH_NOARGS, NULL};
+
+static PyObject *import_glue(void)
+{
+    PyObject *mod = PyImport_ImportModule("_gunicorn_c_asgi");
+    if (mod != NULL)
+        return mod;
+    PyErr_Clear();
+    PyObject *code = Py_CompileString(gc__asgi_py_source, "<gunicorn-c asgi>", Py_file_input);
+    if (code == NULL)
+        return NULL;
+    mod = PyImport_ExecCodeModule("_gunicorn_c_asgi", code);
+    Py_DECREF(code);
+    return mod;
+}
+
+static int asgi_start(gc__worker_t *w)
+{
+    asgi_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return -1;
+    w->class_data = a;
+    if (PyType_Ready(&channel_type) < 0)
+        goto fail;
+    PyObject *mod = import_glue();
+    if (mod == NULL)
+        goto fail;
+    const gc__config_t *cfg = w->cfg;
+    a->server = PyObject_CallMethod(
+        mod, "Server", "Ossl", w->wsgi.app, gc__cfg_str(cfg, GC_S_asgi_loop),
+        gc__cfg_str(cfg, GC_S_asgi_lifespan), gc__cfg_int(cfg, GC_S_asgi_disconnect_grace_period));
+    Py_DECREF(mod);
+    if (a->server == NULL)
+        goto fail;
+    a->spawn = PyObject_GetAttrString(a->server, "spawn");
+    a->loop = PyObject_GetAttrString(a->server, "loop");
+    a->call_at = a->loop ? PyObject_GetAttrString(a->loop, "call_at") : NULL;
+    a->loop_time = a->loop ? PyObject_GetAttrString(a->loop, "time") : NULL;
+    a->create_future = a->loop ? PyObject_GetAttrString(a->loop, "create_future") : NULL;
+    PyObject *self = PyCapsule_New(w, NULL, NULL);
+    a->turn = self ? PyCFunction_New(&turn_def, self) : NULL;
+    Py_XDECREF(self);
+    a->asgi_version = Py_BuildValue("{ssss}", "version", "3.0", "spec_version", "2.4");
+    a->extensions =
+        Py_BuildValue("{s{}s{}}", "http.response.informational", "http.response.trailers");
+    const char *root = gc__cfg_str(cfg, GC_S_root_path);
+    a->root_path = PyUnicode_FromString(root ? root : "");
+    a->str_set_result = PyUnicode_InternFromString("set_result");
+    a->str_cancel = PyUnicode_InternFromString("cancel");
+    a->str_done = PyUnicode_InternFromString("done");
+    if (!a->spawn || !a->loop || !a->call_at || !a->loop_time || !a->create_future || !a->turn ||
+        !a->asgi_version || !a->extensions || !a->root_path || !a->str_set_result ||
+        !a->str_cancel || !a->str_done)
+        goto fail;
+    PyObject *ok = PyObject_CallMethod(a->server, "startup", NULL);
+    if (ok == NULL)
+        goto fail;
+    int serve = PyObject_IsTrue(ok);
+    Py_DECREF(ok);
+    if (serve != 1) {
+        gc__error("Application startup failed. Exiting.");
+        return -1;
+    }
+    return 0;
+fail:
+    gc__py_log_exception(GC_LOG_ERROR, "Cannot start the ASGI worker");
+    return -1;
+}
+
+static void asgi_serve(gc__worker_t *w)
+{
+    asgi_t *a = state_of(w);
+    a->serving = 1;
+    PyObject *r = PyObject_CallMethod(a->server, "serve", "iO", uv_backend_fd(w->loop), a->turn);
+    a->serving = 0;
+    if (r == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_SystemExit))
+            gc__py_log_exception(GC_LOG_ERROR, "The ASGI event loop failed");
+        PyErr_Clear();
+        /* INT, QUIT, ABRT (a handler's SystemExit), or a failure: no lifespan shutdown. */
+        gc__worker_quit(w, w->signal_exit >= 0 ? w->signal_exit : 1);
+        return;
+    }
+    Py_DECREF(r);
+    if (w->exit_code == 0 && w->signal_exit < 0) {
+        r = PyObject_CallMethod(a->server, "shutdown", NULL);
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    gc__worker_exit(w);
+}
+
+/* gc__worker_exit from inside a turn: stop the asyncio loop; serve calls it again. */
+static int asgi_leave(gc__worker_t *w)
+{
+    asgi_t *a = state_of(w);
+    if (a == NULL || !a->serving)
+        return 0;
+    if (!a->leaving) {
+        a->leaving = 1;
+        PyObject *r = PyObject_CallMethod(a->server, "stop", NULL);
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    return 1;
+}
+
+static int asgi_stop(gc__worker_t *w)
+{
+    asgi_t *a = state_of(w);
+    if (a == NULL || a->server == NULL)
+        return 1;
+    PyObject *r = PyObject_CallMethod(a->server, "cancel_all", NULL);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    return 1;
+}
+
+static void asgi_sink_setup(gc__conn_t *c, gc__sink_t *sink)
+{
+    (void)c;
+    (void)sink;
+}
+
+const gc__worker_class_t gc__asgi_class = {
+    .name = "asgi",
+    .start = asgi_start,
+    .run = asgi_run,
+    .sink_setup = asgi_sink_setup,
+    .serve = asgi_serve,
+    .stop = asgi_stop,
+    .leave = asgi_leave,
+    .gone = asgi_gone,
+    .drained = asgi_drained,
+    .body_done = asgi_body_done,
+    .multithread = 0,
+};

@@ -1,0 +1,265 @@
+"""The Python side of the ASGI worker class (gunicorn-c -k asgi): compiled into the
+executable and imported as _gunicorn_c_asgi in each ASGI worker.
+
+C does the HTTP: it accepts, reads and parses each request, builds its scope, and
+writes what the application sends (src/workers/asgi.c, docs/asgi.md). What is left
+here is what must be a coroutine: the application's task for each request, with the
+`receive` and `send` callables it awaits, and the lifespan protocol. The libuv loop of
+the worker runs inside the asyncio loop: its descriptor is watched with add_reader and
+its timers with call_at (Server.serve), so both share the one thread.
+
+Every call into C is a method of the request's Channel (a C type): body() for the
+next piece of the request body, start() and body_send() for the response, drain() and
+gone() for futures the loop resolves, finish() when the task ends."""
+
+import asyncio
+import traceback
+
+import _gunicorn_c as _c
+
+ERROR, INFO, DEBUG = 40, 20, 10
+
+
+def _log_exception(message):
+    _c.log(ERROR, message + "\n" + traceback.format_exc().rstrip("\n"))
+
+
+def new_loop(kind):
+    """The event loop --asgi-loop asks for: auto is uvloop when it is importable."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+class Cycle:
+    """One request: the scope's receive and send, over the C channel."""
+
+    __slots__ = ("ch", "more", "started", "done", "disconnect")
+
+    def __init__(self, ch):
+        self.ch = ch
+        self.more = True
+        self.started = False
+        self.done = False
+        self.disconnect = False
+
+    async def receive(self):
+        ch = self.ch
+        if self.more:
+            data, self.more = ch.body()
+            return {"type": "http.request", "body": data, "more_body": self.more}
+        # The body is all read: what comes next is the client going away (or the
+        # response being complete, after which the connection is not the app's).
+        if not self.disconnect and not self.done:
+            await ch.gone()
+        self.disconnect = True
+        return {"type": "http.disconnect"}
+
+    async def send(self, message):
+        kind = message["type"]
+        ch = self.ch
+        if kind == "http.response.body":
+            if not self.started:
+                raise RuntimeError("http.response.body before http.response.start")
+            if self.done:
+                raise RuntimeError("http.response.body after the response was complete")
+            more = message.get("more_body", False)
+            if not more:
+                self.done = True
+            if ch.send_body(message.get("body", b""), more):
+                await ch.drain()
+        elif kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("http.response.start sent twice")
+            self.started = True
+            ch.start(message["status"], message.get("headers", ()),
+                     message.get("trailers", False))
+        elif kind == "http.response.informational":
+            if self.started:
+                raise RuntimeError("http.response.informational after http.response.start")
+            ch.informational(message["status"], message.get("headers", ()))
+        elif kind == "http.response.trailers":
+            ch.trailers(message.get("headers", ()), message.get("more_trailers", False))
+            if not message.get("more_trailers", False):
+                self.done = True
+        elif kind == "http.response.pathsend":
+            if not self.started or self.done:
+                raise RuntimeError("http.response.pathsend out of order")
+            self.done = True
+            if ch.send_path(message["path"]):
+                await ch.drain()
+        else:
+            raise RuntimeError("Unexpected ASGI message type %r" % (kind,))
+
+
+class Server:
+    """The worker's ASGI side: the application, the loop, lifespan, one task a request."""
+
+    def __init__(self, app, loop_kind, lifespan, grace):
+        self.app = app
+        self.loop = new_loop(loop_kind)
+        asyncio.set_event_loop(self.loop)
+        self.lifespan = lifespan  # "auto", "on" or "off"
+        self.grace = grace
+        self.state = {}
+        self.tasks = set()
+        self.lifespan_queue = None
+        self.lifespan_task = None
+        self.supports_lifespan = False
+
+    # --- lifespan ------------------------------------------------------------------
+
+    def startup(self):
+        """Runs lifespan startup. Returns True to serve, False to fail the boot."""
+        if self.lifespan == "off":
+            return True
+        return self.loop.run_until_complete(self._startup())
+
+    async def _startup(self):
+        self.lifespan_queue = asyncio.Queue()
+        self.lifespan_done = asyncio.Event()
+        self.lifespan_result = self.loop.create_future()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": self.state}
+        self.lifespan_task = self.loop.create_task(self._lifespan(scope))
+        await self.lifespan_queue.put({"type": "lifespan.startup"})
+        outcome, message = await self.lifespan_result
+        if outcome == "complete":
+            self.supports_lifespan = True
+            return True
+        if outcome == "unsupported":
+            if self.lifespan == "on":
+                _c.log(ERROR, "ASGI lifespan startup failed: the application does not "
+                       "support lifespan (--asgi-lifespan on)")
+                return False
+            _c.log(DEBUG, "ASGI lifespan unsupported by the application: going on without")
+            return True
+        _c.log(ERROR, "ASGI lifespan startup failed%s" % (": " + message if message else ""))
+        return False
+
+    async def _lifespan(self, scope):
+        self.lifespan_received = False
+
+        async def receive():
+            self.lifespan_received = True
+            return await self.lifespan_queue.get()
+
+        async def send(message):
+            kind = message["type"]
+            if kind == "lifespan.startup.complete":
+                self._lifespan_outcome("complete", None)
+            elif kind == "lifespan.startup.failed":
+                self._lifespan_outcome("failed", message.get("message", ""))
+            elif kind == "lifespan.shutdown.complete":
+                self._lifespan_outcome("complete", None)
+            elif kind == "lifespan.shutdown.failed":
+                self._lifespan_outcome("failed", message.get("message", ""))
+
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as e:
+            if not self.lifespan_received:
+                # An application without lifespan raises on the unknown scope type
+                # before it asks for an event.
+                if self.lifespan == "on":
+                    _log_exception("Exception in ASGI lifespan")
+                    self._lifespan_outcome("failed", repr(e))
+                else:
+                    _c.log(DEBUG, "ASGI lifespan raised %r: taken as unsupported" % (e,))
+                    self._lifespan_outcome("unsupported", None)
+                return
+            _log_exception("Exception in ASGI lifespan")
+            self._lifespan_outcome("failed", repr(e))
+        else:
+            self._lifespan_outcome("unsupported", None)
+
+    def _lifespan_outcome(self, outcome, message):
+        if not self.lifespan_result.done():
+            self.lifespan_result.set_result((outcome, message))
+
+    def shutdown(self):
+        """Runs lifespan shutdown (the worker is leaving gracefully)."""
+        if not self.supports_lifespan:
+            return
+        try:
+            self.loop.run_until_complete(self._shutdown())
+        except BaseException:
+            _log_exception("ASGI lifespan shutdown failed")
+
+    async def _shutdown(self):
+        self.lifespan_result = self.loop.create_future()
+        await self.lifespan_queue.put({"type": "lifespan.shutdown"})
+        outcome, message = await self.lifespan_result
+        if outcome == "failed":
+            _c.log(ERROR, "ASGI lifespan shutdown failed%s" % (": " + message if message else ""))
+
+    # --- requests ------------------------------------------------------------------
+
+    def spawn(self, scope, ch):
+        """A complete request (called by C from inside a turn of the libuv loop)."""
+        if self.supports_lifespan:
+            scope["state"] = self.state.copy()
+        task = self.loop.create_task(self.run(scope, ch))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def client_gone(self, task):
+        """The client of a running request went away: the task may go on for
+        --asgi-disconnect-grace-period seconds (it gets http.disconnect meanwhile),
+        then it is cancelled."""
+        if task.done():
+            return
+        if self.grace > 0:
+            self.loop.call_later(self.grace, task.cancel)
+        else:
+            task.cancel()
+
+    async def run(self, scope, ch):
+        cycle = Cycle(ch)
+        try:
+            await self.app(scope, cycle.receive, cycle.send)
+        except asyncio.CancelledError:
+            ch.finish(0)
+            raise
+        except SystemExit:
+            ch.finish(2)
+            raise
+        except BaseException:
+            if not ch.client_gone():
+                target = scope["raw_path"].decode("latin-1")
+                if scope["query_string"]:
+                    target += "?" + scope["query_string"].decode("latin-1")
+                _log_exception("Error handling request %s %s" % (scope["method"], target))
+            ch.finish(2)
+        else:
+            ch.finish(1 if cycle.done else 3)
+
+    def serve(self, fd, turn):
+        """Runs the loop until C says to stop (Server.stop): libuv inside asyncio."""
+        self.loop.add_reader(fd, turn)
+        self.loop.call_soon(turn)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.remove_reader(fd)
+
+    def stop(self):
+        self.loop.stop()
+
+    def cancel_all(self):
+        """The graceful timeout, or a quick stop: every request task is cancelled."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            try:
+                self.loop.run_until_complete(asyncio.wait(list(self.tasks), timeout=1))
+            except BaseException:
+                pass
+
