@@ -31,6 +31,8 @@ typedef struct {
     int casefold_method;              /* upper-case the method (after the checks) */
     int strip_header_spaces;          /* "Name : v" is "Name: v" instead of a 400 */
     int permit_unconventional_version; /* any HTTP/d.d, served with HTTP/1.x rules */
+    int head_first; /* a request with a body is handed over at its head (GC_HTTP_HEAD),
+                     * not only one that expects 100-continue (ASGI streams bodies) */
     /* header_map, forwarder_headers, secure_scheme_headers, SCRIPT_NAME (http/forward.h);
      * borrowed, NULL for Gunicorn's defaults. */
     const struct gc__forward_policy *forward;

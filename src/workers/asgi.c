@@ -70,11 +70,14 @@ typedef struct {
     int head_request;
     int trailers;      /* the application will send http.response.trailers */
     int64_t length;    /* the application's Content-Length, or -1 */
+    int64_t declared;  /* the body's length as pathsend knows it, or -1 */
     uint64_t sent;     /* body bytes sent */
     PyObject *headers; /* owned: the start message's headers, until the head is sent */
     PyObject *drain;   /* owned: the future send awaits, or NULL */
     PyObject *gone;    /* owned: the future receive awaits, or NULL */
     PyObject *task;    /* owned: the application's task */
+    PyObject *more;    /* owned: the future receive awaits for body bytes, or NULL */
+    int paused;        /* the body is not read while the application is behind */
     uint64_t t0;       /* when the request was handed over (µs) */
 } channel_t;
 
@@ -93,14 +96,27 @@ static PyObject *closed_error(void)
     return NULL;
 }
 
-/* body(): the next piece of the request body and whether more follows. */
+/* What the application may have unread of the body before the connection stops reading
+ * it, and how little before it reads again. */
+#define BODY_AHEAD_MAX ((uint64_t)1 << 20)
+#define BODY_AHEAD_LOW ((uint64_t)256 << 10)
+
+/* body(): (bytes, more) for the next piece of the request body; None when none has
+ * arrived yet (await body_wait()); False when the client went away. */
 static PyObject *ch_body(channel_t *ch, PyObject *unused)
 {
     (void)unused;
     if (ch->c == NULL)
         return Py_BuildValue("(yO)", "", Py_False);
-    const gc__http_body_t *b = &ch->c->parser.req.body;
+    gc__conn_t *c = ch->c;
+    const gc__http_body_t *b = &c->parser.req.body;
+    int complete = c->parser.state == GC_HTTP_READY;
     uint64_t left = b->len > ch->body_off ? b->len - ch->body_off : 0;
+    if (left == 0 && !complete) {
+        if (gc__conn_app_gone(c) || c->parser.state == GC_HTTP_ERROR)
+            Py_RETURN_FALSE;
+        Py_RETURN_NONE;
+    }
     size_t n = left > (64u << 10) ? (64u << 10) : (size_t)left;
     PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
     if (data == NULL)
@@ -114,7 +130,11 @@ static PyObject *ch_body(channel_t *ch, PyObject *unused)
         }
         ch->body_off += n;
     }
-    PyObject *out = PyTuple_Pack(2, data, ch->body_off < b->len ? Py_True : Py_False);
+    if (ch->paused && b->len - ch->body_off <= BODY_AHEAD_LOW) {
+        ch->paused = 0;
+        gc__conn_app_pause_body(c, 0);
+    }
+    PyObject *out = PyTuple_Pack(2, data, complete && ch->body_off >= b->len ? Py_False : Py_True);
     Py_DECREF(data);
     return out;
 }
@@ -155,6 +175,19 @@ static PyObject *ch_gone(channel_t *ch, PyObject *unused)
     PyObject *fut = Py_NewRef(ch->gone);
     if (ch->c == NULL || gc__conn_app_gone(ch->c))
         resolve(ch->a, &ch->gone);
+    return fut;
+}
+
+/* body_wait(): a future that is done once more of the body has arrived (or it ended). */
+static PyObject *ch_body_wait(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    if (ch->more == NULL && (ch->more = new_future(ch)) == NULL)
+        return NULL;
+    PyObject *fut = Py_NewRef(ch->more);
+    if (ch->c == NULL || gc__conn_app_gone(ch->c) || ch->c->parser.state != GC_HTTP_NEED_MORE ||
+        ch->c->parser.req.body.len > ch->body_off)
+        resolve(ch->a, &ch->more);
     return fut;
 }
 
@@ -290,6 +323,8 @@ static int send_head(channel_t *ch, const char *data, size_t len, int last)
     char status[48];
     snprintf(status, sizeof(status), "%d %s", ch->status, gc__http_reason(ch->status));
     head.status = gc__view(status, strlen(status));
+    if (length < 0 && ch->declared >= 0 && body_allowed(ch))
+        head.add_length = length = ch->declared;
     ch->length = length;
     if (length < 0 && body_allowed(ch)) {
         if (last && !ch->trailers)
@@ -368,6 +403,17 @@ static PyObject *ch_send_body(channel_t *ch, PyObject *args)
     if (rc < 0)
         return NULL;
     return PyBool_FromLong(rc);
+}
+
+/* declare_length(n): the body will be n bytes (pathsend knows the file's size). */
+static PyObject *ch_declare_length(channel_t *ch, PyObject *arg)
+{
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (!ch->head_sent)
+        ch->declared = n;
+    Py_RETURN_NONE;
 }
 
 /* trailers(headers, more): http.response.trailers after a chunked body. */
@@ -524,6 +570,7 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     c->app = NULL;
     resolve(ch->a, &ch->drain);
     resolve(ch->a, &ch->gone);
+    resolve(ch->a, &ch->more);
     Py_CLEAR(ch->task); /* (the task holds the channel: no cycle outlives the request) */
     gc__conn_app_done(c, keep);
     Py_RETURN_NONE;
@@ -532,6 +579,7 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
 static void ch_dealloc(channel_t *ch)
 {
     Py_CLEAR(ch->task);
+    Py_CLEAR(ch->more);
     Py_CLEAR(ch->headers);
     Py_CLEAR(ch->drain);
     Py_CLEAR(ch->gone);
@@ -540,12 +588,14 @@ static void ch_dealloc(channel_t *ch)
 
 static PyMethodDef ch_methods[] = {
     {"body", (PyCFunction)ch_body, METH_NOARGS, NULL},
+    {"body_wait", (PyCFunction)ch_body_wait, METH_NOARGS, NULL},
     {"gone", (PyCFunction)ch_gone, METH_NOARGS, NULL},
     {"client_gone", (PyCFunction)ch_client_gone, METH_NOARGS, NULL},
     {"drain", (PyCFunction)ch_drain, METH_NOARGS, NULL},
     {"start", (PyCFunction)ch_start, METH_VARARGS, NULL},
     {"send_body", (PyCFunction)ch_send_body, METH_VARARGS, NULL},
     {"trailers", (PyCFunction)ch_trailers, METH_VARARGS, NULL},
+    {"declare_length", (PyCFunction)ch_declare_length, METH_O, NULL},
     {"informational", (PyCFunction)ch_informational, METH_VARARGS, NULL},
     {"finish", (PyCFunction)ch_finish, METH_O, NULL},
     {NULL, NULL, 0, NULL},
@@ -724,9 +774,10 @@ static void spawn(gc__conn_t *c)
     gc__view_t m = gc__http_method(&c->parser.req);
     ch->head_request = m.len == 4 && memcmp(m.base, "HEAD", 4) == 0;
     ch->keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
-    ch->length = -1;
+    ch->length = ch->declared = -1;
     ch->sent = 0;
-    ch->headers = ch->drain = ch->gone = ch->task = NULL;
+    ch->headers = ch->drain = ch->gone = ch->task = ch->more = NULL;
+    ch->paused = 0;
     ch->t0 = now_us();
     c->app = ch;
     scope = build_scope(a, c);
@@ -762,43 +813,70 @@ fail:
 static void asgi_run(gc__conn_t *c)
 {
     if (c->parser.req.body_pending) {
-        /* "Expect: 100-continue": the application cannot wait for the body in a
-         * coroutine here, so the answer goes out now and the body is read before the
-         * task starts (asgi_body_done). */
+        /* Handed over at its head: the body is read while the task runs, which
+         * receive() hands over as it comes. 100 Continue goes out first when the
+         * client waits for it. */
         static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        c->continue_sent = 1;
-        if (gc__conn_app_write(c, &(struct iovec){(void *)line, sizeof(line) - 1}, 1) < 0) {
-            gc__conn_app_done(c, 0);
-            return;
+        if (c->parser.req.expect_continue) {
+            c->continue_sent = 1;
+            if (gc__conn_app_write(c, &(struct iovec){(void *)line, sizeof(line) - 1}, 1) < 0) {
+                gc__conn_app_done(c, 0);
+                return;
+            }
         }
-        c->app = NULL;
-        gc__conn_app_read_body(c);
+        spawn(c);
+        if (c->app != NULL)
+            gc__conn_app_read_body(c);
         return;
     }
     spawn(c);
 }
 
+/* More of a streamed body arrived, or it ended: wake receive(), and stop reading while
+ * the application is more than BODY_AHEAD_MAX behind. */
 static void asgi_body_done(gc__conn_t *c)
 {
-    if (c->parser.state != GC_HTTP_READY) {
-        gc__conn_app_done(c, 0);
+    channel_t *ch = c->app;
+    if (ch == NULL)
+        return;
+    gc__worker_gil(gc__conn_worker(c));
+    if (c->parser.state == GC_HTTP_READY) {
+        c->parser.req.body_pending = 0;
+    } else if (c->parser.state == GC_HTTP_ERROR) {
+        /* A malformed body (a bad chunk): its status and error page when no response
+         * has begun, as for a malformed head; the application sees the client gone. */
+        gc__debug("Invalid request body from %s: %s", c->remote_addr, c->parser.error_msg);
+        if (!ch->head_sent) {
+            gc__buf_t out;
+            gc__buf_init(&out);
+            int status = c->parser.error_status ? c->parser.error_status : 400;
+            if (gc__http_write_error(&out, status, c->parser.error_msg) == 0)
+                gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
+            gc__buf_free(&out);
+            ch->head_sent = 1;
+            ch->status = status;
+            ch->keep = 0;
+        }
+        gc__conn_app_abandon(c);
         return;
     }
-    c->parser.req.body_pending = 0;
-    spawn(c);
+    uint64_t ahead = c->parser.req.body.len - ch->body_off;
+    if (c->parser.state == GC_HTTP_NEED_MORE && ahead > BODY_AHEAD_MAX && !ch->paused) {
+        ch->paused = 1;
+        gc__conn_app_pause_body(c, 1);
+    }
+    resolve(ch->a, &ch->more);
 }
 
 static void asgi_gone(gc__conn_t *c)
 {
     channel_t *ch = c->app;
-    if (ch == NULL) {
-        if (c->parser.req.body_pending)
-            gc__conn_app_done(c, 0); /* the client left while sending the body */
+    if (ch == NULL)
         return;
-    }
     gc__worker_gil(gc__conn_worker(c));
     resolve(ch->a, &ch->gone);
     resolve(ch->a, &ch->drain);
+    resolve(ch->a, &ch->more);
     if (ch->task != NULL) {
         PyObject *r = PyObject_CallMethod(ch->a->server, "client_gone", "O", ch->task);
         Py_XDECREF(r);
@@ -907,8 +985,8 @@ static int asgi_start(gc__worker_t *w)
     a->turn = self ? PyCFunction_New(&turn_def, self) : NULL;
     Py_XDECREF(self);
     a->asgi_version = Py_BuildValue("{ssss}", "version", "3.0", "spec_version", "2.4");
-    a->extensions =
-        Py_BuildValue("{s{}s{}}", "http.response.informational", "http.response.trailers");
+    a->extensions = Py_BuildValue("{s{}s{}s{}}", "http.response.informational",
+                                  "http.response.trailers", "http.response.pathsend");
     const char *root = gc__cfg_str(cfg, GC_S_root_path);
     a->root_path = PyUnicode_FromString(root ? root : "");
     a->str_set_result = PyUnicode_InternFromString("set_result");
@@ -1000,4 +1078,5 @@ const gc__worker_class_t gc__asgi_class = {
     .drained = asgi_drained,
     .body_done = asgi_body_done,
     .multithread = 0,
+    .streams_bodies = 1,
 };

@@ -13,6 +13,7 @@ next piece of the request body, start() and body_send() for the response, drain(
 gone() for futures the loop resolves, finish() when the task ends."""
 
 import asyncio
+import os
 import traceback
 
 import _gunicorn_c as _c
@@ -52,8 +53,14 @@ class Cycle:
     async def receive(self):
         ch = self.ch
         if self.more:
-            data, self.more = ch.body()
-            return {"type": "http.request", "body": data, "more_body": self.more}
+            got = ch.body()
+            while got is None:  # the body is on its way
+                await ch.body_wait()
+                got = ch.body()
+            if got is not False:
+                data, self.more = got
+                return {"type": "http.request", "body": data, "more_body": self.more}
+            self.more = False  # the client left in the middle of the body
         # The body is all read: what comes next is the client going away (or the
         # response being complete, after which the connection is not the app's).
         if not self.disconnect and not self.done:
@@ -91,9 +98,17 @@ class Cycle:
         elif kind == "http.response.pathsend":
             if not self.started or self.done:
                 raise RuntimeError("http.response.pathsend out of order")
+            with open(message["path"], "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                ch.declare_length(size)
+                while True:
+                    piece = f.read(262144)
+                    more = len(piece) == 262144
+                    if ch.send_body(piece, more):
+                        await ch.drain()
+                    if not more:
+                        break
             self.done = True
-            if ch.send_path(message["path"]):
-                await ch.drain()
         else:
             raise RuntimeError("Unexpected ASGI message type %r" % (kind,))
 

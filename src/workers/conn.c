@@ -515,10 +515,9 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
                 app_gone(c);
                 return;
             }
-            if (c->parser.state != GC_HTTP_NEED_MORE) {
+            if (c->parser.state != GC_HTTP_NEED_MORE)
                 c->app_body = 0;
-                c->w->klass->body_done(c);
-            }
+            c->w->klass->body_done(c);
             return;
         }
         if (gc__buf_append(&c->pending, base, (size_t)nread) < 0) {
@@ -1098,6 +1097,19 @@ void gc__conn_app_read_body(gc__conn_t *c)
     }
     c->app_body = 1;
     start_reading(c);
+}
+
+void gc__conn_app_abandon(gc__conn_t *c)
+{
+    app_gone(c);
+}
+
+void gc__conn_app_pause_body(gc__conn_t *c, int pause)
+{
+    if (pause)
+        stop_reading(c);
+    else if (!c->app_gone)
+        start_reading(c);
 }
 
 void gc__conn_app_done(gc__conn_t *c, int keep)

@@ -134,6 +134,7 @@ static void set_limits(gc__worker_t *w, const gc__config_t *cfg)
     w->limits.permit_unconventional_method =
         gc__cfg_int(cfg, GC_S_permit_unconventional_http_method) != 0;
     w->limits.casefold_method = gc__cfg_int(cfg, GC_S_casefold_http_method) != 0;
+    w->limits.head_first = w->klass->streams_bodies;
     w->limits.strip_header_spaces = gc__cfg_int(cfg, GC_S_strip_header_spaces) != 0;
     w->limits.permit_unconventional_version =
         gc__cfg_int(cfg, GC_S_permit_unconventional_http_version) != 0;

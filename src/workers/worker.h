@@ -77,9 +77,12 @@ typedef struct {
      * low mark. NULL for the others. */
     void (*gone)(gc__conn_t *conn);
     void (*drained)(gc__conn_t *conn);
-    /* The body gc__conn_app_read_body asked for is complete (or failed: the parser
-     * says which). */
+    /* Bytes of the body gc__conn_app_read_body asked for arrived, or it is complete, or
+     * it failed (the parser's state says which). */
     void (*body_done)(gc__conn_t *conn);
+    /* A request with a body is handed to run at its head, and its body read while the
+     * application runs (gc__conn_app_read_body): ASGI streams bodies. */
+    int streams_bodies;
     int multithread;       /* wsgi.multithread */
     int loop_releases_gil; /* the loop thread gives the GIL back before it waits */
     /* The application runs on the loop thread, which waits for nothing meanwhile: the
@@ -236,9 +239,14 @@ int gc__conn_app_write(gc__conn_t *conn, const struct iovec *iov, int n);
 int gc__conn_app_congested(const gc__conn_t *conn);
 int gc__conn_app_gone(const gc__conn_t *conn);
 void gc__conn_app_listen(gc__conn_t *conn);
-/* After "Expect: 100-continue" was answered: reads the rest of the body, then calls the
- * class's body_done. */
+/* Reads the body of a request handed over at its head (streams_bodies) while it runs,
+ * calling the class's body_done as it arrives; gc__conn_app_pause_body(conn, 1) stops
+ * reading it while the application is behind, (conn, 0) goes on. */
 void gc__conn_app_read_body(gc__conn_t *conn);
+void gc__conn_app_pause_body(gc__conn_t *conn, int pause);
+/* The request cannot go on (its body was malformed): the connection is treated as gone
+ * (the class's `gone` runs) and ends when the application is done. */
+void gc__conn_app_abandon(gc__conn_t *conn);
 void gc__conn_app_done(gc__conn_t *conn, int keep);
 /* The request on conn starts, on the loop thread: the connection goes from QUEUED to
  * RUNNING, takes its share of the spill budget, and the scoreboard slot shows the
