@@ -9,11 +9,15 @@
  * What we do beside wslay, and why:
  *   - Close frames. wslay 1.1.1 treats a one-byte close payload as "no status",
  *     refuses 1012-1014 (registered by IANA since RFC 6455: service restart, try again
- *     later, bad gateway), checks the reason's UTF-8 only for chunks it sees whole, and
- *     answers a bad reason with 1007 where a bad close payload is a protocol error
- *     (1002). We check every close frame at its end (on_frame_recv_end runs before
- *     wslay's own checks) and queue our answer first: wslay's later attempt to queue a
- *     close is then refused by wslay itself (one close per connection).
+ *     later, bad gateway), checks the reason's UTF-8 from the third byte of every
+ *     chunk of the frame (so a reason split into one-byte chunks is not checked at
+ *     all), and answers a bad reason with 1007 where a bad close payload is a protocol
+ *     error (1002). We check every close frame ourselves, the reason as it arrives and
+ *     the whole frame at its end (on_frame_recv_end runs before wslay's own checks),
+ *     and queue our answer first: wslay's later attempt to queue a close is then
+ *     refused by wslay itself (one close per connection). What we cannot undo: wslay
+ *     may refuse a valid reason cut inside a character by a chunk boundary; the
+ *     client then gets 1002 (docs/asgi.md).
  *   - Protocol errors found by wslay's frame layer (a fragmented control frame, one
  *     over 125 bytes, a length with the top bit set) make wslay_event_recv fail and
  *     queue an *empty* close frame. We stop wslay's writing instead and append a 1002
