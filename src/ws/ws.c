@@ -9,15 +9,17 @@
  * What we do beside wslay, and why:
  *   - Close frames. wslay 1.1.1 treats a one-byte close payload as "no status",
  *     refuses 1012-1014 (registered by IANA since RFC 6455: service restart, try again
- *     later, bad gateway), checks the reason's UTF-8 from the third byte of every
- *     chunk of the frame (so a reason split into one-byte chunks is not checked at
- *     all), and answers a bad reason with 1007 where a bad close payload is a protocol
- *     error (1002). We check every close frame ourselves, the reason as it arrives and
- *     the whole frame at its end (on_frame_recv_end runs before wslay's own checks),
- *     and queue our answer first: wslay's later attempt to queue a close is then
- *     refused by wslay itself (one close per connection). What we cannot undo: wslay
- *     may refuse a valid reason cut inside a character by a chunk boundary; the
- *     client then gets 1002 (docs/asgi.md).
+ *     later, bad gateway), and answers a reason that is not UTF-8 with 1007 where a bad
+ *     close payload is a protocol error (1002). Worse, it checks the reason's UTF-8
+ *     from the third byte of *every* chunk of the frame, so a frame split by TCP
+ *     inside the reason is checked wrongly: a valid reason may be refused, an invalid
+ *     one let through. So a close frame goes to wslay whole: the bytes handed to it
+ *     are followed frame by frame (scan(): each head's opcode and length, nothing
+ *     else), and a close frame the input ends inside is held back (at most 139 bytes)
+ *     until the rest comes. We check every close frame at its end (on_frame_recv_end
+ *     runs before wslay's own checks) and queue our answer first: wslay's later
+ *     attempt to queue a close is then refused by wslay itself (one close per
+ *     connection).
  *   - Protocol errors found by wslay's frame layer (a fragmented control frame, one
  *     over 125 bytes, a length with the top bit set) make wslay_event_recv fail and
  *     queue an *empty* close frame. We stop wslay's writing instead and append a 1002
@@ -233,6 +235,78 @@ int gc__ws_write_101(gc__buf_t *out, gc__view_t key, const char *subprotocol,
 /* ---------------------------------------------------------------------------------- */
 /* The session.                                                                        */
 
+/* A close frame must reach wslay in one piece (see "Close frames" above), so the
+ * bytes handed to it are followed frame by frame: only each head is read, for the
+ * frame's opcode and length. Frames wslay will refuse need no care, as long as the
+ * count stays in step until then. */
+typedef struct {
+    uint8_t head[14];
+    size_t have, need; /* head bytes seen, head bytes in all (2 until the second) */
+    uint64_t left;     /* payload bytes still to come, once the head is whole */
+    int in_payload;
+    int close; /* the frame is a close frame wslay will read (at most 125 bytes) */
+} scan_t;
+
+static int scan_in_close(const scan_t *st)
+{
+    if (st->in_payload)
+        return st->close;
+    return st->have > 0 && (st->head[0] & 0x0f) == WSLAY_CONNECTION_CLOSE;
+}
+
+/* Moves `st` over the n bytes at p. With `hold`, stops before a close frame that does
+ * not end within them and returns where it starts (st then stands there); otherwise,
+ * or when none does, returns n. A close frame never spans two calls with `hold`, so
+ * its start is always within p. */
+static size_t scan(scan_t *st, const uint8_t *p, size_t n, int hold)
+{
+    scan_t at_frame = *st;
+    size_t frame_pos = 0;
+    size_t pos = 0;
+    while (pos < n) {
+        if (st->in_payload) {
+            uint64_t k = st->left < n - pos ? st->left : n - pos;
+            pos += (size_t)k;
+            st->left -= k;
+        } else {
+            if (st->have == 0) {
+                at_frame = *st;
+                frame_pos = pos;
+                st->need = 2;
+            }
+            st->head[st->have++] = p[pos++];
+            if (st->have == 2) {
+                uint8_t len7 = st->head[1] & 0x7f;
+                st->need = 2 +
+                           (len7 == 126   ? 2
+                            : len7 == 127 ? 8
+                                          : 0) +
+                           ((st->head[1] & 0x80) ? 4 : 0);
+            }
+            if (st->have < st->need)
+                continue;
+            uint64_t len = st->head[1] & 0x7f;
+            if (len >= 126) {
+                size_t ext = len == 126 ? 2 : 8;
+                len = 0;
+                for (size_t i = 0; i < ext; i++)
+                    len = (len << 8) | st->head[2 + i];
+            }
+            st->close = (st->head[0] & 0x0f) == WSLAY_CONNECTION_CLOSE && len <= 125;
+            st->left = len;
+            st->in_payload = 1;
+            st->have = 0;
+        }
+        if (st->in_payload && st->left == 0)
+            st->in_payload = 0;
+    }
+    if (hold && scan_in_close(st)) {
+        *st = at_frame;
+        return frame_pos;
+    }
+    return n;
+}
+
 struct gc__ws_session {
     wslay_event_context_ptr ctx;
     gc__ws_callbacks_t cb;
@@ -241,7 +315,9 @@ struct gc__ws_session {
 
     const uint8_t *in; /* gc__ws_feed's bytes, while it runs */
     size_t in_len;
-    gc__buf_t *out; /* where wslay's frames go: gc__ws_send_into's buffer, the stash */
+    scan_t scan;     /* where the bytes handed to wslay are, frame by frame */
+    gc__buf_t carry; /* the start of a close frame held back until it is whole */
+    gc__buf_t *out;  /* where wslay's frames go: gc__ws_send_into's buffer, the stash */
 
     int frame_opcode; /* the frame being received (from on_frame_recv_start) */
     int in_close;     /* a close frame has started and not ended */
@@ -311,6 +387,28 @@ static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         return -1;
     }
     size_t n = len < s->in_len ? len : s->in_len;
+    size_t whole = scan(&s->scan, s->in, n, 1);
+    if (whole == 0) {
+        if (n < s->in_len) {
+            /* A close frame longer than wslay's room: cannot happen (its buffer is
+             * 4 KiB, nearly empty whenever it asks, a close frame at most 139 bytes),
+             * but if it did, a cut close frame beats a stall. */
+            scan(&s->scan, s->in, n, 0);
+        } else {
+            /* The input ends inside a close frame: keep it for the next feed. */
+            if (gc__buf_append(&s->carry, s->in, n) < 0) {
+                s->broken = 1;
+                wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+                return -1;
+            }
+            s->in += n;
+            s->in_len = 0;
+            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+            return -1;
+        }
+    } else {
+        n = whole;
+    }
     memcpy(buf, s->in, n);
     s->in += n;
     s->in_len -= n;
@@ -343,32 +441,6 @@ static void on_frame_start(wslay_event_context_ptr ctx,
         fail(s, GC_WS_CLOSE_PROTOCOL_ERROR); /* half a code */
 }
 
-/* 1 when the n bytes at p can begin valid UTF-8: valid, or valid but for a last
- * sequence cut short that some continuation bytes would complete. */
-static int utf8_prefix_ok(const char *p, size_t n)
-{
-    if (gc__utf8_valid(p, n))
-        return 1;
-    /* The second byte is the only constrained one: 80 (ED, F4), 90 (F0), A0 (E0). */
-    static const char second[] = {'\x80', '\x90', '\xa0'};
-    for (size_t missing = 1; missing <= 3; missing++) {
-        for (size_t c = 0; c < sizeof(second); c++) {
-            char buf[125 + 3];
-            if (n > 125)
-                return 0;
-            memcpy(buf, p, n);
-            for (size_t i = 0; i < missing; i++)
-                buf[n + i] = '\x80';
-            /* The first missing byte is the second of its sequence only when the cut
-             * sequence is a lone lead byte; trying it everywhere is harmless. */
-            buf[n] = second[c];
-            if (gc__utf8_valid(buf, n + missing))
-                return 1;
-        }
-    }
-    return 0;
-}
-
 static void on_frame_chunk(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user_data)
 {
@@ -380,10 +452,6 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
     size_t n = arg->data_length < room ? arg->data_length : room;
     memcpy(s->close_payload + s->close_len, arg->data, n);
     s->close_len += n;
-    /* A reason that can no longer become UTF-8 fails now, as wslay fails it when it
-     * sees the bytes in one chunk, so the answer does not depend on how they came. */
-    if (s->close_len > 2 && !utf8_prefix_ok(s->close_payload + 2, s->close_len - 2))
-        fail(s, GC_WS_CLOSE_PROTOCOL_ERROR);
 }
 
 /* The end of a close frame, before wslay looks at it. */
@@ -453,6 +521,7 @@ gc__ws_session_t *gc__ws_session_new(const gc__ws_callbacks_t *cb, const gc__ws_
     s->close_code_recv = GC_WS_CLOSE_ABNORMAL;
     gc__buf_init(&s->stash);
     gc__buf_init(&s->tail);
+    gc__buf_init(&s->carry);
     struct wslay_event_callbacks wcb = {
         .recv_callback = on_recv,
         .send_callback = on_send,
@@ -476,6 +545,7 @@ void gc__ws_session_free(gc__ws_session_t *s)
     wslay_event_context_free(s->ctx);
     gc__buf_free(&s->stash);
     gc__buf_free(&s->tail);
+    gc__buf_free(&s->carry);
     free(s);
 }
 
@@ -517,19 +587,17 @@ static int fail_framing(gc__ws_session_t *s)
     return 0;
 }
 
-int gc__ws_feed(gc__ws_session_t *s, const char *data, size_t len)
+/* Hands s->in to wslay until it is all taken or reading stops. */
+static int pump_in(gc__ws_session_t *s)
 {
-    if (s->broken)
-        return -ENOMEM;
-    s->in = (const uint8_t *)data;
-    s->in_len = len;
     int rc = 0;
     /* wslay_event_recv stops at a short read of its recv callback, and ours is short
-     * at the end of the input, so one call may leave bytes: go on while it takes some. */
+     * at the end of the input and before a close frame, so one call may leave bytes: go
+     * on while it takes some. */
     while (s->in_len > 0 && wslay_event_get_read_enabled(s->ctx)) {
         size_t before = s->in_len;
         int r = wslay_event_recv(s->ctx);
-        if (r == WSLAY_ERR_NOMEM)
+        if (s->broken || r == WSLAY_ERR_NOMEM)
             rc = -ENOMEM;
         else if (r != 0)
             rc = fail_framing(s);
@@ -538,6 +606,43 @@ int gc__ws_feed(gc__ws_session_t *s, const char *data, size_t len)
         if (r != 0 || s->failed || s->in_len == before)
             break;
     }
+    return rc;
+}
+
+int gc__ws_feed(gc__ws_session_t *s, const char *data, size_t len)
+{
+    if (s->broken)
+        return -ENOMEM;
+    int rc = 0;
+    if (s->carry.len > 0 && wslay_event_get_read_enabled(s->ctx)) {
+        /* Complete the close frame held back (at most 139 bytes), then hand it over. */
+        while (len > 0) {
+            if (gc__buf_append(&s->carry, data, 1) < 0) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            data++;
+            len--;
+            scan_t probe = s->scan;
+            if (scan(&probe, (const uint8_t *)s->carry.data, s->carry.len, 1) > 0)
+                break;
+        }
+        scan_t probe = s->scan;
+        if (scan(&probe, (const uint8_t *)s->carry.data, s->carry.len, 1) == 0)
+            return 0; /* still not whole: wait for more */
+        gc__buf_t whole = s->carry;
+        gc__buf_init(&s->carry);
+        s->in = (const uint8_t *)whole.data;
+        s->in_len = whole.len;
+        rc = pump_in(s);
+        gc__buf_free(&whole);
+        if (rc < 0)
+            goto out;
+    }
+    s->in = (const uint8_t *)data;
+    s->in_len = len;
+    rc = pump_in(s);
+out:
     s->in = NULL;
     s->in_len = 0;
     if (rc < 0)
