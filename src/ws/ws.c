@@ -744,6 +744,9 @@ int gc__ws_closed(const gc__ws_session_t *s)
 {
     if (s->broken)
         return 1;
+    /* wslay counts a close drained into the stash as sent: the caller has not had it. */
+    if (s->stash.len > 0)
+        return 0;
     int sent = wslay_event_get_close_sent(s->ctx) || s->tail_drained;
     return sent && !wslay_event_get_read_enabled(s->ctx);
 }

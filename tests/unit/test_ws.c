@@ -921,6 +921,30 @@ static void test_close_reply_after_queued_data(void)
     server_free(&sv);
 }
 
+/* Both closes cross: the server's is queued, not drained, when the client's comes. */
+static void test_closes_cross(void)
+{
+    server_t sv;
+    server_init(&sv, 0, 0);
+    ASSERT_OK(gc__ws_send_message(sv.s, GC_WS_TEXT, "bye", 3));
+    ASSERT_OK(gc__ws_close(sv.s, 1001, NULL, 0));
+    gc__buf_t in;
+    gc__buf_init(&in);
+    close_frame(&in, 1000, "", 0);
+    ASSERT_OK(gc__ws_feed(sv.s, in.data, in.len));
+    ASSERT_EQ_INT(sv.closes, 1);
+    ASSERT_EQ_INT(sv.close_code, 1000);
+    ASSERT(!gc__ws_closed(sv.s)); /* our close is not written yet */
+    ASSERT_OK(gc__ws_send_into(sv.s, &sv.out));
+    ASSERT(gc__ws_closed(sv.s));
+    rframe_t f[4];
+    ASSERT_EQ_INT(read_frames(&sv.out, f, 4), 2);
+    ASSERT_MEM_STR(f[0].payload, f[0].len, "bye");
+    ASSERT_EQ_INT(sent_close_code(&sv), 1001); /* one close frame, ours */
+    gc__buf_free(&in);
+    server_free(&sv);
+}
+
 static void test_server_ping(void)
 {
     server_t sv;
@@ -951,6 +975,7 @@ int main(int argc, char **argv)
     RUN(test_close_from_client);
     RUN(test_close_from_server);
     RUN(test_close_reply_after_queued_data);
+    RUN(test_closes_cross);
     RUN(test_server_ping);
     return unit_done();
 }
