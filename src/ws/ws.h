@@ -20,9 +20,10 @@
  * layer adds what wslay leaves to its user or does differently: a frame size limit,
  * the close frame's own checks (a one-byte payload, the close code table with
  * 1012-1014 allowed, the reason's UTF-8 checked whatever the chunking), the close
- * handshake's state, and a 1002 close for the protocol errors wslay ends with an empty
- * close frame. tests/unit/test_ws.c drives it with a wslay client in memory and with
- * hand-made frames.
+ * handshake's state, a 1002 close for the protocol errors wslay ends with an empty
+ * close frame, and a close frame sent after the messages queued before it.
+ * tests/unit/test_ws.c drives it with a wslay client in memory and with hand-made
+ * frames.
  *
  * Memory is bounded: an incoming message is held whole (wslay buffers it) but never
  * past max_message bytes; outgoing frames stay queued until gc__ws_send_into(), and
@@ -136,9 +137,11 @@ void gc__ws_session_free(gc__ws_session_t *s);
 
 /* Hands bytes from the client (borrowed for the call) to the session; callbacks fire
  * from inside. Bytes that come after the connection has failed, or after the client's
- * close frame, are dropped. Returns 0, or -ENOMEM: the session is then unusable (the
- * caller closes the connection). A protocol error is not an error return: the session
- * queues its close frame and gc__ws_closed() becomes 1 once it is drained. */
+ * close frame, are dropped; a close frame cut by the end of the bytes is copied (at
+ * most 139 bytes) and read when the rest comes. Returns 0, or -ENOMEM: the session is
+ * then unusable (the caller closes the connection). A protocol error is not an error
+ * return: the session queues its close frame and gc__ws_closed() becomes 1 once it is
+ * drained. */
 int gc__ws_feed(gc__ws_session_t *s, const char *data, size_t len);
 
 /* Queue a data message (GC_WS_TEXT or GC_WS_BINARY; the bytes are copied; text is not
