@@ -24,7 +24,7 @@ ROOT=$PWD
 PYTHON=${PYTHON:-/usr/bin/python3}
 export PYTHON
 
-PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev libssl-dev openssl libnghttp2-dev
+PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev libssl-dev openssl libnghttp2-dev libwslay-dev
           python3-pytest python3-requests python3-gevent python3-django python3-pastedeploy python3-whitenoise gunicorn
           python3-venv python3-pip python3-setuptools python3-wheel
           uwsgi uwsgi-plugin-python3 python3-waitress

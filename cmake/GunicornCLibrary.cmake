@@ -97,6 +97,11 @@ endforeach()
 if(LLHTTP_LIBRARY AND NOT TARGET gc_llhttp)
     gc_pc_lib_flags(GC_PC_PRIVATE "${LLHTTP_LIBRARY}")
 endif()
+# wslay has no .pc file on Debian, so it cannot be in Requires.private: its flag goes
+# here once a layer in the libraries uses src/ws/.
+if("ws" IN_LIST GC_LAYER_CLOSURE_arbiter)
+    list(APPEND GC_PC_PRIVATE -lwslay)
+endif()
 list(APPEND GC_PC_PRIVATE -lpthread)
 list(REMOVE_DUPLICATES GC_PC_PRIVATE)
 list(JOIN GC_PC_PRIVATE " " GC_PC_LIBS_PRIVATE)

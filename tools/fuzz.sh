@@ -15,7 +15,8 @@
 #
 # JOBS=N runs N fuzzing processes in parallel (default 1). TARGET=uwsgi fuzzes the uwsgi
 # packet parser instead (tests/fuzz/fuzz_uwsgi.c, corpus tests/fuzz/corpus-uwsgi/,
-# found inputs in build-fuzz/corpus-uwsgi/, no dictionary).
+# found inputs in build-fuzz/corpus-uwsgi/, no dictionary); TARGET=ws the WebSocket
+# session (tests/fuzz/fuzz_ws.c, corpus tests/fuzz/corpus-ws/, build-fuzz/corpus-ws/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,8 +50,9 @@ TARGET=${TARGET:-http_parser}
 case "$TARGET" in
 http_parser) corpus=corpus dict=(-dict="$ROOT/tests/fuzz/http.dict") ;;
 uwsgi) corpus=corpus-uwsgi dict=() ;;
+ws) corpus=corpus-ws dict=() ;;
 *)
-    echo "fuzz.sh: TARGET is http_parser or uwsgi" >&2
+    echo "fuzz.sh: TARGET is http_parser, uwsgi or ws" >&2
     exit 2
     ;;
 esac
