@@ -15,6 +15,7 @@
  * Leaving: gc__worker_exit, called inside a turn, stops the asyncio loop instead
  * (`leave`); serve then runs lifespan shutdown and calls it again, outside any
  * Python frame, so the interpreter can be finalized. */
+#define PY_SSIZE_T_CLEAN /* the "s#" format of ws_close takes a Py_ssize_t length */
 #include "workers/internal.h"
 
 #include <errno.h>
@@ -32,6 +33,7 @@
 #include "python/pycompat.h"
 #include "python/pystr.h"
 #include "wsgi/access.h"
+#include "ws/ws.h"
 
 typedef struct {
     PyObject *server; /* asgi.py's Server */
@@ -78,7 +80,16 @@ typedef struct {
     PyObject *task;    /* owned: the application's task */
     PyObject *more;    /* owned: the future receive awaits for body bytes, or NULL */
     int paused;        /* the body is not read while the application is behind */
-    uint64_t t0;       /* when the request was handed over (µs) */
+    /* A WebSocket (scope type "websocket"): the handshake, then the session once the
+     * application accepted; messages and the close wait in `inbox` for receive(). */
+    int ws;
+    gc__ws_handshake_t hs;
+    gc__ws_session_t *session;
+    PyObject *inbox;   /* owned list of messages, or NULL */
+    PyObject *arrived; /* owned: the future receive awaits for a message, or NULL */
+    int ws_closed;     /* the client's close came (its code is in ws_code) */
+    int ws_code;
+    uint64_t t0; /* when the request was handed over (µs) */
 } channel_t;
 
 static PyTypeObject channel_type;
@@ -529,6 +540,8 @@ static void access_log(channel_t *ch, int status)
     PyErr_Clear();
 }
 
+static int ws_flush(channel_t *ch);
+
 /* finish(outcome): the application's task is over. 1: the response is complete; 3: it
  * returned without completing it; 2: it raised; 0: it was cancelled. */
 static PyObject *ch_finish(channel_t *ch, PyObject *arg)
@@ -541,7 +554,24 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
         Py_RETURN_NONE;
     int keep = ch->keep;
     int status = ch->status;
-    if (!ch->head_sent && !gc__conn_app_gone(c) && outcome != 0) {
+    if (ch->ws && ch->session != NULL) {
+        /* The application is done with its WebSocket: a close frame if it sent none. */
+        if (!gc__ws_closing(ch->session) && !gc__conn_app_gone(c)) {
+            gc__ws_close(ch->session, outcome == 1 ? 1000 : 1011, "", 0);
+            if (ws_flush(ch) < 0)
+                PyErr_Clear();
+        }
+        keep = 0;
+    } else if (ch->ws && !ch->head_sent && !gc__conn_app_gone(c)) {
+        /* Returned (or raised) without accepting: the handshake is refused, 403. */
+        gc__buf_t out;
+        gc__buf_init(&out);
+        if (gc__http_write_error(&out, 403, "") == 0)
+            gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
+        gc__buf_free(&out);
+        status = 403;
+        keep = 0;
+    } else if (!ch->head_sent && !gc__conn_app_gone(c) && outcome != 0) {
         if (ch->started && outcome == 1) {
             /* A response without a body message: the head alone. */
             if (send_head(ch, "", 0, 1) < 0)
@@ -564,20 +594,254 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     }
     if (c->parser.state != GC_HTTP_READY)
         keep = 0;
-    if (outcome != 0 && (outcome == 1 || status == 500))
+    if (ch->ws)
+        access_log(ch, status ? status : 403);
+    else if (outcome != 0 && (outcome == 1 || status == 500))
         access_log(ch, status);
     ch->c = NULL;
     c->app = NULL;
     resolve(ch->a, &ch->drain);
     resolve(ch->a, &ch->gone);
     resolve(ch->a, &ch->more);
+    resolve(ch->a, &ch->arrived);
     Py_CLEAR(ch->task); /* (the task holds the channel: no cycle outlives the request) */
     gc__conn_app_done(c, keep);
     Py_RETURN_NONE;
 }
 
+/* --- WebSocket ---------------------------------------------------------------------- */
+
+/* Writes what the session queued (pongs, close replies, messages). Returns what
+ * ch_write returns. */
+static int ws_flush(channel_t *ch)
+{
+    if (ch->session == NULL || !gc__ws_want_write(ch->session) || ch->c == NULL)
+        return 0;
+    gc__buf_t out;
+    gc__buf_init(&out);
+    if (gc__ws_send_into(ch->session, &out) < 0) {
+        gc__buf_free(&out);
+        PyErr_NoMemory();
+        return -1;
+    }
+    int rc = out.len ? ch_write(ch, &(struct iovec){out.data, out.len}, 1) : 0;
+    gc__buf_free(&out);
+    return rc;
+}
+
+static void ws_push(channel_t *ch, PyObject *msg)
+{
+    if (msg == NULL || (ch->inbox == NULL && (ch->inbox = PyList_New(0)) == NULL) ||
+        PyList_Append(ch->inbox, msg) < 0)
+        PyErr_Clear();
+    Py_XDECREF(msg);
+}
+
+static void ws_on_message(void *user, int opcode, const char *data, size_t len)
+{
+    channel_t *ch = user;
+    PyObject *payload = opcode == GC_WS_TEXT ? PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, NULL)
+                                             : PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    PyObject *msg = payload ? Py_BuildValue("{sssO}", "type", "websocket.receive",
+                                            opcode == GC_WS_TEXT ? "text" : "bytes", payload)
+                            : NULL;
+    Py_XDECREF(payload);
+    ws_push(ch, msg);
+}
+
+static void ws_on_close(void *user, int code, const char *reason, size_t len)
+{
+    channel_t *ch = user;
+    (void)reason;
+    (void)len;
+    ch->ws_closed = 1;
+    ch->ws_code = code;
+}
+
+/* The connection's bytes, once the application accepted. */
+static void asgi_stream_bytes(gc__conn_t *c, const char *data, size_t len)
+{
+    channel_t *ch = c->app;
+    if (ch == NULL || ch->session == NULL)
+        return;
+    gc__worker_gil(gc__conn_worker(c));
+    if (gc__ws_feed(ch->session, data, len) < 0) {
+        gc__conn_app_abandon(c);
+        return;
+    }
+    if (ws_flush(ch) < 0)
+        PyErr_Clear();
+    if (gc__ws_closed(ch->session) && !ch->ws_closed) {
+        /* The session failed (a protocol error, a limit): its close frame is out. */
+        ch->ws_closed = 1;
+        ch->ws_code = gc__ws_close_code_sent(ch->session);
+    }
+    resolve(ch->a, &ch->arrived);
+}
+
+/* ws_next(): the next message for receive(), or None when none has come. */
+static PyObject *ch_ws_next(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    if (ch->inbox != NULL && PyList_GET_SIZE(ch->inbox) > 0) {
+        PyObject *msg = Py_NewRef(PyList_GET_ITEM(ch->inbox, 0));
+        if (PySequence_DelItem(ch->inbox, 0) < 0) {
+            Py_DECREF(msg);
+            return NULL;
+        }
+        return msg;
+    }
+    if (ch->ws_closed || ch->c == NULL || gc__conn_app_gone(ch->c))
+        return Py_BuildValue("{sssi}", "type", "websocket.disconnect", "code",
+                             ch->ws_closed ? ch->ws_code : GC_WS_CLOSE_ABNORMAL);
+    Py_RETURN_NONE;
+}
+
+/* ws_wait(): a future done once a message (or the end) has come. */
+static PyObject *ch_ws_wait(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    if (ch->arrived == NULL && (ch->arrived = new_future(ch)) == NULL)
+        return NULL;
+    PyObject *fut = Py_NewRef(ch->arrived);
+    if ((ch->inbox != NULL && PyList_GET_SIZE(ch->inbox) > 0) || ch->ws_closed || ch->c == NULL ||
+        gc__conn_app_gone(ch->c))
+        resolve(ch->a, &ch->arrived);
+    return fut;
+}
+
+/* ws_accept(subprotocol, headers): the 101, and the session from now on. */
+static PyObject *ch_ws_accept(channel_t *ch, PyObject *args)
+{
+    const char *subprotocol = NULL;
+    PyObject *headers = NULL;
+    if (!PyArg_ParseTuple(args, "zO", &subprotocol, &headers))
+        return NULL;
+    if (ch->c == NULL)
+        return closed_error();
+    if (ch->session != NULL || ch->head_sent) {
+        PyErr_SetString(PyExc_RuntimeError, "websocket.accept after the handshake's answer");
+        return NULL;
+    }
+    gc__http_header_t fields[32];
+    gc__view_t extra[64];
+    PyObject *fast = NULL;
+    int64_t ignored = -1;
+    Py_ssize_t n = collect_headers(headers, fields, 32, &ignored, &fast);
+    if (n < 0) {
+        Py_XDECREF(fast);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        extra[2 * i] = fields[i].name;
+        extra[2 * i + 1] = fields[i].value;
+    }
+    gc__buf_t out;
+    gc__buf_init(&out);
+    int rc = gc__ws_write_101(&out, ch->hs.key, subprotocol, extra, (size_t)n);
+    Py_XDECREF(fast);
+    if (rc < 0) {
+        gc__buf_free(&out);
+        if (rc == -ENOMEM)
+            return PyErr_NoMemory();
+        PyErr_SetString(PyExc_ValueError, "invalid websocket.accept subprotocol or headers");
+        return NULL;
+    }
+    gc__ws_callbacks_t cb = {.on_message = ws_on_message, .on_close = ws_on_close};
+    gc__ws_limits_t limits;
+    gc__ws_limits_default(&limits);
+    ch->session = gc__ws_session_new(&cb, &limits, ch);
+    if (ch->session == NULL) {
+        gc__buf_free(&out);
+        return PyErr_NoMemory();
+    }
+    int w = ch_write(ch, &(struct iovec){out.data, out.len}, 1);
+    gc__buf_free(&out);
+    if (w < 0)
+        return NULL;
+    ch->head_sent = 1;
+    ch->status = 101;
+    ch->started = 1;
+    gc__conn_app_stream(ch->c);
+    Py_RETURN_NONE;
+}
+
+/* ws_send(bytes, text): a message. Returns True when send must await drain. */
+static PyObject *ch_ws_send(channel_t *ch, PyObject *args)
+{
+    PyObject *data = Py_None, *text = Py_None;
+    if (!PyArg_ParseTuple(args, "OO", &data, &text))
+        return NULL;
+    if (ch->c == NULL || ch->session == NULL || gc__conn_app_gone(ch->c)) {
+        PyErr_SetString(PyExc_OSError, "the WebSocket is not open");
+        return NULL;
+    }
+    int rc;
+    if (text != Py_None) {
+        Py_ssize_t len;
+        const char *u = PyUnicode_AsUTF8AndSize(text, &len);
+        if (u == NULL)
+            return NULL;
+        rc = gc__ws_send_message(ch->session, GC_WS_TEXT, u, (size_t)len);
+    } else {
+        Py_buffer view;
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        rc = gc__ws_send_message(ch->session, GC_WS_BINARY, view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+    }
+    if (rc == -ENOMEM)
+        return PyErr_NoMemory();
+    if (rc < 0) {
+        PyErr_SetString(PyExc_OSError, "the WebSocket is closing");
+        return NULL;
+    }
+    int w = ws_flush(ch);
+    if (w < 0)
+        return NULL;
+    return PyBool_FromLong(w);
+}
+
+/* ws_close(code, reason): the server's close frame; before the accept, a 403. */
+static PyObject *ch_ws_close(channel_t *ch, PyObject *args)
+{
+    int code = 1000;
+    const char *reason = "";
+    Py_ssize_t rlen = 0;
+    if (!PyArg_ParseTuple(args, "|is#", &code, &reason, &rlen))
+        return NULL;
+    if (ch->c == NULL)
+        Py_RETURN_NONE;
+    if (ch->session == NULL) {
+        if (!ch->head_sent) {
+            gc__buf_t out;
+            gc__buf_init(&out);
+            if (gc__http_write_error(&out, 403, "") == 0)
+                ch_write(ch, &(struct iovec){out.data, out.len}, 1);
+            gc__buf_free(&out);
+            PyErr_Clear();
+            ch->head_sent = 1;
+            ch->status = 403;
+            ch->keep = 0;
+        }
+        Py_RETURN_NONE;
+    }
+    int rc = gc__ws_close(ch->session, code, reason, (size_t)rlen);
+    if (rc == -EINVAL) {
+        PyErr_Format(PyExc_ValueError, "invalid WebSocket close code %d or reason", code);
+        return NULL;
+    }
+    if (ws_flush(ch) < 0)
+        PyErr_Clear(); /* the client is gone: nothing to tell it */
+    Py_RETURN_NONE;
+}
+
 static void ch_dealloc(channel_t *ch)
 {
+    if (ch->session != NULL)
+        gc__ws_session_free(ch->session);
+    Py_CLEAR(ch->inbox);
+    Py_CLEAR(ch->arrived);
     Py_CLEAR(ch->task);
     Py_CLEAR(ch->more);
     Py_CLEAR(ch->headers);
@@ -596,6 +860,11 @@ static PyMethodDef ch_methods[] = {
     {"send_body", (PyCFunction)ch_send_body, METH_VARARGS, NULL},
     {"trailers", (PyCFunction)ch_trailers, METH_VARARGS, NULL},
     {"declare_length", (PyCFunction)ch_declare_length, METH_O, NULL},
+    {"ws_next", (PyCFunction)ch_ws_next, METH_NOARGS, NULL},
+    {"ws_wait", (PyCFunction)ch_ws_wait, METH_NOARGS, NULL},
+    {"ws_accept", (PyCFunction)ch_ws_accept, METH_VARARGS, NULL},
+    {"ws_send", (PyCFunction)ch_ws_send, METH_VARARGS, NULL},
+    {"ws_close", (PyCFunction)ch_ws_close, METH_VARARGS, NULL},
     {"informational", (PyCFunction)ch_informational, METH_VARARGS, NULL},
     {"finish", (PyCFunction)ch_finish, METH_O, NULL},
     {NULL, NULL, 0, NULL},
@@ -754,10 +1023,45 @@ fail:
     return NULL;
 }
 
+/* Makes an HTTP scope a WebSocket one: type, scheme ws/wss, subprotocols. */
+static int ws_scope(PyObject *scope, const gc__ws_handshake_t *hs, gc__conn_t *c)
+{
+    PyObject *scheme = PyDict_GetItemString(scope, "scheme");
+    int secure = scheme != NULL && PyUnicode_CompareWithASCIIString(scheme, "https") == 0;
+    PyObject *protos = PyList_New((Py_ssize_t)hs->nprotocols);
+    if (protos == NULL)
+        return -1;
+    for (size_t i = 0; i < hs->nprotocols; i++) {
+        PyObject *p =
+            PyUnicode_DecodeLatin1(hs->protocols[i].base, (Py_ssize_t)hs->protocols[i].len, NULL);
+        if (p == NULL) {
+            Py_DECREF(protos);
+            return -1;
+        }
+        PyList_SET_ITEM(protos, (Py_ssize_t)i, p);
+    }
+    PyObject *ext = Py_BuildValue("{s{}}", "websocket.http.response");
+    PyObject *type = PyUnicode_FromString("websocket");
+    PyObject *ws = PyUnicode_FromString(secure ? "wss" : "ws");
+    int rc = ext && type && ws && PyDict_SetItemString(scope, "subprotocols", protos) == 0 &&
+                     PyDict_SetItemString(scope, "extensions", ext) == 0 &&
+                     PyDict_SetItemString(scope, "type", type) == 0 &&
+                     PyDict_SetItemString(scope, "scheme", ws) == 0 &&
+                     PyDict_DelItemString(scope, "method") == 0
+                 ? 0
+                 : -1;
+    (void)c;
+    Py_DECREF(protos);
+    Py_XDECREF(ext);
+    Py_XDECREF(type);
+    Py_XDECREF(ws);
+    return rc;
+}
+
 /* --- the class ---------------------------------------------------------------------- */
 
 /* Hands a complete request to the application. */
-static void spawn(gc__conn_t *c)
+static void spawn(gc__conn_t *c, const gc__ws_handshake_t *hs)
 {
     gc__worker_t *w = gc__conn_worker(c);
     asgi_t *a = state_of(w);
@@ -779,9 +1083,15 @@ static void spawn(gc__conn_t *c)
     ch->headers = ch->drain = ch->gone = ch->task = ch->more = NULL;
     ch->paused = 0;
     ch->t0 = now_us();
+    ch->ws = hs != NULL;
+    ch->session = NULL;
+    ch->inbox = ch->arrived = NULL;
+    ch->ws_closed = ch->ws_code = 0;
+    if (hs != NULL)
+        ch->hs = *hs;
     c->app = ch;
     scope = build_scope(a, c);
-    if (scope == NULL)
+    if (scope == NULL || (hs != NULL && ws_scope(scope, hs, c) < 0))
         goto fail;
     if (gc__log_enabled(GC_LOG_DEBUG)) {
         gc__view_t t = gc__http_target(&c->parser.req);
@@ -810,8 +1120,48 @@ fail:
     }
 }
 
+/* A request that asks for a WebSocket ("Upgrade: websocket"). */
+static int wants_websocket(const gc__http_request_t *req)
+{
+    ssize_t i = gc__http_find_field(req, "upgrade");
+    if (i < 0)
+        return 0;
+    gc__view_t v = gc__http_field_value(req, (size_t)i);
+    return gc__view_ieq(v, "websocket");
+}
+
 static void asgi_run(gc__conn_t *c)
 {
+    if (wants_websocket(&c->parser.req)) {
+        gc__ws_handshake_t hs;
+        if (c->parser.req.body_pending || gc__ws_handshake_check(&c->parser.req, &hs) != 0) {
+            int status = c->parser.req.body_pending ? 400 : hs.status;
+            gc__debug("WebSocket handshake refused (%d): %s", status,
+                      c->parser.req.body_pending ? "a body" : hs.error);
+            gc__buf_t out;
+            gc__buf_init(&out);
+            if (gc__http_write_error(&out, status, "") == 0) {
+                if (status == 426) { /* RFC 6455 4.4: say which version we speak */
+                    char *end = memmem(out.data, out.len, "\r\n", 2);
+                    if (end != NULL) {
+                        size_t at = (size_t)(end - out.data) + 2;
+                        static const char v13[] = "Sec-WebSocket-Version: 13\r\n";
+                        if (gc__buf_reserve(&out, sizeof(v13)) == 0) {
+                            memmove(out.data + at + sizeof(v13) - 1, out.data + at, out.len - at);
+                            memcpy(out.data + at, v13, sizeof(v13) - 1);
+                            out.len += sizeof(v13) - 1;
+                        }
+                    }
+                }
+                gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
+            }
+            gc__buf_free(&out);
+            gc__conn_app_done(c, 0);
+            return;
+        }
+        spawn(c, &hs);
+        return;
+    }
     if (c->parser.req.body_pending) {
         /* Handed over at its head: the body is read while the task runs, which
          * receive() hands over as it comes. 100 Continue goes out first when the
@@ -824,12 +1174,12 @@ static void asgi_run(gc__conn_t *c)
                 return;
             }
         }
-        spawn(c);
+        spawn(c, NULL);
         if (c->app != NULL)
             gc__conn_app_read_body(c);
         return;
     }
-    spawn(c);
+    spawn(c, NULL);
 }
 
 /* More of a streamed body arrived, or it ended: wake receive(), and stop reading while
@@ -877,7 +1227,8 @@ static void asgi_gone(gc__conn_t *c)
     resolve(ch->a, &ch->gone);
     resolve(ch->a, &ch->drain);
     resolve(ch->a, &ch->more);
-    if (ch->task != NULL) {
+    resolve(ch->a, &ch->arrived);
+    if (ch->task != NULL && !ch->ws) {
         PyObject *r = PyObject_CallMethod(ch->a->server, "client_gone", "O", ch->task);
         Py_XDECREF(r);
         PyErr_Clear();
@@ -1077,6 +1428,7 @@ const gc__worker_class_t gc__asgi_class = {
     .gone = asgi_gone,
     .drained = asgi_drained,
     .body_done = asgi_body_done,
+    .stream_bytes = asgi_stream_bytes,
     .multithread = 0,
     .streams_bodies = 1,
 };

@@ -113,6 +113,50 @@ class Cycle:
             raise RuntimeError("Unexpected ASGI message type %r" % (kind,))
 
 
+class WSCycle:
+    """One WebSocket: the scope's receive and send, over the C channel."""
+
+    __slots__ = ("ch", "connected", "denial")
+
+    def __init__(self, ch):
+        self.ch = ch
+        self.connected = False
+        self.denial = None
+
+    async def receive(self):
+        ch = self.ch
+        if not self.connected:
+            self.connected = True
+            return {"type": "websocket.connect"}
+        while True:
+            message = ch.ws_next()
+            if message is not None:
+                return message
+            await ch.ws_wait()
+
+    async def send(self, message):
+        kind = message["type"]
+        ch = self.ch
+        if kind == "websocket.send":
+            if ch.ws_send(message.get("bytes"), message.get("text")):
+                await ch.drain()
+        elif kind == "websocket.accept":
+            ch.ws_accept(message.get("subprotocol"), message.get("headers", ()))
+        elif kind == "websocket.close":
+            ch.ws_close(message.get("code", 1000), message.get("reason") or "")
+        elif kind == "websocket.http.response.start":
+            if self.denial is not None:
+                raise RuntimeError("websocket.http.response.start sent twice")
+            self.denial = Cycle(ch)
+            await self.denial.send(dict(message, type="http.response.start"))
+        elif kind == "websocket.http.response.body":
+            if self.denial is None:
+                raise RuntimeError("websocket.http.response.body before its start")
+            await self.denial.send(dict(message, type="http.response.body"))
+        else:
+            raise RuntimeError("Unexpected ASGI WebSocket message type %r" % (kind,))
+
+
 class Server:
     """The worker's ASGI side: the application, the loop, lifespan, one task a request."""
 
@@ -237,7 +281,7 @@ class Server:
             task.cancel()
 
     async def run(self, scope, ch):
-        cycle = Cycle(ch)
+        cycle = Cycle(ch) if scope["type"] == "http" else WSCycle(ch)
         try:
             await self.app(scope, cycle.receive, cycle.send)
         except asyncio.CancelledError:
@@ -251,10 +295,10 @@ class Server:
                 target = scope["raw_path"].decode("latin-1")
                 if scope["query_string"]:
                     target += "?" + scope["query_string"].decode("latin-1")
-                _log_exception("Error handling request %s %s" % (scope["method"], target))
+                _log_exception("Error handling request %s %s" % (scope.get("method", "GET"), target))
             ch.finish(2)
         else:
-            ch.finish(1 if cycle.done else 3)
+            ch.finish(1 if getattr(cycle, "done", True) else 3)
 
     def serve(self, fd, turn):
         """Runs the loop until C says to stop (Server.stop): libuv inside asyncio."""

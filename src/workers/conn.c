@@ -508,6 +508,10 @@ static void on_bytes(gc__conn_t *c, const char *base, ssize_t nread)
             app_gone(c);
             return;
         }
+        if (c->app_stream) {
+            c->w->klass->stream_bytes(c, base, (size_t)nread);
+            return;
+        }
         if (c->app_body) {
             size_t used = parse(c, base, (size_t)nread);
             if (used < (size_t)nread &&
@@ -1099,6 +1103,19 @@ void gc__conn_app_read_body(gc__conn_t *c)
     start_reading(c);
 }
 
+void gc__conn_app_stream(gc__conn_t *c)
+{
+    c->app_stream = 1;
+    if (c->pending.len > 0) {
+        gc__buf_t held = c->pending;
+        gc__buf_init(&c->pending);
+        c->w->klass->stream_bytes(c, held.data, held.len);
+        gc__buf_free(&held);
+    }
+    if (!c->app_gone)
+        start_reading(c);
+}
+
 void gc__conn_app_abandon(gc__conn_t *c)
 {
     app_gone(c);
@@ -1115,6 +1132,10 @@ void gc__conn_app_pause_body(gc__conn_t *c, int pause)
 void gc__conn_app_done(gc__conn_t *c, int keep)
 {
     c->app_body = 0;
+    if (c->app_stream) {
+        c->app_stream = 0;
+        keep = 0; /* the connection spoke another protocol: it ends here */
+    }
     if (c->app_gone || c->close_after)
         keep = 0;
     c->close_after = 0;

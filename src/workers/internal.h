@@ -76,6 +76,7 @@ struct gc__conn {
     int close_after;       /* a close was asked for while RUNNING: happens when it is done */
     int app_gone;          /* RUNNING under a class that reads meanwhile: the client left */
     int app_body;          /* ...and the body it waits for is arriving */
+    int app_stream;        /* ...and the connection's bytes are the class's (WebSocket) */
     void *app;             /* the class's object for the request that runs (asgi.c) */
     int done_keep;         /* the outcome posted with gc__conn_post_done */
     size_t spill_reserved; /* bytes of the worker's spill budget set aside for it */

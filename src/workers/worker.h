@@ -80,6 +80,8 @@ typedef struct {
     /* Bytes of the body gc__conn_app_read_body asked for arrived, or it is complete, or
      * it failed (the parser's state says which). */
     void (*body_done)(gc__conn_t *conn);
+    /* After gc__conn_app_stream: bytes read on the connection (a WebSocket's frames). */
+    void (*stream_bytes)(gc__conn_t *conn, const char *data, size_t len);
     /* A request with a body is handed to run at its head, and its body read while the
      * application runs (gc__conn_app_read_body): ASGI streams bodies. */
     int streams_bodies;
@@ -244,6 +246,10 @@ void gc__conn_app_listen(gc__conn_t *conn);
  * reading it while the application is behind, (conn, 0) goes on. */
 void gc__conn_app_read_body(gc__conn_t *conn);
 void gc__conn_app_pause_body(gc__conn_t *conn, int pause);
+/* The connection now speaks another protocol (a WebSocket after its 101): everything
+ * read on it, what is already read included, goes to the class's stream_bytes; it ends
+ * when the request does. */
+void gc__conn_app_stream(gc__conn_t *conn);
 /* The request cannot go on (its body was malformed): the connection is treated as gone
  * (the class's `gone` runs) and ends when the application is done. */
 void gc__conn_app_abandon(gc__conn_t *conn);
