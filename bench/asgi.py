@@ -312,19 +312,26 @@ def measure(name, scenario, args, gc_bin, tmp_root):
         srv.stop()
 
 
+TABLE_HEAD = ("| scenario | server | rate (ws-idle: connections) | worker CPU per request or "
+              "message (ws-idle: RSS per connection) | p99, client CPU or RSS | to uvicorn |\n"
+              "|---|---|---|---|---|---|")
+
+
 def fmt_row(scenario, name, r, base):
     if scenario == "ws-idle":
         ratio = (r["rss_kb_per_conn"] / base["rss_kb_per_conn"]
                  if base and base["rss_kb_per_conn"] > 0 else float("nan"))
-        return "| %-10s | %-10s | %8d conns | %8.1f KiB/conn | RSS %.0f MiB | x%.2f of uvicorn's |" % (
-            scenario, name, r["rate"], r["rss_kb_per_conn"], r["rss_mb"], ratio)
+        return ("| %-10s | %-10s | %8d conns | %8.1f KiB/conn | RSS %.0f MiB "
+                "| x%.2f of uvicorn's |" % (scenario, name, r["rate"], r["rss_kb_per_conn"],
+                                           r["rss_mb"], ratio))
     rr = r["rate"] / base["rate"] if base else float("nan")
     cr = r["cpu_us"] / base["cpu_us"] if base else float("nan")
     extra = ("p99 %.1f ms" % r["p99_ms"]) if "p99_ms" in r else (
         "clients %.0f%% CPU" % r["client_cpu_pct"])
     unit = "msg/s" if scenario == "ws-echo" else "req/s"
-    return "| %-10s | %-10s | %8.0f %s | %7.1f us CPU | %s | rate x%.2f, CPU x%.2f of uvicorn's |" % (
-        scenario, name, r["rate"], unit, r["cpu_us"], extra, rr, cr)
+    return ("| %-10s | %-10s | %8.0f %s | %7.1f us CPU | %s "
+            "| rate x%.2f, CPU x%.2f of uvicorn's |" % (scenario, name, r["rate"], unit,
+                                                       r["cpu_us"], extra, rr, cr))
 
 
 def parse_args(argv):
@@ -336,13 +343,15 @@ def parse_args(argv):
     p.add_argument("-d", "--duration", type=int, default=10, help="seconds per run [10]")
     p.add_argument("-r", "--runs", type=int, default=3, help="runs per scenario, median [3]")
     p.add_argument("-c", "--connections", type=int, default=50, help="wrk connections [50]")
-    p.add_argument("--idle", type=int, default=10000, help="idle WebSockets [10000]")
+    p.add_argument("--idle", type=int, help="idle WebSockets [10000; 1000 with --quick]")
     p.add_argument("--binary", metavar="PATH", default=os.path.join(ROOT, "build", "gunicorn-c"),
                    help="the gunicorn-c binary [build/gunicorn-c]")
     p.add_argument("--results", metavar="FILE", help="also write the tables to FILE")
     args = p.parse_args(argv)
     if args.quick:
-        args.duration, args.runs, args.idle = 1, 1, 1000
+        args.duration, args.runs = 1, 1
+    if args.idle is None:
+        args.idle = 1000 if args.quick else 10000
     return args
 
 
@@ -378,10 +387,12 @@ def main(argv):
             print(lines[-1], flush=True)
     if args.results:
         with open(args.results, "w") as f:
-            f.write("# ASGI benchmark (bench/asgi.py)\n\n- Date: %s\n- Command: `bench/asgi.py %s`\n"
-                    "- One worker pinned to CPU %s, load on CPU %s\n\n%s\n" % (
-                        datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                        " ".join(argv), SERVER_CPU, CLIENT_CPU, "\n".join(lines)))
+            now = datetime.datetime.now(datetime.timezone.utc)
+            f.write("# ASGI benchmark (bench/asgi.py)\n\n- Date: %s\n"
+                    "- Command: `bench/asgi.py %s`\n"
+                    "- One worker pinned to CPU %s, load on CPU %s\n\n%s\n"
+                    % (now.strftime("%Y-%m-%d %H:%M UTC"), " ".join(argv), SERVER_CPU,
+                       CLIENT_CPU, "\n".join([TABLE_HEAD] + lines)))
     return 1 if failed else 0
 
 
