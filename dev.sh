@@ -29,6 +29,8 @@ PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev li
           python3-venv python3-pip python3-setuptools python3-wheel
           uwsgi uwsgi-plugin-python3 python3-waitress
           python3-trustme python3-httpx python3-h2 nghttp2-client python3-wsproto python3-websockets
+          python3-uvicorn python3-uvloop python3-httptools python3-hypercorn daphne python3-starlette
+          python3-fastapi python3-asgiref
           wrk nginx haproxy curl clang-format systemd)
 
 install_deps() {

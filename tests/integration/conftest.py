@@ -344,7 +344,8 @@ def _binary_built():
 # module that needs it throughout, ``skip_unless_server_imports("django")`` at the top: they
 # skip, naming the interpreter, when the server's Python cannot import it.
 
-OPTIONAL_MODULES = ("gevent", "django", "paste.deploy", "whitenoise")
+OPTIONAL_MODULES = ("gevent", "django", "paste.deploy", "whitenoise", "starlette", "fastapi",
+                    "uvloop")
 
 PROBE_APP = '''\
 import importlib, json, os, sys
