@@ -27,10 +27,10 @@ int gc__py_tls_enabled(const gc__config_t *cfg)
 
 /* The ALPN protocols to offer: from http_protocols when it names h2 (Gunicorn's rule:
  * no ALPN without h2). A new list, or None. */
-static PyObject *alpn_list(const gc__config_t *cfg)
+static PyObject *alpn_list(const gc__config_t *cfg, int h2)
 {
     const gc__setting_value_t *v = &cfg->v[GC_S_http_protocols];
-    if (!gc__cfg_list_has(cfg, GC_S_http_protocols, "h2"))
+    if (!h2 || !gc__cfg_list_has(cfg, GC_S_http_protocols, "h2"))
         Py_RETURN_NONE;
     PyObject *list = PyList_New(0);
     for (size_t i = 0; list != NULL && i < v->n; i++) {
@@ -62,12 +62,12 @@ static void exception_line(char *err, size_t cap)
     PyErr_Restore(type, value, tb);
 }
 
-int gc__py_tls_make(gc__py_tls_t *t, const gc__config_t *cfg, char *err, size_t cap)
+int gc__py_tls_make(gc__py_tls_t *t, const gc__config_t *cfg, int h2, char *err, size_t cap)
 {
     memset(t, 0, sizeof(*t));
     PyObject *fn = gc__rt_function("ssl_context");
     PyObject *cfgobj = fn ? gc__rt_config_new(cfg) : NULL;
-    PyObject *alpn = cfgobj ? alpn_list(cfg) : NULL;
+    PyObject *alpn = cfgobj ? alpn_list(cfg, h2) : NULL;
     PyObject *hook = gc__config_object(GC_S_ssl_context);
     PyObject *res =
         alpn ? PyObject_CallFunctionObjArgs(fn, cfgobj, hook ? hook : Py_None, alpn, NULL) : NULL;
@@ -134,7 +134,7 @@ int gc__py_tls_check(const gc__config_t *cfg)
         return -1;
     gc__py_tls_t t;
     char err[512];
-    if (gc__py_tls_make(&t, cfg, err, sizeof(err)) < 0) {
+    if (gc__py_tls_make(&t, cfg, 1, err, sizeof(err)) < 0) {
         PyErr_Clear();
         gc__error("Cannot make the TLS context: %s", err);
         return -1;

@@ -24,10 +24,11 @@ typedef struct {
 /* 1 when cfg turns TLS on (certfile or keyfile set), as in Gunicorn. */
 int gc__py_tls_enabled(const gc__config_t *cfg);
 
-/* Makes the context from cfg and the ssl_context hook. Needs the GIL. Returns 0, or -1
- * with the reason in err (one line) and, when it came from Python, the exception
- * still set for the caller to log or clear. */
-int gc__py_tls_make(gc__py_tls_t *t, const gc__config_t *cfg, char *err, size_t cap);
+/* Makes the context from cfg and the ssl_context hook; h2 = 0 leaves HTTP/2 out of
+ * ALPN whatever http_protocols says. Needs the GIL. Returns 0, or -1 with the reason in
+ * err (one line) and, when it came from Python, the exception still set for the caller
+ * to log or clear. */
+int gc__py_tls_make(gc__py_tls_t *t, const gc__config_t *cfg, int h2, char *err, size_t cap);
 
 void gc__py_tls_free(gc__py_tls_t *t);
 

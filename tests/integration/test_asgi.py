@@ -595,3 +595,21 @@ def test_many_connections_one_worker(start_server, events):
     finally:
         for s in idle:
             s.close()
+
+
+def test_tls_and_http2_setting(start_server, events, pki):
+    """Over TLS the scope's scheme is https; with h2 in --http-protocols the asgi worker
+    says it serves HTTP/1.1 only, and ALPN offers no h2 (an h2 client once crashed it)."""
+    import ssl
+    srv = start_asgi(start_server, events, "asgi_app:app", "--certfile", pki["server.pem"],
+                     "--http-protocols", "h2,h1")
+    srv.wait_for_log(r"\[WARNING\] The asgi worker does not serve HTTP/2 yet: HTTP/1\.1 only")
+    ctx = ssl.create_default_context(cafile=pki["ca.pem"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() in (None, "http/1.1")
+            s.sendall(request("GET", "/scope"))
+            resp = Reader(s).read_response()
+    assert resp.status == 200
+    assert json.loads(resp.body)["scheme"] == "https"
