@@ -598,8 +598,7 @@ static int on_headers_complete(llhttp_t *ll)
     /* The chunk-size lines are ours to read (take_chunk_line): llhttp stops here and at
      * the end of each chunk's data. */
     p->chunk_line = r->chunked;
-    if (r->expect_continue ||
-        (p->limits->head_first && (r->chunked || r->content_length > 0))) {
+    if (r->expect_continue || (p->limits->head_first && (r->chunked || r->content_length > 0))) {
         /* Hand the head over now: 100 Continue goes out only if the application reads
          * the body (see gc__http_parser_resume_body); with head_first the body is read
          * while the application runs. */
