@@ -427,6 +427,46 @@ static PyObject *ch_declare_length(channel_t *ch, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* Writes `first` (a status line, or the last chunk's "0\r\n"), the headers given as
+ * ASGI pairs, and the blank line. Returns 0, or -1 with an exception. */
+static int write_block(channel_t *ch, const char *first, PyObject *headers)
+{
+    gc__http_header_t fields[64];
+    PyObject *fast = NULL;
+    int64_t ignored = -1;
+    Py_ssize_t n = collect_headers(headers, fields, 64, &ignored, &fast);
+    if (n < 0) {
+        Py_XDECREF(fast);
+        return -1;
+    }
+    gc__buf_t out;
+    gc__buf_init(&out);
+    int rc = gc__buf_append(&out, first, strlen(first));
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
+        rc = gc__buf_printf(&out, "%.*s: %.*s\r\n", (int)fields[i].name.len, fields[i].name.base,
+                            (int)fields[i].value.len, fields[i].value.base);
+    if (rc == 0)
+        rc = gc__buf_append(&out, "\r\n", 2);
+    Py_XDECREF(fast);
+    int w = rc == 0 ? ch_write(ch, &(struct iovec){out.data, out.len}, 1) : -1;
+    gc__buf_free(&out);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return w < 0 ? -1 : 0;
+}
+
+/* Our error page (500, 403, a malformed body's status) on the connection. */
+static void write_error_page(gc__conn_t *c, int status, const char *message)
+{
+    gc__buf_t out;
+    gc__buf_init(&out);
+    if (gc__http_write_error(&out, status, message) == 0)
+        gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
+    gc__buf_free(&out);
+}
+
 /* trailers(headers, more): http.response.trailers after a chunked body. */
 static PyObject *ch_trailers(channel_t *ch, PyObject *args)
 {
@@ -438,28 +478,7 @@ static PyObject *ch_trailers(channel_t *ch, PyObject *args)
         return closed_error();
     if (!ch->chunked) /* no framing can carry them: dropped, as Gunicorn does */
         Py_RETURN_NONE;
-    gc__http_header_t fields[64];
-    PyObject *fast = NULL;
-    int64_t ignored = -1;
-    Py_ssize_t n = collect_headers(headers, fields, 64, &ignored, &fast);
-    if (n < 0) {
-        Py_XDECREF(fast);
-        return NULL;
-    }
-    gc__buf_t out;
-    gc__buf_init(&out);
-    int rc = gc__buf_append(&out, "0\r\n", 3);
-    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
-        rc = gc__buf_printf(&out, "%.*s: %.*s\r\n", (int)fields[i].name.len, fields[i].name.base,
-                            (int)fields[i].value.len, fields[i].value.base);
-    if (rc == 0)
-        rc = gc__buf_append(&out, "\r\n", 2);
-    Py_XDECREF(fast);
-    int w = rc == 0 ? ch_write(ch, &(struct iovec){out.data, out.len}, 1) : -1;
-    gc__buf_free(&out);
-    if (rc < 0)
-        return PyErr_NoMemory();
-    if (w < 0)
+    if (write_block(ch, "0\r\n", headers) < 0)
         return NULL;
     ch->trailers = 0;
     Py_RETURN_NONE;
@@ -480,28 +499,9 @@ static PyObject *ch_informational(channel_t *ch, PyObject *args)
     }
     if (ch->c->parser.req.minor < 1) /* HTTP/1.0 knows no 1xx */
         Py_RETURN_NONE;
-    gc__http_header_t fields[64];
-    PyObject *fast = NULL;
-    int64_t ignored = -1;
-    Py_ssize_t n = collect_headers(headers, fields, 64, &ignored, &fast);
-    if (n < 0) {
-        Py_XDECREF(fast);
-        return NULL;
-    }
-    gc__buf_t out;
-    gc__buf_init(&out);
-    int rc = gc__buf_printf(&out, "HTTP/1.1 %d %s\r\n", status, gc__http_reason(status));
-    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
-        rc = gc__buf_printf(&out, "%.*s: %.*s\r\n", (int)fields[i].name.len, fields[i].name.base,
-                            (int)fields[i].value.len, fields[i].value.base);
-    if (rc == 0)
-        rc = gc__buf_append(&out, "\r\n", 2);
-    Py_XDECREF(fast);
-    int w = rc == 0 ? ch_write(ch, &(struct iovec){out.data, out.len}, 1) : -1;
-    gc__buf_free(&out);
-    if (rc < 0)
-        return PyErr_NoMemory();
-    if (w < 0)
+    char line[64];
+    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, gc__http_reason(status));
+    if (write_block(ch, line, headers) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -564,11 +564,7 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
         keep = 0;
     } else if (ch->ws && !ch->head_sent && !gc__conn_app_gone(c)) {
         /* Returned (or raised) without accepting: the handshake is refused, 403. */
-        gc__buf_t out;
-        gc__buf_init(&out);
-        if (gc__http_write_error(&out, 403, "") == 0)
-            gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
-        gc__buf_free(&out);
+        write_error_page(c, 403, "");
         status = 403;
         keep = 0;
     } else if (!ch->head_sent && !gc__conn_app_gone(c) && outcome != 0) {
@@ -580,11 +576,7 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
             /* Nothing was sent: our 500 page (the app raised, or never answered). */
             if (outcome == 3)
                 gc__error("ASGI application returned without sending a response");
-            gc__buf_t out;
-            gc__buf_init(&out);
-            if (gc__http_write_error(&out, 500, "") == 0)
-                gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
-            gc__buf_free(&out);
+            write_error_page(c, 500, "");
             status = 500;
             keep = 0;
         }
@@ -814,12 +806,7 @@ static PyObject *ch_ws_close(channel_t *ch, PyObject *args)
         Py_RETURN_NONE;
     if (ch->session == NULL) {
         if (!ch->head_sent) {
-            gc__buf_t out;
-            gc__buf_init(&out);
-            if (gc__http_write_error(&out, 403, "") == 0)
-                ch_write(ch, &(struct iovec){out.data, out.len}, 1);
-            gc__buf_free(&out);
-            PyErr_Clear();
+            write_error_page(ch->c, 403, "");
             ch->head_sent = 1;
             ch->status = 403;
             ch->keep = 0;
@@ -1197,12 +1184,8 @@ static void asgi_body_done(gc__conn_t *c)
          * has begun, as for a malformed head; the application sees the client gone. */
         gc__debug("Invalid request body from %s: %s", c->remote_addr, c->parser.error_msg);
         if (!ch->head_sent) {
-            gc__buf_t out;
-            gc__buf_init(&out);
             int status = c->parser.error_status ? c->parser.error_status : 400;
-            if (gc__http_write_error(&out, status, c->parser.error_msg) == 0)
-                gc__conn_app_write(c, &(struct iovec){out.data, out.len}, 1);
-            gc__buf_free(&out);
+            write_error_page(c, status, c->parser.error_msg);
             ch->head_sent = 1;
             ch->status = status;
             ch->keep = 0;
