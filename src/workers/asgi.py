@@ -171,6 +171,7 @@ class Server:
         self.lifespan_queue = None
         self.lifespan_task = None
         self.supports_lifespan = False
+        self.exit = None  # a SystemExit a request's task raised
 
     # --- lifespan ------------------------------------------------------------------
 
@@ -287,9 +288,12 @@ class Server:
         except asyncio.CancelledError:
             ch.finish(0)
             raise
-        except SystemExit:
+        except SystemExit as e:
+            # INT, QUIT or ABRT (--timeout) raised in the application's code: the loop
+            # stops and serve() raises it, out of run_forever, as the worker's exit.
             ch.finish(2)
-            raise
+            self.exit = e
+            self.loop.stop()
         except BaseException:
             if not ch.client_gone():
                 target = scope["raw_path"].decode("latin-1")
@@ -308,6 +312,8 @@ class Server:
             self.loop.run_forever()
         finally:
             self.loop.remove_reader(fd)
+        if self.exit is not None:
+            raise self.exit
 
     def stop(self):
         self.loop.stop()

@@ -613,3 +613,20 @@ def test_tls_and_http2_setting(start_server, events, pki):
             resp = Reader(s).read_response()
     assert resp.status == 200
     assert json.loads(resp.body)["scheme"] == "https"
+
+
+def test_blocked_loop_is_a_worker_timeout(start_server):
+    """A coroutine that never yields stops the worker's loop: WORKER TIMEOUT names the
+    request and shows the application's stack; the client gets a 500 and a new worker
+    serves."""
+    srv = start_server("asgi_block:app", "-k", "asgi", "--asgi-loop", "asyncio",
+                       "--timeout", "2")
+    first = srv.worker_pids()[-1]
+    s = srv.connect()
+    s.sendall(request("GET", "/blocked"))
+    resp = Reader(s).read_response()
+    s.close()
+    assert resp.status == 500
+    srv.wait_for_log(r'Worker \(pid:%d\) was serving "GET /blocked"' % first)
+    srv.wait_for_log(r'File ".*asgi_block\.py", line \d+ in app')
+    srv.wait_for_log(r"Booting worker with pid: (?!%d)\d+" % first)
