@@ -71,8 +71,10 @@ class Refused(Exception):
 def server_command(name, app, port, gc_bin):
     bind = "127.0.0.1:%d" % port
     if name == "gunicorn-c":
+        # --worker-connections bounds a gunicorn-c worker's open connections (1000 by
+        # default; Gunicorn's asgi worker does not enforce it): room for ws-idle.
         return [gc_bin, "-k", "asgi", "-w", "1", "-b", bind, "--chdir", APPS,
-                "--asgi-loop", "uvloop", app]
+                "--asgi-loop", "uvloop", "--worker-connections", "20000", app]
     if name == "gunicorn":
         return [PYTHON, "-m", "gunicorn", "-k", "asgi", "-w", "1", "-b", bind,
                 "--chdir", APPS, "--asgi-loop", "uvloop", app]
