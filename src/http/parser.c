@@ -671,6 +671,35 @@ static int spool(gc__http_body_t *b)
     return 0;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int gc__http_percent_decode(gc__buf_t *out, gc__view_t v)
+{
+    gc__buf_reset(out);
+    if (gc__buf_reserve(out, v.len + 1) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.base[i];
+        int hi, lo;
+        if (c == '%' && i + 2 < v.len && (hi = hexval(v.base[i + 1])) >= 0 &&
+            (lo = hexval(v.base[i + 2])) >= 0) {
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        out->data[out->len++] = c;
+    }
+    return 0;
+}
+
 int gc__http_fields_reserve(gc__http_request_t *r)
 {
     if (r->nfields < r->fields_cap)

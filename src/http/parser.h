@@ -105,6 +105,10 @@ ssize_t gc__http_body_read(const gc__http_body_t *b, uint64_t off, char *dst, si
  * -ENOMEM (memory) or another negative errno (the temporary file: -EIO for any failure
  * that is not the file's own errno). Shared by the HTTP/1 parser and src/h2. */
 int gc__http_body_append(gc__http_body_t *b, const char *at, size_t len, size_t spool_threshold);
+/* Percent-decodes v into out (reset first), as urllib.parse.unquote_to_bytes: an
+ * escape that is not two hex digits stays as it is. Returns 0 or -ENOMEM. Shared by
+ * the WSGI environ's PATH_INFO and the ASGI scope's path. */
+int gc__http_percent_decode(gc__buf_t *out, gc__view_t v);
 /* Makes room for one more field in r->fields (every parser that builds a request: the
  * HTTP/1 one, uwsgi, HTTP/2). Returns 0 or -ENOMEM. */
 int gc__http_fields_reserve(gc__http_request_t *r);

@@ -883,40 +883,13 @@ static int set_bytes(PyObject *d, const char *key, const char *s, size_t n)
     return rc;
 }
 
-static int hexval(char c)
+/* The scope's path: the target's path percent-decoded, as UTF-8 (bytes that are not
+ * UTF-8 kept as surrogates, so nothing is lost). `scratch` is the worker's buffer. */
+static PyObject *decoded_path(gc__buf_t *scratch, gc__view_t path)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The scope's path: the target's path percent-decoded, as UTF-8 (bad bytes as
- * surrogates, as uvicorn's unquote gives replacement... kept lossless here). */
-static PyObject *decoded_path(gc__view_t path)
-{
-    char stack[512] = {0};
-    char *out = path.len <= sizeof(stack) ? stack : PyMem_Malloc(path.len);
-    if (out == NULL)
+    if (gc__http_percent_decode(scratch, path) < 0)
         return PyErr_NoMemory();
-    size_t n = 0;
-    for (size_t i = 0; i < path.len; i++) {
-        char c = path.base[i];
-        int hi, lo;
-        if (c == '%' && i + 2 < path.len && (hi = hexval(path.base[i + 1])) >= 0 &&
-            (lo = hexval(path.base[i + 2])) >= 0) {
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        out[n++] = c;
-    }
-    PyObject *s = PyUnicode_DecodeUTF8(out, (Py_ssize_t)n, "surrogateescape");
-    if (out != stack)
-        PyMem_Free(out);
-    return s;
+    return PyUnicode_DecodeUTF8(scratch->data, (Py_ssize_t)scratch->len, "surrogateescape");
 }
 
 static PyObject *address(const char *host, const char *port)
@@ -978,7 +951,7 @@ static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
     Py_DECREF(headers);
     if (rc < 0)
         goto fail;
-    PyObject *p = decoded_path(path);
+    PyObject *p = decoded_path(&gc__conn_worker(c)->wsgi.scratch, path);
     rc = p ? PyDict_SetItemString(scope, "path", p) : -1;
     Py_XDECREF(p);
     if (rc < 0)

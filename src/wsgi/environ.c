@@ -66,36 +66,6 @@ static int set_protocol(PyObject *env, const gc__http_request_t *req)
                           req->minor >= 1 ? GC_STR(HTTP_1_1) : GC_STR(HTTP_1_0));
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes v into out (as urllib.parse.unquote_to_bytes: bad escapes stay). */
-static int percent_decode(gc__buf_t *out, gc__view_t v)
-{
-    gc__buf_reset(out);
-    if (gc__buf_reserve(out, v.len + 1) < 0)
-        return -1;
-    for (size_t i = 0; i < v.len; i++) {
-        char c = v.base[i];
-        int hi, lo;
-        if (c == '%' && i + 2 < v.len && (hi = hexval(v.base[i + 1])) >= 0 &&
-            (lo = hexval(v.base[i + 2])) >= 0) {
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        out->data[out->len++] = c;
-    }
-    return 0;
-}
-
 /* Sets HTTP_* (and CONTENT_TYPE / CONTENT_LENGTH) keys from the header fields. */
 static int set_headers(PyObject *env, const gc__http_request_t *req, const char **host,
                        size_t *host_len)
@@ -178,7 +148,7 @@ PyObject *gc__wsgi_environ(gc__wsgi_state_t *st, const gc__http_request_t *req,
     }
     if (sn.len > 0 && sn.len <= path.len && memcmp(path.base, sn.base, sn.len) == 0)
         path = gc__view(path.base + sn.len, path.len - sn.len);
-    if (percent_decode(&st->scratch, path) < 0) {
+    if (gc__http_percent_decode(&st->scratch, path) < 0) {
         PyErr_NoMemory();
         goto fail;
     }
