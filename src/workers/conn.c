@@ -338,7 +338,10 @@ static void dispatch(gc__conn_t *c)
     gc__worker_t *w = c->w;
     if (w->h2c_upgrade && c->parser.trusted && c->parser.state == GC_HTTP_READY && h2c_upgrade(c))
         return;
-    if (!w->klass->runs_inline)
+    /* A class that reads while the request runs (ASGI) keeps its watcher: stopping it
+     * here and starting it again in gc__conn_app_listen cost three epoll_ctl calls a
+     * request. */
+    if (!w->klass->runs_inline && !w->klass->streams_bodies)
         stop_reading(c);
     uv_timer_stop(&c->timer);
     c->timer_for_request = 0;
