@@ -1055,6 +1055,11 @@ int gc__h2_idle(const gc__h2_session_t *s)
     return s->nstreams == 0;
 }
 
+int gc__h2_draining(const gc__h2_session_t *s)
+{
+    return s->stopping && !s->final_goaway;
+}
+
 int gc__h2_goaway(gc__h2_session_t *s)
 {
     if (s->stopping)

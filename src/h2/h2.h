@@ -189,12 +189,17 @@ ssize_t gc__h2_send_into(gc__h2_session_t *s, gc__buf_t *out, size_t max);
 /* Whether no stream is open or held: a connection that is stopping may close. */
 int gc__h2_idle(const gc__h2_session_t *s);
 
+/* Whether gc__h2_goaway's PING is still unanswered: the client may have opened streams
+ * that are still on their way, so a stopping connection must not close yet, idle or
+ * not (the last-call timer bounds the wait for a client that never answers). */
+int gc__h2_draining(const gc__h2_session_t *s);
+
 /* Graceful stop (RFC 9113 section 6.8): sends GOAWAY(NO_ERROR) with the last stream id
  * 2^31-1 and a PING; when the PING's ACK arrives (the client has seen the GOAWAY, so no
  * stream it opens later was in flight), the final GOAWAY with the last stream id
  * actually processed follows. Streams already open run to their end; new ones are
- * refused. Close when gc__h2_idle and nothing is left to write (or at the graceful
- * timeout). Returns 0 or a negative error; a second call does nothing. */
+ * refused. Close when gc__h2_idle, no longer gc__h2_draining and nothing is left to
+ * write (or at the graceful timeout). Returns 0 or a negative error; a second call does nothing. */
 int gc__h2_goaway(gc__h2_session_t *s);
 /* Ends the session now with GOAWAY(code); nothing more is read. */
 int gc__h2_terminate(gc__h2_session_t *s, uint32_t code);

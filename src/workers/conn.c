@@ -962,7 +962,11 @@ void gc__conns_last_call(gc__worker_t *w)
     uv_update_time(w->loop);
     for (gc__conn_t *c = w->open.list; c; c = c->next) {
         if (c->h2 != NULL && c->state != GC_CONN_CLOSING && c->state != GC_CONN_LINGERING) {
+            /* Its GOAWAY dance (gc__h2_goaway) waits for the client's answer: this many
+             * milliseconds at most once no stream runs. */
             gc__h2conn_last_call(c);
+            if (c->state != GC_CONN_CLOSING && c->state != GC_CONN_LINGERING && !gc__h2conn_busy(c))
+                last_call(c);
             continue;
         }
         if (c->state != GC_CONN_WAITING)

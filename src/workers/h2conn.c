@@ -655,7 +655,8 @@ static void flush(gc__h2conn_t *h)
     }
     gc__conn_watch_out(c, 0);
     if ((!gc__h2_want_read(h->s) && !gc__h2_want_write(h->s)) ||
-        ((h->closing || h->w->stopping) && h->running == 0 && gc__h2_idle(h->s)))
+        ((h->closing || h->w->stopping) && h->running == 0 && gc__h2_idle(h->s) &&
+         !gc__h2_draining(h->s)))
         end_connection(h);
 }
 

@@ -547,3 +547,66 @@ def test_max_requests_rotates_without_failing_a_request(start_server, pki):
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["200"] * 8, out.stdout + out.stderr
     srv.wait_for_log(r"Autorestarting worker after current request\.")
+
+
+def test_a_stream_sent_before_the_goaway_arrived_is_answered(start_server, pki):
+    """The race under rotation: a client opens a stream while the stopping worker's first
+    GOAWAY is still on its way to it. The connection stays until the client acknowledges
+    the PING sent with that GOAWAY, so the stream is answered and the final GOAWAY names
+    it. (The connection used to close as soon as no stream ran, losing such a stream:
+    curl's "stream 13 was not closed cleanly" under --max-requests.) Frames are read raw,
+    since Python's h2 refuses to open a stream once it has seen a GOAWAY."""
+    import hpack
+
+    srv = h2_server(start_server, pki, "--max-requests", "1")
+    ctx = client_context(pki["ca.pem"], alpn=["h2"])
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port), timeout=20),
+                           server_hostname="localhost")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    head = [(":method", "GET"), (":path", "/hello"), (":scheme", "https"),
+            (":authority", "localhost")]
+    conn.send_headers(1, head, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    conn.send_headers(3, head, end_stream=True)
+    second = conn.data_to_send()  # stream 3's HEADERS, encoded in order after stream 1's
+
+    decoder, buf = hpack.Decoder(), b""
+    status, goaways, pings = {}, [], []
+
+    def frames():
+        nonlocal buf
+        while True:
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                kind, flags = buf[3], buf[4]
+                sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                payload, buf = buf[9:9 + n], buf[9 + n:]
+                yield kind, flags, sid, payload
+            data = sock.recv(1 << 16)
+            if not data:
+                return
+            buf += data
+
+    sent_second = False
+    for kind, flags, sid, payload in frames():
+        if kind == 0x1:  # HEADERS (nghttp2 sends neither padding nor priority here)
+            status[sid] = dict(decoder.decode(payload)).get(":status")
+        elif kind == 0x4 and not flags & 0x1:  # SETTINGS: acknowledge
+            sock.sendall(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+        elif kind == 0x6 and not flags & 0x1:  # PING: answered once stream 3 is out
+            pings.append(payload)
+        elif kind == 0x7:  # GOAWAY
+            goaways.append(int.from_bytes(payload[:4], "big") & 0x7FFFFFFF)
+        if goaways and not sent_second:
+            # The first GOAWAY is here: stream 3 "was sent before it arrived".
+            sock.sendall(second)
+            sent_second = True
+        if sent_second and pings:
+            for p in pings:
+                sock.sendall(b"\x00\x00\x08\x06\x01\x00\x00\x00\x00" + p)
+            pings = []
+    sock.close()
+    assert status == {1: "200", 3: "200"}, (status, goaways)
+    assert goaways == [0x7FFFFFFF, 3]
+    srv.wait_for_log(r"Autorestarting worker after current request\.")
