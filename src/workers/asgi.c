@@ -40,6 +40,7 @@ typedef struct {
     PyObject *spawn;  /* server.spawn */
     PyObject *loop;
     PyObject *call_at;       /* loop.call_at */
+    PyObject *call_soon;     /* loop.call_soon */
     PyObject *loop_time;     /* loop.time */
     PyObject *create_future; /* loop.create_future */
     PyObject *turn;          /* turn() as a Python callable */
@@ -51,6 +52,8 @@ typedef struct {
     PyObject *str_set_result, *str_cancel, *str_done;
     int serving;
     int leaving;
+    int in_turn;    /* libuv runs (inside turn) */
+    int turn_asked; /* a turn is scheduled with call_soon */
 } asgi_t;
 
 static asgi_t *state_of(gc__worker_t *w)
@@ -216,8 +219,25 @@ static PyObject *ch_drain(channel_t *ch, PyObject *unused)
 
 /* Writes iov through the connection. Returns 1 when send should wait for drain, 0,
  * or -1 with an exception when the client is gone. */
+/* Frames for an HTTP/2 stream wait in its session for the end of a libuv turn (so that
+ * the streams of a connection share writes). What a task sends runs outside any turn:
+ * one is asked for, right after the tasks that run now. */
+static void want_turn(asgi_t *a, const gc__conn_t *c)
+{
+    if (c->stream == NULL || a->in_turn || a->turn_asked)
+        return;
+    PyObject *r = PyObject_CallOneArg(a->call_soon, a->turn);
+    if (r == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    Py_DECREF(r);
+    a->turn_asked = 1;
+}
+
 static int ch_write(channel_t *ch, const struct iovec *iov, int n)
 {
+    want_turn(ch->a, ch->c);
     int rc = gc__conn_app_write(ch->c, iov, n);
     if (rc < 0) {
         PyErr_SetString(PyExc_OSError, "the client has gone away");
@@ -467,6 +487,22 @@ static void write_error_page(gc__conn_t *c, int status, const char *message)
     gc__buf_free(&out);
 }
 
+/* HTTP/2 trailers: kept for the stream's end (gc__h2conn_trailers). */
+static PyObject *stream_trailers(channel_t *ch, PyObject *headers)
+{
+    gc__http_header_t fields[64];
+    PyObject *fast = NULL;
+    int64_t ignored = -1;
+    Py_ssize_t n = collect_headers(headers, fields, 64, &ignored, &fast);
+    if (n >= 0)
+        gc__h2conn_trailers(ch->c, fields, (size_t)n);
+    Py_XDECREF(fast);
+    if (n < 0)
+        return NULL;
+    ch->trailers = 0;
+    Py_RETURN_NONE;
+}
+
 /* trailers(headers, more): http.response.trailers after a chunked body. */
 static PyObject *ch_trailers(channel_t *ch, PyObject *args)
 {
@@ -476,6 +512,8 @@ static PyObject *ch_trailers(channel_t *ch, PyObject *args)
         return NULL;
     if (ch->c == NULL)
         return closed_error();
+    if (ch->c->stream != NULL) /* HTTP/2: a HEADERS frame after the body, at the end */
+        return stream_trailers(ch, headers);
     if (!ch->chunked) /* no framing can carry them: dropped, as Gunicorn does */
         Py_RETURN_NONE;
     if (write_block(ch, "0\r\n", headers) < 0)
@@ -497,7 +535,7 @@ static PyObject *ch_informational(channel_t *ch, PyObject *args)
         PyErr_Format(PyExc_ValueError, "invalid informational status %d", status);
         return NULL;
     }
-    if (ch->c->parser.req.minor < 1) /* HTTP/1.0 knows no 1xx */
+    if (ch->c->parser.req.minor < 1 && ch->c->stream == NULL) /* HTTP/1.0 knows no 1xx */
         Py_RETURN_NONE;
     char line[64];
     snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, gc__http_reason(status));
@@ -520,6 +558,7 @@ static void access_log(channel_t *ch, int status)
         .server_port = l->port,
         .is_unix = l->is_unix,
         .socket_fd = -1,
+        .http2 = c->stream != NULL,
     };
     char line[48];
     snprintf(line, sizeof(line), "%d %s", status, gc__http_reason(status));
@@ -580,9 +619,10 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
             status = 500;
             keep = 0;
         }
-    } else if (outcome != 1 || ch->trailers ||
-               (ch->length >= 0 && ch->sent < (uint64_t)ch->length)) {
+    } else if (outcome != 1 || (ch->trailers && c->stream == NULL) ||
+               (ch->length >= 0 && ch->sent < (uint64_t)ch->length && body_allowed(ch))) {
         keep = 0; /* a response cut short: only the close tells the client */
+        gc__conn_app_cut(c);
     }
     if (c->parser.state != GC_HTTP_READY)
         keep = 0;
@@ -597,6 +637,7 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     resolve(ch->a, &ch->more);
     resolve(ch->a, &ch->arrived);
     Py_CLEAR(ch->task); /* (the task holds the channel: no cycle outlives the request) */
+    want_turn(ch->a, c);
     gc__conn_app_done(c, keep);
     Py_RETURN_NONE;
 }
@@ -897,6 +938,20 @@ static PyObject *address(const char *host, const char *port)
     return Py_BuildValue("(si)", host, port ? atoi(port) : 0);
 }
 
+/* Whether the request came over TLS (an HTTP/2 stream: its connection did). */
+static int conn_is_tls(const gc__conn_t *c)
+{
+    const gc__tls_peer_t *peer;
+    return c->stream != NULL ? gc__h2conn_tls(c, &peer) != NULL : gc__transport_is_tls(&c->tr);
+}
+
+static const char *http_version(const gc__conn_t *c)
+{
+    if (c->stream != NULL)
+        return "2";
+    return c->parser.req.minor >= 1 ? "1.1" : "1.0";
+}
+
 static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
 {
     const gc__http_request_t *req = &c->parser.req;
@@ -921,7 +976,7 @@ static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
     }
     const char *scheme = req->url_scheme == GC_SCHEME_HTTPS  ? "https"
                          : req->url_scheme == GC_SCHEME_HTTP ? "http"
-                         : gc__transport_is_tls(&c->tr)      ? "https"
+                         : conn_is_tls(c)                    ? "https"
                                                              : "http";
     PyObject *headers = PyList_New((Py_ssize_t)req->nfields);
     if (headers == NULL)
@@ -969,7 +1024,7 @@ static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
     Py_DECREF(server);
     if (PyDict_SetItemString(scope, "type", GC_STR(http)) < 0 ||
         PyDict_SetItemString(scope, "asgi", a->asgi_version) < 0 ||
-        set_str(scope, "http_version", req->minor >= 1 ? "1.1" : "1.0", 3) < 0 ||
+        set_str(scope, "http_version", http_version(c), strlen(http_version(c))) < 0 ||
         set_str(scope, "method", method.base, method.len) < 0 ||
         set_str(scope, "scheme", scheme, strlen(scheme)) < 0 ||
         set_bytes(scope, "raw_path", path.base, path.len) < 0 ||
@@ -1232,7 +1287,10 @@ static PyObject *turn(PyObject *self, PyObject *unused)
     (void)unused;
     gc__worker_t *w = PyCapsule_GetPointer(self, NULL);
     asgi_t *a = state_of(w);
+    a->turn_asked = 0;
+    a->in_turn = 1;
     uv_run(w->loop, UV_RUN_NOWAIT);
+    a->in_turn = 0;
     if (PyErr_Occurred())
         return NULL; /* a signal handler's SystemExit: out of run_forever */
     if (a->leaving)
@@ -1286,6 +1344,7 @@ static int asgi_start(gc__worker_t *w)
     a->spawn = PyObject_GetAttrString(a->server, "spawn");
     a->loop = PyObject_GetAttrString(a->server, "loop");
     a->call_at = a->loop ? PyObject_GetAttrString(a->loop, "call_at") : NULL;
+    a->call_soon = a->loop ? PyObject_GetAttrString(a->loop, "call_soon") : NULL;
     a->loop_time = a->loop ? PyObject_GetAttrString(a->loop, "time") : NULL;
     a->create_future = a->loop ? PyObject_GetAttrString(a->loop, "create_future") : NULL;
     PyObject *self = PyCapsule_New(w, NULL, NULL);
@@ -1299,9 +1358,9 @@ static int asgi_start(gc__worker_t *w)
     a->str_set_result = PyUnicode_InternFromString("set_result");
     a->str_cancel = PyUnicode_InternFromString("cancel");
     a->str_done = PyUnicode_InternFromString("done");
-    if (!a->spawn || !a->loop || !a->call_at || !a->loop_time || !a->create_future || !a->turn ||
-        !a->asgi_version || !a->extensions || !a->root_path || !a->str_set_result ||
-        !a->str_cancel || !a->str_done)
+    if (!a->spawn || !a->loop || !a->call_at || !a->call_soon || !a->loop_time ||
+        !a->create_future || !a->turn || !a->asgi_version || !a->extensions || !a->root_path ||
+        !a->str_set_result || !a->str_cancel || !a->str_done)
         goto fail;
     PyObject *ok = PyObject_CallMethod(a->server, "startup", NULL);
     if (ok == NULL)

@@ -1042,6 +1042,8 @@ static void app_flush(gc__conn_t *c)
 
 int gc__conn_app_write(gc__conn_t *c, const struct iovec *iov, int n)
 {
+    if (c->stream != NULL) /* an HTTP/2 stream: into its session */
+        return gc__h2conn_app_write(c, iov, n);
     if (c->app_gone)
         return -1;
     size_t total = 0;
@@ -1081,6 +1083,8 @@ int gc__conn_app_write(gc__conn_t *c, const struct iovec *iov, int n)
 
 int gc__conn_app_congested(const gc__conn_t *c)
 {
+    if (c->stream != NULL)
+        return gc__h2conn_app_congested(c);
     return !c->app_gone && app_waiting(c) > GC_APP_OUT_LOW;
 }
 
@@ -1091,12 +1095,18 @@ int gc__conn_app_gone(const gc__conn_t *c)
 
 void gc__conn_app_listen(gc__conn_t *c)
 {
+    if (c->stream != NULL)
+        return; /* its connection reads, for every stream */
     if (c->pending.len <= GC_APP_PENDING_MAX)
         start_reading(c);
 }
 
 void gc__conn_app_read_body(gc__conn_t *c)
 {
+    if (c->stream != NULL) { /* an HTTP/2 stream runs with its body complete */
+        c->w->klass->body_done(c);
+        return;
+    }
     gc__http_parser_resume_body(&c->parser);
     if (c->pending.len > 0) {
         size_t used = parse(c, c->pending.data, c->pending.len);
@@ -1112,6 +1122,8 @@ void gc__conn_app_read_body(gc__conn_t *c)
 
 void gc__conn_app_stream(gc__conn_t *c)
 {
+    if (c->stream != NULL)
+        return; /* (no WebSocket over HTTP/2 streams) */
     c->app_stream = 1;
     if (c->pending.len > 0) {
         gc__buf_t held = c->pending;
@@ -1130,14 +1142,29 @@ void gc__conn_app_abandon(gc__conn_t *c)
 
 void gc__conn_app_pause_body(gc__conn_t *c, int pause)
 {
+    if (c->stream != NULL)
+        return;
     if (pause)
         stop_reading(c);
     else if (!c->app_gone)
         start_reading(c);
 }
 
+void gc__conn_app_cut(gc__conn_t *c)
+{
+    if (c->stream != NULL)
+        gc__h2conn_app_cut(c);
+    /* (on a connection, the keep-alive the class gives up ends it) */
+}
+
 void gc__conn_app_done(gc__conn_t *c, int keep)
 {
+    if (c->stream != NULL) {
+        c->app_gone = 0;
+        c->app_waits = 0;
+        gc__conn_finish(c, keep);
+        return;
+    }
     c->app_body = 0;
     if (c->app_stream) {
         c->app_stream = 0;

@@ -390,6 +390,16 @@ static void kill_stream(gc__conn_t *sc)
     pthread_mutex_unlock(&w->h2news.lock);
 }
 
+/* A stream whose application runs on the loop (asgi.c) can no longer be answered: the
+ * class hears it at once (http.disconnect), as it does for a connection. */
+static void app_stream_gone(gc__conn_t *sc)
+{
+    if (sc->app == NULL || sc->app_gone || sc->w->klass->gone == NULL)
+        return;
+    sc->app_gone = 1;
+    sc->w->klass->gone(sc);
+}
+
 static void on_stream_close(void *user, gc__h2_stream_t *st, uint32_t code)
 {
     gc__conn_t *sc = st->user;
@@ -397,6 +407,21 @@ static void on_stream_close(void *user, gc__h2_stream_t *st, uint32_t code)
         return;
     /* The client reset it: a running application's next write fails. */
     kill_stream(sc);
+    app_stream_gone(sc);
+}
+
+/* Below this, a stream's application waiting for room (asgi.c) goes on. */
+#define GC_H2_APP_LOW (GC_H2_MARK / 4)
+
+static void on_data_sent(void *user, gc__h2_stream_t *st, size_t queued)
+{
+    (void)user;
+    gc__conn_t *sc = st->user;
+    if (sc == NULL || !sc->app_waits || queued > GC_H2_APP_LOW)
+        return;
+    sc->app_waits = 0;
+    if (sc->w->klass->drained != NULL)
+        sc->w->klass->drained(sc);
 }
 
 /* Answers a request the codec refused (431, 400 ...) on its stream alone. */
@@ -488,6 +513,46 @@ void gc__h2conn_on_news(uv_async_t *a)
         move_out(sc);
         flush_soon(sc->h2);
     }
+}
+
+/* --- for a class whose application writes from the loop (asgi.c) -------------------- *
+ *
+ * Its writes come on the loop thread, so they go straight into the session (no `out`,
+ * no news) and out with the turn's other frames. The application awaits the class's
+ * `drained` call once more than GC_H2_MARK bytes wait in the session (the client's
+ * window holds them), made when they are down to GC_H2_APP_LOW. */
+
+int gc__h2conn_app_write(gc__conn_t *sc, const struct iovec *iov, int n)
+{
+    gc__h2conn_t *h = sc->h2;
+    if (sc->app_gone)
+        return -1;
+    if (sc->dead || h->conn == NULL || sc->stream == NULL || sc->stream->closed) {
+        app_stream_gone(sc);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (feed_out(sc, iov[i].iov_base, iov[i].iov_len) < 0) {
+            app_stream_gone(sc);
+            return -1;
+        }
+    }
+    flush_soon(h);
+    if (gc__h2_stream_queued(sc->stream) <= GC_H2_MARK)
+        return 0;
+    sc->app_waits = 1;
+    return 1;
+}
+
+int gc__h2conn_app_congested(const gc__conn_t *sc)
+{
+    return !sc->app_gone && !sc->dead && sc->stream != NULL &&
+           gc__h2_stream_queued(sc->stream) > GC_H2_APP_LOW;
+}
+
+void gc__h2conn_app_cut(gc__conn_t *sc)
+{
+    kill_stream(sc);
 }
 
 void gc__h2conn_trailers(void *stream, const gc__http_header_t *fields, size_t n)
@@ -679,6 +744,7 @@ int gc__h2conn_attach(gc__conn_t *c)
         .on_request = on_request,
         .on_body_done = on_body_done,
         .on_stream_close = on_stream_close,
+        .on_data_sent = on_data_sent,
     };
     h->s = gc__h2_new(&set, &cb, h);
     if (h->s == NULL) {
@@ -789,6 +855,7 @@ void gc__h2conn_detach(gc__conn_t *c)
             continue;
         }
         kill_stream(sc);
+        app_stream_gone(sc);
     }
     h->ready.head = h->ready.tail = NULL;
     if (h->running == 0)

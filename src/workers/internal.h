@@ -96,6 +96,7 @@ struct gc__conn {
     int news_posted;    /* in the worker's h2 news queue */
     int dead;           /* its connection is gone: writes fail */
     int head_done;      /* the response head was handed to the session */
+    int app_waits;      /* (asgi) the application waits for the stream's queue to drain */
     gc__buf_t trailers; /* "name\0value\0"... for gunicorn.http2.send_trailers */
     size_t ntrailers;
     gc__conn_t *newsnext; /* in the worker's h2 news queue */
@@ -145,6 +146,12 @@ void gc__h2conn_abort(gc__conn_t *stream);
 int gc__h2conn_busy(const gc__conn_t *c);
 /* The loop's end of the news queue (gc__h2conn_t writers post to it). */
 void gc__h2conn_on_news(uv_async_t *h);
+/* For a class whose application writes from the loop (asgi.c), on a stream: what
+ * gc__conn_app_write and its friends do on a connection (see conn.c). */
+int gc__h2conn_app_write(gc__conn_t *stream, const struct iovec *iov, int n);
+int gc__h2conn_app_congested(const gc__conn_t *stream);
+/* The response was cut short: the stream ends with RST_STREAM, not END_STREAM. */
+void gc__h2conn_app_cut(gc__conn_t *stream);
 
 /* conn.c, for h2conn.c */
 void gc__conn_watch_out(gc__conn_t *c, int blocked);

@@ -265,11 +265,6 @@ static void init_protocols(gc__worker_t *w)
 {
     const gc__config_t *cfg = w->cfg;
     int h2 = gc__cfg_list_has(cfg, GC_S_http_protocols, "h2");
-    if (h2 && w->klass == &gc__asgi_class) {
-        /* (An ASGI request's writes do not go through a stream's transport yet.) */
-        gc__warning("The asgi worker does not serve HTTP/2 yet: HTTP/1.1 only");
-        h2 = 0;
-    }
     if (!gc__py_tls_enabled(cfg)) {
         /* h2c (Gunicorn's HEAD): prior knowledge; "both" sniffs for it too. */
         const char *mode = gc__cfg_str(cfg, GC_S_http2_cleartext);

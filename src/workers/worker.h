@@ -236,7 +236,9 @@ int gc__conn_respond(gc__conn_t *conn, gc__buf_t *head);
  * the application should wait for the class's `drained`, else 0. gc__conn_app_listen
  * keeps reading the connection while its request runs (the end of the stream calls the
  * class's `gone`). gc__conn_app_done hands the connection back (what still waits to be
- * sent goes out first); keep says whether it may serve another request. */
+ * sent goes out first); keep says whether it may serve another request. An HTTP/2
+ * stream (conn->stream) works the same way with the session of its connection in the
+ * socket's place: its body is complete when it runs, and its end goes to h2conn.c. */
 int gc__conn_app_write(gc__conn_t *conn, const struct iovec *iov, int n);
 int gc__conn_app_congested(const gc__conn_t *conn);
 int gc__conn_app_gone(const gc__conn_t *conn);
@@ -253,6 +255,10 @@ void gc__conn_app_stream(gc__conn_t *conn);
 /* The request cannot go on (its body was malformed): the connection is treated as gone
  * (the class's `gone` runs) and ends when the application is done. */
 void gc__conn_app_abandon(gc__conn_t *conn);
+/* The response was cut short (the application failed after it began, or sent less
+ * than its Content-Length): on an HTTP/2 stream it ends with RST_STREAM rather than
+ * END_STREAM; on a connection, keep = 0 at gc__conn_app_done says it. */
+void gc__conn_app_cut(gc__conn_t *conn);
 void gc__conn_app_done(gc__conn_t *conn, int keep);
 /* The request on conn starts, on the loop thread: the connection goes from QUEUED to
  * RUNNING, takes its share of the spill budget, and the scoreboard slot shows the

@@ -213,6 +213,20 @@ def test_keepalive(start_server, events, loop):
     s.close()
 
 
+def test_keepalive_after_head(start_server, events):
+    """A HEAD answered with the Content-Length a GET would have: no body is sent, and
+    the connection stays open (it used to be closed as a response cut short)."""
+    srv = start_asgi(start_server, events)
+    s = srv.connect()
+    reader = Reader(s)
+    s.sendall(request("HEAD", "/"))
+    resp = reader.read_response(method="HEAD")
+    assert resp.status == 200 and resp.header("content-length") == "13"
+    s.sendall(request("GET", "/"))
+    assert reader.read_response().body == b"Hello, World!"
+    s.close()
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_pipelining(start_server, events, loop):
     srv = start_asgi(start_server, events, loop=loop)
@@ -597,22 +611,22 @@ def test_many_connections_one_worker(start_server, events):
             s.close()
 
 
-def test_tls_and_http2_setting(start_server, events, pki):
-    """Over TLS the scope's scheme is https; with h2 in --http-protocols the asgi worker
-    says it serves HTTP/1.1 only, and ALPN offers no h2 (an h2 client once crashed it)."""
+def test_tls_http11(start_server, events, pki):
+    """Over TLS the scope's scheme is https; a client offering only http/1.1 by ALPN is
+    served HTTP/1.1 beside h2 (test_asgi_h2.py has the HTTP/2 side)."""
     import ssl
     srv = start_asgi(start_server, events, "asgi_app:app", "--certfile", pki["server.pem"],
                      "--http-protocols", "h2,h1")
-    srv.wait_for_log(r"\[WARNING\] The asgi worker does not serve HTTP/2 yet: HTTP/1\.1 only")
     ctx = ssl.create_default_context(cafile=pki["ca.pem"])
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    ctx.set_alpn_protocols(["http/1.1"])
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            assert s.selected_alpn_protocol() in (None, "http/1.1")
+            assert s.selected_alpn_protocol() == "http/1.1"
             s.sendall(request("GET", "/scope"))
             resp = Reader(s).read_response()
     assert resp.status == 200
-    assert json.loads(resp.body)["scheme"] == "https"
+    got = json.loads(resp.body)
+    assert got["scheme"] == "https" and got["http_version"] == "1.1"
 
 
 def test_blocked_loop_is_a_worker_timeout(start_server):

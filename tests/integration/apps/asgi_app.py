@@ -190,6 +190,17 @@ async def http(scope, receive, send):
             rest, _, _ = await drain(receive)
             body += rest
         await respond(send, 200, b"slow done " + ident.encode() + b" " + body)
+    elif path == "/big":
+        # n pieces of 64 KiB, each awaited: a client that reads slowly holds it back.
+        await drain(receive)
+        n = int(q.get("n", "16"))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream")]})
+        piece = b"b" * 65536
+        for _ in range(n):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        record("big sent")
     elif path == "/loop":
         await drain(receive)
         loop = type(asyncio.get_running_loop())
