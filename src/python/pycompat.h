@@ -64,6 +64,15 @@ static inline PyObject *Py_XNewRef(PyObject *obj)
 }
 #endif
 
+/* 3.10 lets a C awaitable return without a StopIteration (PyAsyncMethods.am_send);
+ * before it, the same step function serves tp_iternext only. */
+#if PY_VERSION_HEX >= 0x030A0000
+#define GC_HAVE_AM_SEND 1
+#else
+#define GC_HAVE_AM_SEND 0
+typedef enum { PYGEN_RETURN = 0, PYGEN_ERROR = -1, PYGEN_NEXT = 1 } PySendResult;
+#endif
+
 /* 3.13 published the attribute look-up that does not raise AttributeError: 1 and
  * *result owned when found, 0 and *result NULL when absent, -1 with an exception set. */
 #if PY_VERSION_HEX < 0x030D0000

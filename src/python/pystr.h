@@ -77,7 +77,40 @@
     /* runtime.py's functions and classes that the request path calls */                           \
     X(call, "call")                                                                                \
     X(Request, "Request")                                                                          \
-    X(Response, "Response")
+    X(Response, "Response")                                                                        \
+    /* the ASGI scope's keys and values, and its messages' */                                      \
+    X(type, "type")                                                                                \
+    X(asgi, "asgi")                                                                                \
+    X(http_version, "http_version")                                                                \
+    X(method, "method")                                                                            \
+    X(scheme, "scheme")                                                                            \
+    X(path, "path")                                                                                \
+    X(raw_path, "raw_path")                                                                        \
+    X(query_string, "query_string")                                                                \
+    X(root_path, "root_path")                                                                      \
+    X(headers, "headers")                                                                          \
+    X(client, "client")                                                                            \
+    X(server, "server")                                                                            \
+    X(extensions, "extensions")                                                                    \
+    X(state, "state")                                                                              \
+    X(body, "body")                                                                                \
+    X(more_body, "more_body")                                                                      \
+    X(status, "status")                                                                            \
+    X(trailers, "trailers")                                                                        \
+    X(more_trailers, "more_trailers")                                                              \
+    X(v1_0, "1.0")                                                                                 \
+    X(v1_1, "1.1")                                                                                 \
+    X(v2, "2")                                                                                     \
+    X(http_request, "http.request")                                                                \
+    X(http_disconnect, "http.disconnect")                                                          \
+    X(http_response_start, "http.response.start")                                                  \
+    X(http_response_body, "http.response.body")                                                    \
+    X(http_response_informational, "http.response.informational")                                  \
+    X(http_response_trailers, "http.response.trailers")                                            \
+    X(http_response_pathsend, "http.response.pathsend")                                            \
+    X(_asyncio_future_blocking, "_asyncio_future_blocking")                                        \
+    X(GET, "GET")                                                                                  \
+    X(POST, "POST")
 
 enum gc__pystr_id {
 #define X(id, text) GC_STR_##id,

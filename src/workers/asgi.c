@@ -36,8 +36,12 @@
 #include "ws/ws.h"
 
 typedef struct {
-    PyObject *server; /* asgi.py's Server */
-    PyObject *spawn;  /* server.spawn */
+    PyObject *server;      /* asgi.py's Server */
+    PyObject *run;         /* server.run: the coroutine of a request's task */
+    PyObject *pathsend;    /* asgi.py's pathsend: http.response.pathsend's coroutine */
+    PyObject *state;       /* lifespan's state, when the application supports lifespan */
+    PyObject *create_task; /* loop.create_task */
+    struct channel *live;  /* the requests that run: owned references */
     PyObject *loop;
     PyObject *call_at;       /* loop.call_at */
     PyObject *call_soon;     /* loop.call_soon */
@@ -63,9 +67,13 @@ static asgi_t *state_of(gc__worker_t *w)
 
 /* --- the Channel: one request's side in C ------------------------------------------ */
 
-typedef struct {
+typedef struct channel {
     PyObject_HEAD gc__conn_t *c; /* NULL once the request is over */
     asgi_t *a;
+    struct channel *prev, *next; /* in a->live while the request runs */
+    int more_body;               /* receive() has more of the body to hand over */
+    int disconnected;            /* receive() returned http.disconnect */
+    int complete;                /* the application sent its response's end */
     uint64_t body_off;
     int status;
     int started;   /* http.response.start was received */
@@ -115,42 +123,53 @@ static PyObject *closed_error(void)
 #define BODY_AHEAD_MAX ((uint64_t)1 << 20)
 #define BODY_AHEAD_LOW ((uint64_t)256 << 10)
 
-/* body(): (bytes, more) for the next piece of the request body; None when none has
- * arrived yet (await body_wait()); False when the client went away. */
-static PyObject *ch_body(channel_t *ch, PyObject *unused)
+/* The next http.request message: the next piece of the request body C has (at most
+ * 64 KiB), with more_body. Py_None when none has arrived yet (wait for `more`);
+ * Py_False when the client went away in the middle of it. */
+static PyObject *body_message(channel_t *ch)
 {
-    (void)unused;
-    if (ch->c == NULL)
-        return Py_BuildValue("(yO)", "", Py_False);
-    gc__conn_t *c = ch->c;
-    const gc__http_body_t *b = &c->parser.req.body;
-    int complete = c->parser.state == GC_HTTP_READY;
-    uint64_t left = b->len > ch->body_off ? b->len - ch->body_off : 0;
-    if (left == 0 && !complete) {
-        if (gc__conn_app_gone(c) || c->parser.state == GC_HTTP_ERROR)
-            Py_RETURN_FALSE;
-        Py_RETURN_NONE;
+    PyObject *data, *more;
+    if (ch->c == NULL) {
+        data = PyBytes_FromStringAndSize(NULL, 0);
+        more = Py_False;
+    } else {
+        gc__conn_t *c = ch->c;
+        const gc__http_body_t *b = &c->parser.req.body;
+        int complete = c->parser.state == GC_HTTP_READY;
+        uint64_t left = b->len > ch->body_off ? b->len - ch->body_off : 0;
+        if (left == 0 && !complete) {
+            if (gc__conn_app_gone(c) || c->parser.state == GC_HTTP_ERROR)
+                Py_RETURN_FALSE;
+            Py_RETURN_NONE;
+        }
+        size_t n = left > (64u << 10) ? (64u << 10) : (size_t)left;
+        data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+        if (data == NULL)
+            return NULL;
+        if (n > 0) {
+            ssize_t got = gc__http_body_read(b, ch->body_off, PyBytes_AS_STRING(data), n);
+            if (got < 0 || (size_t)got != n) {
+                Py_DECREF(data);
+                errno = got < 0 ? (int)-got : EIO;
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            ch->body_off += n;
+        }
+        if (ch->paused && b->len - ch->body_off <= BODY_AHEAD_LOW) {
+            ch->paused = 0;
+            gc__conn_app_pause_body(c, 0);
+        }
+        more = complete && ch->body_off >= b->len ? Py_False : Py_True;
     }
-    size_t n = left > (64u << 10) ? (64u << 10) : (size_t)left;
-    PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
     if (data == NULL)
         return NULL;
-    if (n > 0) {
-        ssize_t got = gc__http_body_read(b, ch->body_off, PyBytes_AS_STRING(data), n);
-        if (got < 0 || (size_t)got != n) {
-            Py_DECREF(data);
-            errno = got < 0 ? (int)-got : EIO;
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        ch->body_off += n;
-    }
-    if (ch->paused && b->len - ch->body_off <= BODY_AHEAD_LOW) {
-        ch->paused = 0;
-        gc__conn_app_pause_body(c, 0);
-    }
-    PyObject *out = PyTuple_Pack(2, data, complete && ch->body_off >= b->len ? Py_False : Py_True);
+    PyObject *msg = PyDict_New();
+    if (msg == NULL || PyDict_SetItem(msg, GC_STR(type), GC_STR(http_request)) < 0 ||
+        PyDict_SetItem(msg, GC_STR(body), data) < 0 ||
+        PyDict_SetItem(msg, GC_STR(more_body), more) < 0)
+        Py_CLEAR(msg);
     Py_DECREF(data);
-    return out;
+    return msg;
 }
 
 /* A future of the loop, or NULL with an exception. */
@@ -180,31 +199,6 @@ static void resolve(asgi_t *a, PyObject **fut)
     Py_CLEAR(*fut);
 }
 
-/* gone(): a future that is done once the client has gone away. */
-static PyObject *ch_gone(channel_t *ch, PyObject *unused)
-{
-    (void)unused;
-    if (ch->gone == NULL && (ch->gone = new_future(ch)) == NULL)
-        return NULL;
-    PyObject *fut = Py_NewRef(ch->gone);
-    if (ch->c == NULL || gc__conn_app_gone(ch->c))
-        resolve(ch->a, &ch->gone);
-    return fut;
-}
-
-/* body_wait(): a future that is done once more of the body has arrived (or it ended). */
-static PyObject *ch_body_wait(channel_t *ch, PyObject *unused)
-{
-    (void)unused;
-    if (ch->more == NULL && (ch->more = new_future(ch)) == NULL)
-        return NULL;
-    PyObject *fut = Py_NewRef(ch->more);
-    if (ch->c == NULL || gc__conn_app_gone(ch->c) || ch->c->parser.state != GC_HTTP_NEED_MORE ||
-        ch->c->parser.req.body.len > ch->body_off)
-        resolve(ch->a, &ch->more);
-    return fut;
-}
-
 /* drain(): a future that is done once what waits to be sent is below the low mark. */
 static PyObject *ch_drain(channel_t *ch, PyObject *unused)
 {
@@ -219,12 +213,14 @@ static PyObject *ch_drain(channel_t *ch, PyObject *unused)
 
 /* Writes iov through the connection. Returns 1 when send should wait for drain, 0,
  * or -1 with an exception when the client is gone. */
-/* Frames for an HTTP/2 stream wait in its session for the end of a libuv turn (so that
- * the streams of a connection share writes). What a task sends runs outside any turn:
- * one is asked for, right after the tasks that run now. */
+/* What a task sends runs outside libuv's turn: the connection keeps it (app_batch), as
+ * an HTTP/2 stream's frames wait in its session, for the next turn, so that the
+ * responses of the tasks that run now go out together. That turn is asked for, right
+ * after them. */
 static void want_turn(asgi_t *a, const gc__conn_t *c)
 {
-    if (c->stream == NULL || a->in_turn || a->turn_asked)
+    (void)c;
+    if (a->in_turn || a->turn_asked)
         return;
     PyObject *r = PyObject_CallOneArg(a->call_soon, a->turn);
     if (r == NULL) {
@@ -309,22 +305,21 @@ static Py_ssize_t collect_headers(PyObject *headers, gc__http_header_t *out, siz
     return kept;
 }
 
-/* start(status, headers, trailers): http.response.start, kept until the first body. */
-static PyObject *ch_start(channel_t *ch, PyObject *args)
+/* http.response.start: kept until the first body. Returns 0, or -1 with an exception. */
+static int start_response(channel_t *ch, PyObject *status_obj, PyObject *headers, int trailers)
 {
-    int status, trailers = 0;
-    PyObject *headers;
-    if (!PyArg_ParseTuple(args, "iO|p", &status, &headers, &trailers))
-        return NULL;
+    long status = PyLong_AsLong(status_obj);
+    if (status == -1 && PyErr_Occurred())
+        return -1;
     if (status < 100 || status > 999) {
-        PyErr_Format(PyExc_ValueError, "invalid HTTP status %d", status);
-        return NULL;
+        PyErr_Format(PyExc_ValueError, "invalid HTTP status %ld", status);
+        return -1;
     }
-    ch->status = status;
+    ch->status = (int)status;
     ch->started = 1;
     ch->trailers = trailers;
     Py_XSETREF(ch->headers, Py_NewRef(headers));
-    Py_RETURN_NONE;
+    return 0;
 }
 
 static int body_allowed(const channel_t *ch)
@@ -393,18 +388,17 @@ static int send_head(channel_t *ch, const char *data, size_t len, int last)
     return ch_write(ch, iov, k);
 }
 
-/* send_body(data, more): http.response.body. Returns True when send must await drain. */
-static PyObject *ch_send_body(channel_t *ch, PyObject *args)
+/* http.response.body's bytes. Returns 1 when send must await drain, 0, or -1 with an
+ * exception. */
+static int send_body(channel_t *ch, PyObject *data, int more)
 {
-    PyObject *data;
-    int more = 0;
-    if (!PyArg_ParseTuple(args, "O|p", &data, &more))
-        return NULL;
-    if (ch->c == NULL)
-        return closed_error();
+    if (ch->c == NULL) {
+        closed_error();
+        return -1;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
+        return -1;
     const char *p = view.buf;
     size_t len = (size_t)view.len;
     if (ch->length >= 0 && (uint64_t)len > (uint64_t)ch->length - ch->sent)
@@ -431,9 +425,18 @@ static PyObject *ch_send_body(channel_t *ch, PyObject *args)
         int r2 = ch_write(ch, &end, 1);
         rc = r2 < 0 ? r2 : (rc || r2);
     }
-    if (rc < 0)
+    return rc < 0 ? -1 : rc;
+}
+
+/* send_body(data, more): pathsend's pieces. Returns True when send must await drain. */
+static PyObject *ch_send_body(channel_t *ch, PyObject *args)
+{
+    PyObject *data;
+    int more = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &data, &more))
         return NULL;
-    return PyBool_FromLong(rc);
+    int rc = send_body(ch, data, more);
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
 /* declare_length(n): the body will be n bytes (pathsend knows the file's size). */
@@ -581,6 +584,22 @@ static void access_log(channel_t *ch, int status)
 
 static int ws_flush(channel_t *ch);
 
+/* Out of the live list, with the reference it held. */
+static void unlink_live(channel_t *ch)
+{
+    asgi_t *a = ch->a;
+    if (ch->prev == NULL && a->live != ch)
+        return; /* not in it */
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        a->live = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
+    ch->prev = ch->next = NULL;
+    Py_DECREF(ch);
+}
+
 /* finish(outcome): the application's task is over. 1: the response is complete; 3: it
  * returned without completing it; 2: it raised; 0: it was cancelled. */
 static PyObject *ch_finish(channel_t *ch, PyObject *arg)
@@ -591,6 +610,8 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     gc__conn_t *c = ch->c;
     if (c == NULL)
         Py_RETURN_NONE;
+    if (outcome == 1 && !ch->ws && !ch->complete)
+        outcome = 3; /* returned without finishing its response */
     int keep = ch->keep;
     int status = ch->status;
     if (ch->ws && ch->session != NULL) {
@@ -639,6 +660,7 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     Py_CLEAR(ch->task); /* (the task holds the channel: no cycle outlives the request) */
     want_turn(ch->a, c);
     gc__conn_app_done(c, keep);
+    unlink_live(ch); /* (last: it may drop the last reference) */
     Py_RETURN_NONE;
 }
 
@@ -864,6 +886,353 @@ static PyObject *ch_ws_close(channel_t *ch, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* --- receive() and send(): awaitables in C ----------------------------------------- *
+ *
+ * What the application awaits is an `op`: a coroutine-like object whose every step runs
+ * here, with no Python frame (a request's receive and send are most of what a server
+ * costs in Python). A step either finishes (the message, or None for send) or yields the
+ * future the task must wait for (flagged _asyncio_future_blocking, as a Future's own
+ * __await__ does) and is stepped again once it is done. On CPython 3.10+ the task and
+ * the awaiting coroutine step it through am_send, without a StopIteration; send(),
+ * throw() and close() make it a collections.abc.Coroutine, so that create_task and
+ * ensure_future take it too. */
+
+enum { OP_RECEIVE, OP_SEND };
+
+typedef struct {
+    PyObject_HEAD channel_t *ch; /* owned */
+    PyObject *msg;               /* owned: send's message, until its step has handled it */
+    int kind;
+} op_t;
+
+static PyTypeObject op_type;
+
+/* Yields *fut (made when there is none, or when the one there is done: a cancelled
+ * wait). */
+static PySendResult wait_on(channel_t *ch, PyObject **fut, PyObject **result)
+{
+    if (*fut != NULL) {
+        PyObject *done = PyObject_CallMethodNoArgs(*fut, ch->a->str_done);
+        if (done == NULL)
+            return PYGEN_ERROR;
+        if (done == Py_True)
+            Py_CLEAR(*fut);
+        Py_DECREF(done);
+    }
+    if (*fut == NULL && (*fut = new_future(ch)) == NULL)
+        return PYGEN_ERROR;
+    if (PyObject_SetAttr(*fut, GC_STR(_asyncio_future_blocking), Py_True) < 0)
+        return PYGEN_ERROR;
+    *result = Py_NewRef(*fut);
+    return PYGEN_NEXT;
+}
+
+/* receive(): the body in http.request messages, then http.disconnect once the client
+ * has gone away (at once when the response is complete: the connection is no longer
+ * the application's). */
+static PySendResult receive_step(channel_t *ch, PyObject **result)
+{
+    if (ch->more_body) {
+        PyObject *msg = body_message(ch);
+        if (msg == NULL)
+            return PYGEN_ERROR;
+        if (msg == Py_None) {
+            Py_DECREF(msg);
+            return wait_on(ch, &ch->more, result);
+        }
+        if (msg != Py_False) {
+            PyObject *more = PyDict_GetItemWithError(msg, GC_STR(more_body));
+            ch->more_body = more == Py_True;
+            *result = msg;
+            return PYGEN_RETURN;
+        }
+        Py_DECREF(msg); /* the client left in the middle of the body */
+        ch->more_body = 0;
+    }
+    if (!ch->disconnected && !ch->complete && ch->c != NULL && !gc__conn_app_gone(ch->c))
+        return wait_on(ch, &ch->gone, result);
+    ch->disconnected = 1;
+    PyObject *msg = PyDict_New();
+    if (msg == NULL || PyDict_SetItem(msg, GC_STR(type), GC_STR(http_disconnect)) < 0) {
+        Py_XDECREF(msg);
+        return PYGEN_ERROR;
+    }
+    *result = msg;
+    return PYGEN_RETURN;
+}
+
+/* message[key], or dflt (borrowed; NULL: a KeyError) when it has none. Owned. */
+static PyObject *msg_get(PyObject *msg, PyObject *key, PyObject *dflt)
+{
+    if (PyDict_Check(msg)) {
+        PyObject *v = PyDict_GetItemWithError(msg, key);
+        if (v != NULL)
+            return Py_NewRef(v);
+        if (PyErr_Occurred())
+            return NULL;
+        if (dflt == NULL)
+            PyErr_SetObject(PyExc_KeyError, key);
+        return Py_XNewRef(dflt);
+    }
+    PyObject *v = PyObject_GetItem(msg, key);
+    if (v == NULL && dflt != NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        v = Py_NewRef(dflt);
+    }
+    return v;
+}
+
+/* The truth of message[key] (False when absent): 0, 1, or -1 with an exception. */
+static int msg_flag(PyObject *msg, PyObject *key)
+{
+    PyObject *v = msg_get(msg, key, Py_False);
+    if (v == NULL)
+        return -1;
+    int on = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return on;
+}
+
+static int is_type(PyObject *type, PyObject *name)
+{
+    return type == name || (PyUnicode_Check(type) && PyUnicode_Compare(type, name) == 0);
+}
+
+static int order_error(const char *what)
+{
+    PyErr_SetString(PyExc_RuntimeError, what);
+    return -1;
+}
+
+/* One message of send(), its type already read. Returns 1 when send must await drain,
+ * 0, or -1 with an exception. */
+static int send_message(channel_t *ch, PyObject *type, PyObject *msg)
+{
+    if (is_type(type, GC_STR(http_response_body))) {
+        if (!ch->started)
+            return order_error("http.response.body before http.response.start");
+        if (ch->complete)
+            return order_error("http.response.body after the response was complete");
+        int more = msg_flag(msg, GC_STR(more_body));
+        if (more < 0)
+            return -1;
+        PyObject *body = msg_get(msg, GC_STR(body), NULL);
+        if (body == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError))
+                return -1;
+            PyErr_Clear();
+            body = PyBytes_FromStringAndSize(NULL, 0);
+            if (body == NULL)
+                return -1;
+        }
+        if (!more)
+            ch->complete = 1;
+        int rc = send_body(ch, body, more);
+        Py_DECREF(body);
+        return rc;
+    }
+    if (is_type(type, GC_STR(http_response_start))) {
+        if (ch->started)
+            return order_error("http.response.start sent twice");
+        int trailers = msg_flag(msg, GC_STR(trailers));
+        PyObject *status = trailers < 0 ? NULL : msg_get(msg, GC_STR(status), NULL);
+        PyObject *headers = status ? msg_get(msg, GC_STR(headers), PyTuple_New(0)) : NULL;
+        int rc = headers ? start_response(ch, status, headers, trailers) : -1;
+        Py_XDECREF(status);
+        Py_XDECREF(headers);
+        return rc;
+    }
+    PyObject *r = NULL;
+    if (is_type(type, GC_STR(http_response_informational))) {
+        if (ch->started)
+            return order_error("http.response.informational after http.response.start");
+        PyObject *status = msg_get(msg, GC_STR(status), NULL);
+        PyObject *headers = status ? msg_get(msg, GC_STR(headers), PyTuple_New(0)) : NULL;
+        PyObject *args = headers ? PyTuple_Pack(2, status, headers) : NULL;
+        r = args ? ch_informational(ch, args) : NULL;
+        Py_XDECREF(args);
+        Py_XDECREF(status);
+        Py_XDECREF(headers);
+    } else if (is_type(type, GC_STR(http_response_trailers))) {
+        int more = msg_flag(msg, GC_STR(more_trailers));
+        PyObject *headers = more < 0 ? NULL : msg_get(msg, GC_STR(headers), PyTuple_New(0));
+        PyObject *args = headers ? Py_BuildValue("(Oi)", headers, more) : NULL;
+        r = args ? ch_trailers(ch, args) : NULL;
+        Py_XDECREF(args);
+        Py_XDECREF(headers);
+        if (r != NULL && !more)
+            ch->complete = 1;
+    } else {
+        PyErr_Format(PyExc_RuntimeError, "Unexpected ASGI message type %R", type);
+    }
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PySendResult send_step(op_t *op, PyObject **result)
+{
+    channel_t *ch = op->ch;
+    if (op->msg != NULL) {
+        PyObject *msg = op->msg;
+        op->msg = NULL;
+        PyObject *type = msg_get(msg, GC_STR(type), NULL);
+        int rc = type ? send_message(ch, type, msg) : -1;
+        Py_XDECREF(type);
+        Py_DECREF(msg);
+        if (rc < 0)
+            return PYGEN_ERROR;
+        if (rc == 0) {
+            *result = Py_NewRef(Py_None);
+            return PYGEN_RETURN;
+        }
+    }
+    /* Waiting for what the connection keeps to go out. */
+    if (ch->c == NULL || !gc__conn_app_congested(ch->c)) {
+        *result = Py_NewRef(Py_None);
+        return PYGEN_RETURN;
+    }
+    return wait_on(ch, &ch->drain, result);
+}
+
+static PySendResult op_am_send(op_t *op, PyObject *arg, PyObject **result)
+{
+    (void)arg; /* the result of the future waited for: None */
+    *result = NULL;
+    return op->kind == OP_RECEIVE ? receive_step(op->ch, result) : send_step(op, result);
+}
+
+/* The iterator protocol and Coroutine's send(): StopIteration carries what it returns. */
+static PyObject *op_next(op_t *op)
+{
+    PyObject *result;
+    PySendResult r = op_am_send(op, Py_None, &result);
+    if (r == PYGEN_NEXT)
+        return result;
+    if (r == PYGEN_RETURN) {
+        if (result != Py_None) {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *op_send(op_t *op, PyObject *arg)
+{
+    (void)arg;
+    PyObject *r = op_next(op);
+    if (r == NULL && !PyErr_Occurred())
+        PyErr_SetNone(PyExc_StopIteration);
+    return r;
+}
+
+/* throw(): the task is cancelled (or the caller throws in): it is raised here. */
+static PyObject *op_throw(op_t *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)op;
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    PyObject *typ = args[0], *val = nargs > 1 ? args[1] : NULL;
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+    }
+    return NULL;
+}
+
+static PyObject *op_close(op_t *op, PyObject *unused)
+{
+    (void)op;
+    (void)unused;
+    Py_RETURN_NONE;
+}
+
+static PyObject *op_await(op_t *op)
+{
+    return Py_NewRef((PyObject *)op);
+}
+
+static void op_dealloc(op_t *op)
+{
+    Py_CLEAR(op->ch);
+    Py_CLEAR(op->msg);
+    PyObject_Free(op);
+}
+
+static PyMethodDef op_methods[] = {
+    {"send", (PyCFunction)op_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))op_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)op_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods op_async = {
+    .am_await = (unaryfunc)op_await,
+#if GC_HAVE_AM_SEND
+    .am_send = (sendfunc)op_am_send,
+#endif
+};
+
+static PyTypeObject op_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gunicorn_c.ASGIOperation",
+    .tp_basicsize = sizeof(op_t),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)op_dealloc,
+    .tp_as_async = &op_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)op_next,
+    .tp_methods = op_methods,
+};
+
+static PyObject *new_op(channel_t *ch, int kind, PyObject *msg)
+{
+    op_t *op = PyObject_New(op_t, &op_type);
+    if (op == NULL)
+        return NULL;
+    op->ch = (channel_t *)Py_NewRef((PyObject *)ch);
+    op->msg = Py_XNewRef(msg);
+    op->kind = kind;
+    return (PyObject *)op;
+}
+
+/* receive(): the scope's receive. */
+static PyObject *ch_receive(channel_t *ch, PyObject *unused)
+{
+    (void)unused;
+    return new_op(ch, OP_RECEIVE, NULL);
+}
+
+/* send(message): the scope's send. http.response.pathsend reads a file: asgi.py's
+ * coroutine does that, through send_body and drain. */
+static PyObject *ch_send(channel_t *ch, PyObject *msg)
+{
+    if (PyDict_Check(msg)) {
+        PyObject *type = PyDict_GetItemWithError(msg, GC_STR(type));
+        if (type != NULL && is_type(type, GC_STR(http_response_pathsend))) {
+            if (!ch->started || ch->complete) {
+                order_error("http.response.pathsend out of order");
+                return NULL;
+            }
+            ch->complete = 1;
+            return PyObject_CallFunctionObjArgs(ch->a->pathsend, (PyObject *)ch, msg, NULL);
+        }
+        if (type == NULL && PyErr_Occurred())
+            return NULL;
+    }
+    return new_op(ch, OP_SEND, msg);
+}
+
 static void ch_dealloc(channel_t *ch)
 {
     if (ch->session != NULL)
@@ -879,21 +1248,17 @@ static void ch_dealloc(channel_t *ch)
 }
 
 static PyMethodDef ch_methods[] = {
-    {"body", (PyCFunction)ch_body, METH_NOARGS, NULL},
-    {"body_wait", (PyCFunction)ch_body_wait, METH_NOARGS, NULL},
-    {"gone", (PyCFunction)ch_gone, METH_NOARGS, NULL},
+    {"receive", (PyCFunction)ch_receive, METH_NOARGS, NULL},
+    {"send", (PyCFunction)ch_send, METH_O, NULL},
     {"client_gone", (PyCFunction)ch_client_gone, METH_NOARGS, NULL},
     {"drain", (PyCFunction)ch_drain, METH_NOARGS, NULL},
-    {"start", (PyCFunction)ch_start, METH_VARARGS, NULL},
     {"send_body", (PyCFunction)ch_send_body, METH_VARARGS, NULL},
-    {"trailers", (PyCFunction)ch_trailers, METH_VARARGS, NULL},
     {"declare_length", (PyCFunction)ch_declare_length, METH_O, NULL},
     {"ws_next", (PyCFunction)ch_ws_next, METH_NOARGS, NULL},
     {"ws_wait", (PyCFunction)ch_ws_wait, METH_NOARGS, NULL},
     {"ws_accept", (PyCFunction)ch_ws_accept, METH_VARARGS, NULL},
     {"ws_send", (PyCFunction)ch_ws_send, METH_VARARGS, NULL},
     {"ws_close", (PyCFunction)ch_ws_close, METH_VARARGS, NULL},
-    {"informational", (PyCFunction)ch_informational, METH_VARARGS, NULL},
     {"finish", (PyCFunction)ch_finish, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -908,20 +1273,30 @@ static PyTypeObject channel_type = {
 
 /* --- the scope ---------------------------------------------------------------------- */
 
-static int set_str(PyObject *d, const char *key, const char *s, size_t n)
+static int set_str(PyObject *d, PyObject *key, const char *s, size_t n)
 {
     PyObject *v = PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
-    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    int rc = v ? PyDict_SetItem(d, key, v) : -1;
     Py_XDECREF(v);
     return rc;
 }
 
-static int set_bytes(PyObject *d, const char *key, const char *s, size_t n)
+static int set_bytes(PyObject *d, PyObject *key, const char *s, size_t n)
 {
     PyObject *v = PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
-    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    int rc = v ? PyDict_SetItem(d, key, v) : -1;
     Py_XDECREF(v);
     return rc;
+}
+
+/* The scope's method: the common ones interned. */
+static int set_method(PyObject *d, gc__view_t m)
+{
+    if (m.len == 3 && memcmp(m.base, "GET", 3) == 0)
+        return PyDict_SetItem(d, GC_STR(method), GC_STR(GET));
+    if (m.len == 4 && memcmp(m.base, "POST", 4) == 0)
+        return PyDict_SetItem(d, GC_STR(method), GC_STR(POST));
+    return set_str(d, GC_STR(method), m.base, m.len);
 }
 
 /* The scope's path: the target's path percent-decoded, as UTF-8 (bytes that are not
@@ -945,11 +1320,11 @@ static int conn_is_tls(const gc__conn_t *c)
     return c->stream != NULL ? gc__h2conn_tls(c, &peer) != NULL : gc__transport_is_tls(&c->tr);
 }
 
-static const char *http_version(const gc__conn_t *c)
+static PyObject *http_version(const gc__conn_t *c)
 {
     if (c->stream != NULL)
-        return "2";
-    return c->parser.req.minor >= 1 ? "1.1" : "1.0";
+        return GC_STR(v2);
+    return c->parser.req.minor >= 1 ? GC_STR(v1_1) : GC_STR(v1_0);
 }
 
 static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
@@ -974,10 +1349,9 @@ static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
             path = gc__view(slash, (size_t)(path.base + path.len - slash));
         }
     }
-    const char *scheme = req->url_scheme == GC_SCHEME_HTTPS  ? "https"
-                         : req->url_scheme == GC_SCHEME_HTTP ? "http"
-                         : conn_is_tls(c)                    ? "https"
-                                                             : "http";
+    int scheme_https = req->url_scheme == GC_SCHEME_HTTPS  ? 1
+                       : req->url_scheme == GC_SCHEME_HTTP ? 0
+                                                           : conn_is_tls(c);
     PyObject *headers = PyList_New((Py_ssize_t)req->nfields);
     if (headers == NULL)
         goto fail;
@@ -1002,35 +1376,35 @@ static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
         }
         PyList_SET_ITEM(headers, (Py_ssize_t)i, pair);
     }
-    int rc = PyDict_SetItemString(scope, "headers", headers);
+    int rc = PyDict_SetItem(scope, GC_STR(headers), headers);
     Py_DECREF(headers);
     if (rc < 0)
         goto fail;
     PyObject *p = decoded_path(&gc__conn_worker(c)->wsgi.scratch, path);
-    rc = p ? PyDict_SetItemString(scope, "path", p) : -1;
+    rc = p ? PyDict_SetItem(scope, GC_STR(path), p) : -1;
     Py_XDECREF(p);
     if (rc < 0)
         goto fail;
     PyObject *client = l->is_unix ? Py_NewRef(Py_None) : address(c->remote_addr, c->remote_port);
     PyObject *server = l->is_unix ? Py_BuildValue("(sO)", l->unix_path ? l->unix_path : "", Py_None)
                                   : address(l->host, l->port);
-    if (client == NULL || server == NULL || PyDict_SetItemString(scope, "client", client) < 0 ||
-        PyDict_SetItemString(scope, "server", server) < 0) {
+    if (client == NULL || server == NULL || PyDict_SetItem(scope, GC_STR(client), client) < 0 ||
+        PyDict_SetItem(scope, GC_STR(server), server) < 0) {
         Py_XDECREF(client);
         Py_XDECREF(server);
         goto fail;
     }
     Py_DECREF(client);
     Py_DECREF(server);
-    if (PyDict_SetItemString(scope, "type", GC_STR(http)) < 0 ||
-        PyDict_SetItemString(scope, "asgi", a->asgi_version) < 0 ||
-        set_str(scope, "http_version", http_version(c), strlen(http_version(c))) < 0 ||
-        set_str(scope, "method", method.base, method.len) < 0 ||
-        set_str(scope, "scheme", scheme, strlen(scheme)) < 0 ||
-        set_bytes(scope, "raw_path", path.base, path.len) < 0 ||
-        set_bytes(scope, "query_string", query.base, query.len) < 0 ||
-        PyDict_SetItemString(scope, "root_path", a->root_path) < 0 ||
-        PyDict_SetItemString(scope, "extensions", a->extensions) < 0)
+    if (PyDict_SetItem(scope, GC_STR(type), GC_STR(http)) < 0 ||
+        PyDict_SetItem(scope, GC_STR(asgi), a->asgi_version) < 0 ||
+        PyDict_SetItem(scope, GC_STR(http_version), http_version(c)) < 0 ||
+        set_method(scope, method) < 0 ||
+        PyDict_SetItem(scope, GC_STR(scheme), scheme_https ? GC_STR(https) : GC_STR(http)) < 0 ||
+        set_bytes(scope, GC_STR(raw_path), path.base, path.len) < 0 ||
+        set_bytes(scope, GC_STR(query_string), query.base, query.len) < 0 ||
+        PyDict_SetItem(scope, GC_STR(root_path), a->root_path) < 0 ||
+        PyDict_SetItem(scope, GC_STR(extensions), a->extensions) < 0)
         goto fail;
     return scope;
 fail:
@@ -1087,6 +1461,9 @@ static void spawn(gc__conn_t *c, const gc__ws_handshake_t *hs)
         goto fail;
     ch->c = c;
     ch->a = a;
+    ch->prev = ch->next = NULL;
+    ch->more_body = 1;
+    ch->disconnected = ch->complete = 0;
     ch->body_off = 0;
     ch->status = 0;
     ch->started = ch->head_sent = ch->chunked = ch->trailers = 0;
@@ -1112,12 +1489,25 @@ static void spawn(gc__conn_t *c, const gc__ws_handshake_t *hs)
         gc__view_t t = gc__http_target(&c->parser.req);
         gc__debug("%.*s %.*s", (int)m.len, m.base, (int)t.len, t.base);
     }
-    r = PyObject_CallFunctionObjArgs(a->spawn, scope, (PyObject *)ch, NULL);
+    if (a->state != NULL) { /* a copy of what lifespan startup put there */
+        PyObject *state = PyDict_Copy(a->state);
+        int rc = state ? PyDict_SetItem(scope, GC_STR(state), state) : -1;
+        Py_XDECREF(state);
+        if (rc < 0)
+            goto fail;
+    }
+    PyObject *coro = PyObject_CallFunctionObjArgs(a->run, scope, (PyObject *)ch, NULL);
+    r = coro ? PyObject_CallOneArg(a->create_task, coro) : NULL;
+    Py_XDECREF(coro);
     if (r == NULL)
         goto fail;
     ch->task = r;
     Py_DECREF(scope);
-    Py_DECREF(ch); /* the task holds it now */
+    /* The live list keeps our reference: asyncio holds tasks weakly. */
+    ch->next = a->live;
+    if (a->live)
+        a->live->prev = ch;
+    a->live = ch;
     gc__conn_app_listen(c);
     return;
 fail:
@@ -1289,7 +1679,10 @@ static PyObject *turn(PyObject *self, PyObject *unused)
     asgi_t *a = state_of(w);
     a->turn_asked = 0;
     a->in_turn = 1;
+    w->app_batch = 0;
+    gc__conns_app_flush(w);
     uv_run(w->loop, UV_RUN_NOWAIT);
+    w->app_batch = 1;
     a->in_turn = 0;
     if (PyErr_Occurred())
         return NULL; /* a signal handler's SystemExit: out of run_forever */
@@ -1329,7 +1722,7 @@ static int asgi_start(gc__worker_t *w)
     if (a == NULL)
         return -1;
     w->class_data = a;
-    if (PyType_Ready(&channel_type) < 0)
+    if (PyType_Ready(&channel_type) < 0 || PyType_Ready(&op_type) < 0)
         goto fail;
     PyObject *mod = import_glue();
     if (mod == NULL)
@@ -1338,13 +1731,16 @@ static int asgi_start(gc__worker_t *w)
     a->server = PyObject_CallMethod(
         mod, "Server", "Ossl", w->wsgi.app, gc__cfg_str(cfg, GC_S_asgi_loop),
         gc__cfg_str(cfg, GC_S_asgi_lifespan), gc__cfg_int(cfg, GC_S_asgi_disconnect_grace_period));
-    Py_DECREF(mod);
-    if (a->server == NULL)
+    if (a->server == NULL) {
+        Py_DECREF(mod);
         goto fail;
-    a->spawn = PyObject_GetAttrString(a->server, "spawn");
+    }
+    a->run = PyObject_GetAttrString(a->server, "run");
+    a->pathsend = PyObject_GetAttrString(mod, "pathsend");
     a->loop = PyObject_GetAttrString(a->server, "loop");
     a->call_at = a->loop ? PyObject_GetAttrString(a->loop, "call_at") : NULL;
     a->call_soon = a->loop ? PyObject_GetAttrString(a->loop, "call_soon") : NULL;
+    a->create_task = a->loop ? PyObject_GetAttrString(a->loop, "create_task") : NULL;
     a->loop_time = a->loop ? PyObject_GetAttrString(a->loop, "time") : NULL;
     a->create_future = a->loop ? PyObject_GetAttrString(a->loop, "create_future") : NULL;
     PyObject *self = PyCapsule_New(w, NULL, NULL);
@@ -1358,9 +1754,10 @@ static int asgi_start(gc__worker_t *w)
     a->str_set_result = PyUnicode_InternFromString("set_result");
     a->str_cancel = PyUnicode_InternFromString("cancel");
     a->str_done = PyUnicode_InternFromString("done");
-    if (!a->spawn || !a->loop || !a->call_at || !a->call_soon || !a->loop_time ||
-        !a->create_future || !a->turn || !a->asgi_version || !a->extensions || !a->root_path ||
-        !a->str_set_result || !a->str_cancel || !a->str_done)
+    Py_DECREF(mod);
+    if (!a->run || !a->pathsend || !a->create_task || !a->loop || !a->call_at || !a->call_soon ||
+        !a->loop_time || !a->create_future || !a->turn || !a->asgi_version || !a->extensions ||
+        !a->root_path || !a->str_set_result || !a->str_cancel || !a->str_done)
         goto fail;
     PyObject *ok = PyObject_CallMethod(a->server, "startup", NULL);
     if (ok == NULL)
@@ -1371,6 +1768,14 @@ static int asgi_start(gc__worker_t *w)
         gc__error("Application startup failed. Exiting.");
         return -1;
     }
+    PyObject *supports = PyObject_GetAttrString(a->server, "supports_lifespan");
+    if (supports == NULL)
+        goto fail;
+    if (supports == Py_True && (a->state = PyObject_GetAttrString(a->server, "state")) == NULL) {
+        Py_DECREF(supports);
+        goto fail;
+    }
+    Py_DECREF(supports);
     return 0;
 fail:
     gc__py_log_exception(GC_LOG_ERROR, "Cannot start the ASGI worker");
@@ -1381,7 +1786,10 @@ static void asgi_serve(gc__worker_t *w)
 {
     asgi_t *a = state_of(w);
     a->serving = 1;
+    w->app_batch = 1;
     PyObject *r = PyObject_CallMethod(a->server, "serve", "iO", uv_backend_fd(w->loop), a->turn);
+    w->app_batch = 0;
+    gc__conns_app_flush(w);
     a->serving = 0;
     if (r == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_SystemExit))
@@ -1420,9 +1828,16 @@ static int asgi_stop(gc__worker_t *w)
     asgi_t *a = state_of(w);
     if (a == NULL || a->server == NULL)
         return 1;
-    PyObject *r = PyObject_CallMethod(a->server, "cancel_all", NULL);
+    PyObject *tasks = PyList_New(0);
+    for (channel_t *ch = a->live; ch != NULL && tasks != NULL; ch = ch->next)
+        if (ch->task != NULL && PyList_Append(tasks, ch->task) < 0)
+            Py_CLEAR(tasks);
+    PyObject *r = tasks ? PyObject_CallMethod(a->server, "cancel_all", "O", tasks) : NULL;
     Py_XDECREF(r);
+    Py_XDECREF(tasks);
     PyErr_Clear();
+    w->app_batch = 0;
+    gc__conns_app_flush(w);
     return 1;
 }
 

@@ -8,9 +8,9 @@ here is what must be a coroutine: the application's task for each request, with 
 the worker runs inside the asyncio loop: its descriptor is watched with add_reader and
 its timers with call_at (Server.serve), so both share the one thread.
 
-Every call into C is a method of the request's Channel (a C type): body() for the
-next piece of the request body, start() and body_send() for the response, drain() and
-gone() for futures the loop resolves, finish() when the task ends."""
+An HTTP request's `receive` and `send` are the request's Channel's own (a C type, with
+awaitables in C, src/workers/asgi.c); a WebSocket's are WSCycle's, over the Channel's
+ws_* methods. finish() tells C when the task ends."""
 
 import asyncio
 import os
@@ -38,79 +38,18 @@ def new_loop(kind):
     return asyncio.new_event_loop()
 
 
-class Cycle:
-    """One request: the scope's receive and send, over the C channel."""
-
-    __slots__ = ("ch", "more", "started", "done", "disconnect")
-
-    def __init__(self, ch):
-        self.ch = ch
-        self.more = True
-        self.started = False
-        self.done = False
-        self.disconnect = False
-
-    async def receive(self):
-        ch = self.ch
-        if self.more:
-            got = ch.body()
-            while got is None:  # the body is on its way
-                await ch.body_wait()
-                got = ch.body()
-            if got is not False:
-                data, self.more = got
-                return {"type": "http.request", "body": data, "more_body": self.more}
-            self.more = False  # the client left in the middle of the body
-        # The body is all read: what comes next is the client going away (or the
-        # response being complete, after which the connection is not the app's).
-        if not self.disconnect and not self.done:
-            await ch.gone()
-        self.disconnect = True
-        return {"type": "http.disconnect"}
-
-    async def send(self, message):
-        kind = message["type"]
-        ch = self.ch
-        if kind == "http.response.body":
-            if not self.started:
-                raise RuntimeError("http.response.body before http.response.start")
-            if self.done:
-                raise RuntimeError("http.response.body after the response was complete")
-            more = message.get("more_body", False)
-            if not more:
-                self.done = True
-            if ch.send_body(message.get("body", b""), more):
+async def pathsend(ch, message):
+    """http.response.pathsend: the file's bytes as the body (its size as the length)."""
+    with open(message["path"], "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        ch.declare_length(size)
+        while True:
+            piece = f.read(262144)
+            more = len(piece) == 262144
+            if ch.send_body(piece, more):
                 await ch.drain()
-        elif kind == "http.response.start":
-            if self.started:
-                raise RuntimeError("http.response.start sent twice")
-            self.started = True
-            ch.start(message["status"], message.get("headers", ()),
-                     message.get("trailers", False))
-        elif kind == "http.response.informational":
-            if self.started:
-                raise RuntimeError("http.response.informational after http.response.start")
-            ch.informational(message["status"], message.get("headers", ()))
-        elif kind == "http.response.trailers":
-            ch.trailers(message.get("headers", ()), message.get("more_trailers", False))
-            if not message.get("more_trailers", False):
-                self.done = True
-        elif kind == "http.response.pathsend":
-            if not self.started or self.done:
-                raise RuntimeError("http.response.pathsend out of order")
-            with open(message["path"], "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                ch.declare_length(size)
-                while True:
-                    piece = f.read(262144)
-                    more = len(piece) == 262144
-                    if ch.send_body(piece, more):
-                        await ch.drain()
-                    if not more:
-                        break
-            self.done = True
-        else:
-            raise RuntimeError("Unexpected ASGI message type %r" % (kind,))
+            if not more:
+                break
 
 
 class WSCycle:
@@ -121,7 +60,7 @@ class WSCycle:
     def __init__(self, ch):
         self.ch = ch
         self.connected = False
-        self.denial = None
+        self.denial = False
 
     async def receive(self):
         ch = self.ch
@@ -145,14 +84,14 @@ class WSCycle:
         elif kind == "websocket.close":
             ch.ws_close(message.get("code", 1000), message.get("reason") or "")
         elif kind == "websocket.http.response.start":
-            if self.denial is not None:
+            if self.denial:
                 raise RuntimeError("websocket.http.response.start sent twice")
-            self.denial = Cycle(ch)
-            await self.denial.send(dict(message, type="http.response.start"))
+            self.denial = True
+            await ch.send(dict(message, type="http.response.start"))
         elif kind == "websocket.http.response.body":
-            if self.denial is None:
+            if not self.denial:
                 raise RuntimeError("websocket.http.response.body before its start")
-            await self.denial.send(dict(message, type="http.response.body"))
+            await ch.send(dict(message, type="http.response.body"))
         else:
             raise RuntimeError("Unexpected ASGI WebSocket message type %r" % (kind,))
 
@@ -167,7 +106,6 @@ class Server:
         self.lifespan = lifespan  # "auto", "on" or "off"
         self.grace = grace
         self.state = {}
-        self.tasks = set()
         self.lifespan_queue = None
         self.lifespan_task = None
         self.supports_lifespan = False
@@ -261,15 +199,6 @@ class Server:
 
     # --- requests ------------------------------------------------------------------
 
-    def spawn(self, scope, ch):
-        """A complete request (called by C from inside a turn of the libuv loop)."""
-        if self.supports_lifespan:
-            scope["state"] = self.state.copy()
-        task = self.loop.create_task(self.run(scope, ch))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
     def client_gone(self, task):
         """The client of a running request went away: the task may go on for
         --asgi-disconnect-grace-period seconds (it gets http.disconnect meanwhile),
@@ -282,9 +211,14 @@ class Server:
             task.cancel()
 
     async def run(self, scope, ch):
-        cycle = Cycle(ch) if scope["type"] == "http" else WSCycle(ch)
+        """A request's task (C creates it, with the scope and the Channel)."""
+        if scope["type"] == "http":
+            receive, send = ch.receive, ch.send
+        else:
+            cycle = WSCycle(ch)
+            receive, send = cycle.receive, cycle.send
         try:
-            await self.app(scope, cycle.receive, cycle.send)
+            await self.app(scope, receive, send)
         except asyncio.CancelledError:
             ch.finish(0)
             raise
@@ -302,7 +236,7 @@ class Server:
                 _log_exception("Error handling request %s %s" % (scope.get("method", "GET"), target))
             ch.finish(2)
         else:
-            ch.finish(1 if getattr(cycle, "done", True) else 3)
+            ch.finish(1)  # (3 when C knows the response is not complete)
 
     def serve(self, fd, turn):
         """Runs the loop until C says to stop (Server.stop): libuv inside asyncio."""
@@ -318,13 +252,14 @@ class Server:
     def stop(self):
         self.loop.stop()
 
-    def cancel_all(self):
-        """The graceful timeout, or a quick stop: every request task is cancelled."""
-        for task in list(self.tasks):
+    def cancel_all(self, tasks):
+        """The graceful timeout, or a quick stop: every request task (C's list) is
+        cancelled."""
+        for task in tasks:
             task.cancel()
-        if self.tasks:
+        if tasks:
             try:
-                self.loop.run_until_complete(asyncio.wait(list(self.tasks), timeout=1))
+                self.loop.run_until_complete(asyncio.wait(tasks, timeout=1))
             except BaseException:
                 pass
 

@@ -1040,6 +1040,35 @@ static void app_flush(gc__conn_t *c)
         c->w->klass->drained(c);
 }
 
+static void batch_push(gc__conn_t *c)
+{
+    if (c->batched)
+        return;
+    c->batched = 1;
+    c->batch_next = c->w->batch;
+    c->w->batch = c;
+}
+
+static void app_done_now(gc__conn_t *c, int keep);
+
+void gc__conns_app_flush(gc__worker_t *w)
+{
+    gc__conn_t *list = w->batch;
+    w->batch = NULL;
+    while (list != NULL) {
+        gc__conn_t *c = list;
+        list = c->batch_next;
+        c->batched = 0;
+        if (!c->app_gone)
+            app_flush(c);
+        if (c->batch_done) {
+            int keep = c->batch_done - 1;
+            c->batch_done = 0;
+            app_done_now(c, keep);
+        }
+    }
+}
+
 int gc__conn_app_write(gc__conn_t *c, const struct iovec *iov, int n)
 {
     if (c->stream != NULL) /* an HTTP/2 stream: into its session */
@@ -1050,7 +1079,7 @@ int gc__conn_app_write(gc__conn_t *c, const struct iovec *iov, int n)
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
     size_t done = 0;
-    if (app_waiting(c) == 0) {
+    if (app_waiting(c) == 0 && !c->w->app_batch) {
         ssize_t w = gc__transport_writev(&c->tr, iov, n);
         if (w < 0 && w != -EAGAIN) {
             app_gone(c);
@@ -1074,9 +1103,13 @@ int gc__conn_app_write(gc__conn_t *c, const struct iovec *iov, int n)
             skip = 0;
         }
         c->w->open.spill_bytes += total - done;
-        app_flush(c);
-        if (c->app_gone)
-            return -1;
+        if (c->w->app_batch) {
+            batch_push(c);
+        } else {
+            app_flush(c);
+            if (c->app_gone)
+                return -1;
+        }
     }
     return app_waiting(c) > GC_APP_OUT_HIGH;
 }
@@ -1165,6 +1198,15 @@ void gc__conn_app_done(gc__conn_t *c, int keep)
         gc__conn_finish(c, keep);
         return;
     }
+    if (c->batched) { /* its bytes go first, with the batch */
+        c->batch_done = keep + 1;
+        return;
+    }
+    app_done_now(c, keep);
+}
+
+static void app_done_now(gc__conn_t *c, int keep)
+{
     c->app_body = 0;
     if (c->app_stream) {
         c->app_stream = 0;

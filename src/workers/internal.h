@@ -70,14 +70,17 @@ struct gc__conn {
     /* The end of a response that the loop still writes (see gc__conn_take_spill). */
     gc__buf_t out;
     size_t out_sent;
-    int out_blocked;       /* the transport wants readiness (tr.want) before more goes out */
-    int keep_after_out;    /* SENDING: what comes after, keep-alive or the end */
-    int open_handles;      /* freed when both handles have closed */
-    int close_after;       /* a close was asked for while RUNNING: happens when it is done */
-    int app_gone;          /* RUNNING under a class that reads meanwhile: the client left */
-    int app_body;          /* ...and the body it waits for is arriving */
-    int app_stream;        /* ...and the connection's bytes are the class's (WebSocket) */
-    void *app;             /* the class's object for the request that runs (asgi.c) */
+    int out_blocked;        /* the transport wants readiness (tr.want) before more goes out */
+    int keep_after_out;     /* SENDING: what comes after, keep-alive or the end */
+    int open_handles;       /* freed when both handles have closed */
+    int close_after;        /* a close was asked for while RUNNING: happens when it is done */
+    int app_gone;           /* RUNNING under a class that reads meanwhile: the client left */
+    int app_body;           /* ...and the body it waits for is arriving */
+    int app_stream;         /* ...and the connection's bytes are the class's (WebSocket) */
+    void *app;              /* the class's object for the request that runs (asgi.c) */
+    gc__conn_t *batch_next; /* in the worker's batch (gc__worker_t.app_batch) */
+    int batched;
+    int batch_done;        /* ...and its request ended: gc__conn_app_done's keep + 1 */
     int done_keep;         /* the outcome posted with gc__conn_post_done */
     size_t spill_reserved; /* bytes of the worker's spill budget set aside for it */
     gc__sink_t sink;       /* the response's sink, while RUNNING */

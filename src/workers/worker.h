@@ -202,6 +202,13 @@ struct gc__worker {
     gc__done_queue_t h2news; /* HTTP/2 streams with response bytes for the loop */
     uv_check_t h2check;      /* writes the HTTP/2 connections of h2soon, once a turn */
     struct gc__h2conn *h2soon;
+    /* A class whose application writes from outside libuv's turn (asgi.c) sets
+     * app_batch meanwhile: the connections it writes to keep the bytes (and the end of
+     * their request) in `batch` until the class calls gc__conns_app_flush, once per turn
+     * of its own loop, so that the responses of a turn go out together, as uvloop does
+     * (each write to an idle client costs a wake-up; measured: 4 us a request). */
+    int app_batch;
+    struct gc__conn *batch;
 };
 
 /* Runs a worker in a freshly forked child: boots (imports the app), serves until told
@@ -260,6 +267,9 @@ void gc__conn_app_abandon(gc__conn_t *conn);
  * END_STREAM; on a connection, keep = 0 at gc__conn_app_done says it. */
 void gc__conn_app_cut(gc__conn_t *conn);
 void gc__conn_app_done(gc__conn_t *conn, int keep);
+/* Sends what the connections written to under app_batch keep, and ends the requests
+ * that ended meanwhile (see gc__worker_t.app_batch). */
+void gc__conns_app_flush(gc__worker_t *w);
 /* The request on conn starts, on the loop thread: the connection goes from QUEUED to
  * RUNNING, takes its share of the spill budget, and the scoreboard slot shows the
  * request. Only a class that queues (gc__worker_class_t.queues) calls it. */

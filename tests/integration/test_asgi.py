@@ -213,6 +213,15 @@ def test_keepalive(start_server, events, loop):
     s.close()
 
 
+def test_receive_and_send_awaitables(start_server, events):
+    """receive() and send() return coroutines (C ones): create_task, ensure_future,
+    wait_for and asyncio.iscoroutine take them, as they take uvicorn's."""
+    srv = start_asgi(start_server, events)
+    r = get(srv, "/tasked")
+    assert r.status_code == 200
+    assert r.text == "[True, True, 'http.request']"
+
+
 def test_keepalive_after_head(start_server, events):
     """A HEAD answered with the Content-Length a GET would have: no body is sent, and
     the connection stays open (it used to be closed as a response cut short)."""

@@ -37,6 +37,7 @@ lifespan.startup.failed) are in this module too.
 """
 
 import asyncio
+import inspect
 import json
 import os
 
@@ -201,6 +202,18 @@ async def http(scope, receive, send):
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         record("big sent")
+    elif path == "/tasked":
+        # receive and send's awaitables the ways frameworks use them: as a task, through
+        # ensure_future and wait_for, and checked as coroutines.
+        loop = asyncio.get_running_loop()
+        first = receive()
+        kinds = [asyncio.iscoroutine(first), inspect.isawaitable(first)]
+        msg = await loop.create_task(first)
+        kinds.append(msg["type"])
+        await asyncio.wait_for(send({"type": "http.response.start", "status": 200,
+                                     "headers": [(b"content-type", b"text/plain")]}), 5)
+        await asyncio.ensure_future(send({"type": "http.response.body",
+                                          "body": repr(kinds).encode()}))
     elif path == "/loop":
         await drain(receive)
         loop = type(asyncio.get_running_loop())
