@@ -110,7 +110,19 @@
     X(http_response_pathsend, "http.response.pathsend")                                            \
     X(_asyncio_future_blocking, "_asyncio_future_blocking")                                        \
     X(GET, "GET")                                                                                  \
-    X(POST, "POST")
+    X(POST, "POST")                                                                                \
+    X(websocket_connect, "websocket.connect")                                                      \
+    X(websocket_receive, "websocket.receive")                                                      \
+    X(websocket_send, "websocket.send")                                                            \
+    X(websocket_accept, "websocket.accept")                                                        \
+    X(websocket_close, "websocket.close")                                                          \
+    X(websocket_http_response_start, "websocket.http.response.start")                              \
+    X(websocket_http_response_body, "websocket.http.response.body")                                \
+    X(bytes, "bytes")                                                                              \
+    X(text, "text")                                                                                \
+    X(code, "code")                                                                                \
+    X(reason, "reason")                                                                            \
+    X(subprotocol, "subprotocol")
 
 enum gc__pystr_id {
 #define X(id, text) GC_STR_##id,

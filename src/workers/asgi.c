@@ -74,6 +74,8 @@ typedef struct channel {
     int more_body;               /* receive() has more of the body to hand over */
     int disconnected;            /* receive() returned http.disconnect */
     int complete;                /* the application sent its response's end */
+    int ws_connected;            /* receive() returned websocket.connect */
+    int denial;                  /* websocket.http.response.start was sent */
     uint64_t body_off;
     int status;
     int started;   /* http.response.start was received */
@@ -697,9 +699,11 @@ static void ws_on_message(void *user, int opcode, const char *data, size_t len)
     channel_t *ch = user;
     PyObject *payload = opcode == GC_WS_TEXT ? PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, NULL)
                                              : PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
-    PyObject *msg = payload ? Py_BuildValue("{sssO}", "type", "websocket.receive",
-                                            opcode == GC_WS_TEXT ? "text" : "bytes", payload)
-                            : NULL;
+    PyObject *msg = payload ? PyDict_New() : NULL;
+    if (msg != NULL &&
+        (PyDict_SetItem(msg, GC_STR(type), GC_STR(websocket_receive)) < 0 ||
+         PyDict_SetItem(msg, opcode == GC_WS_TEXT ? GC_STR(text) : GC_STR(bytes), payload) < 0))
+        Py_CLEAR(msg);
     Py_XDECREF(payload);
     ws_push(ch, msg);
 }
@@ -750,19 +754,6 @@ static PyObject *ch_ws_next(channel_t *ch, PyObject *unused)
         return Py_BuildValue("{sssi}", "type", "websocket.disconnect", "code",
                              ch->ws_closed ? ch->ws_code : GC_WS_CLOSE_ABNORMAL);
     Py_RETURN_NONE;
-}
-
-/* ws_wait(): a future done once a message (or the end) has come. */
-static PyObject *ch_ws_wait(channel_t *ch, PyObject *unused)
-{
-    (void)unused;
-    if (ch->arrived == NULL && (ch->arrived = new_future(ch)) == NULL)
-        return NULL;
-    PyObject *fut = Py_NewRef(ch->arrived);
-    if ((ch->inbox != NULL && PyList_GET_SIZE(ch->inbox) > 0) || ch->ws_closed || ch->c == NULL ||
-        gc__conn_app_gone(ch->c))
-        resolve(ch->a, &ch->arrived);
-    return fut;
 }
 
 /* ws_accept(subprotocol, headers): the 101, and the session from now on. */
@@ -897,7 +888,7 @@ static PyObject *ch_ws_close(channel_t *ch, PyObject *args)
  * throw() and close() make it a collections.abc.Coroutine, so that create_task and
  * ensure_future take it too. */
 
-enum { OP_RECEIVE, OP_SEND };
+enum { OP_RECEIVE, OP_SEND, OP_WS_RECEIVE, OP_WS_SEND };
 
 typedef struct {
     PyObject_HEAD channel_t *ch; /* owned */
@@ -1071,6 +1062,88 @@ static int send_message(channel_t *ch, PyObject *type, PyObject *msg)
     return 0;
 }
 
+/* A WebSocket's receive(): websocket.connect, then the messages, then
+ * websocket.disconnect. */
+static PySendResult ws_receive_step(channel_t *ch, PyObject **result)
+{
+    if (!ch->ws_connected) {
+        ch->ws_connected = 1;
+        PyObject *msg = PyDict_New();
+        if (msg == NULL || PyDict_SetItem(msg, GC_STR(type), GC_STR(websocket_connect)) < 0) {
+            Py_XDECREF(msg);
+            return PYGEN_ERROR;
+        }
+        *result = msg;
+        return PYGEN_RETURN;
+    }
+    PyObject *msg = ch_ws_next(ch, NULL);
+    if (msg == NULL)
+        return PYGEN_ERROR;
+    if (msg == Py_None) {
+        Py_DECREF(msg);
+        return wait_on(ch, &ch->arrived, result);
+    }
+    *result = msg;
+    return PYGEN_RETURN;
+}
+
+/* Calls one of the ws_* methods with the message's fields. */
+static PyObject *ws_call(PyCFunction fn, channel_t *ch, PyObject *a0, PyObject *a1)
+{
+    PyObject *args = a0 && a1 ? PyTuple_Pack(2, a0, a1) : NULL;
+    PyObject *r = args ? fn((PyObject *)ch, args) : NULL;
+    Py_XDECREF(args);
+    Py_XDECREF(a0);
+    Py_XDECREF(a1);
+    return r;
+}
+
+/* One message of a WebSocket's send(). Returns as send_message. */
+static int ws_send_message(channel_t *ch, PyObject *type, PyObject *msg)
+{
+    PyObject *r;
+    if (is_type(type, GC_STR(websocket_send))) {
+        PyObject *b = msg_get(msg, GC_STR(bytes), Py_None);
+        PyObject *t = b ? msg_get(msg, GC_STR(text), Py_None) : NULL;
+        r = ws_call((PyCFunction)ch_ws_send, ch, b, t);
+    } else if (is_type(type, GC_STR(websocket_accept))) {
+        PyObject *sub = msg_get(msg, GC_STR(subprotocol), Py_None);
+        PyObject *empty = sub ? PyTuple_New(0) : NULL;
+        PyObject *h = empty ? msg_get(msg, GC_STR(headers), empty) : NULL;
+        Py_XDECREF(empty);
+        r = ws_call((PyCFunction)ch_ws_accept, ch, sub, h);
+    } else if (is_type(type, GC_STR(websocket_close))) {
+        PyObject *code = msg_get(msg, GC_STR(code), NULL);
+        if (code == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            code = PyLong_FromLong(1000);
+        }
+        PyObject *reason = code ? msg_get(msg, GC_STR(reason), Py_None) : NULL;
+        if (reason == Py_None) { /* None or absent: no reason */
+            Py_DECREF(reason);
+            reason = PyUnicode_FromStringAndSize(NULL, 0);
+        }
+        r = ws_call((PyCFunction)ch_ws_close, ch, code, reason);
+    } else if (is_type(type, GC_STR(websocket_http_response_start))) {
+        if (ch->denial)
+            return order_error("websocket.http.response.start sent twice");
+        ch->denial = 1;
+        return send_message(ch, GC_STR(http_response_start), msg);
+    } else if (is_type(type, GC_STR(websocket_http_response_body))) {
+        if (!ch->denial)
+            return order_error("websocket.http.response.body before its start");
+        return send_message(ch, GC_STR(http_response_body), msg);
+    } else {
+        PyErr_Format(PyExc_RuntimeError, "Unexpected ASGI WebSocket message type %R", type);
+        return -1;
+    }
+    if (r == NULL)
+        return -1;
+    int rc = r == Py_True;
+    Py_DECREF(r);
+    return rc;
+}
+
 static PySendResult send_step(op_t *op, PyObject **result)
 {
     channel_t *ch = op->ch;
@@ -1078,7 +1151,9 @@ static PySendResult send_step(op_t *op, PyObject **result)
         PyObject *msg = op->msg;
         op->msg = NULL;
         PyObject *type = msg_get(msg, GC_STR(type), NULL);
-        int rc = type ? send_message(ch, type, msg) : -1;
+        int rc = type == NULL             ? -1
+                 : op->kind == OP_WS_SEND ? ws_send_message(ch, type, msg)
+                                          : send_message(ch, type, msg);
         Py_XDECREF(type);
         Py_DECREF(msg);
         if (rc < 0)
@@ -1100,7 +1175,14 @@ static PySendResult op_am_send(op_t *op, PyObject *arg, PyObject **result)
 {
     (void)arg; /* the result of the future waited for: None */
     *result = NULL;
-    return op->kind == OP_RECEIVE ? receive_step(op->ch, result) : send_step(op, result);
+    switch (op->kind) {
+    case OP_RECEIVE:
+        return receive_step(op->ch, result);
+    case OP_WS_RECEIVE:
+        return ws_receive_step(op->ch, result);
+    default:
+        return send_step(op, result);
+    }
 }
 
 /* The iterator protocol and Coroutine's send(): StopIteration carries what it returns. */
@@ -1210,13 +1292,15 @@ static PyObject *new_op(channel_t *ch, int kind, PyObject *msg)
 static PyObject *ch_receive(channel_t *ch, PyObject *unused)
 {
     (void)unused;
-    return new_op(ch, OP_RECEIVE, NULL);
+    return new_op(ch, ch->ws ? OP_WS_RECEIVE : OP_RECEIVE, NULL);
 }
 
 /* send(message): the scope's send. http.response.pathsend reads a file: asgi.py's
  * coroutine does that, through send_body and drain. */
 static PyObject *ch_send(channel_t *ch, PyObject *msg)
 {
+    if (ch->ws)
+        return new_op(ch, OP_WS_SEND, msg);
     if (PyDict_Check(msg)) {
         PyObject *type = PyDict_GetItemWithError(msg, GC_STR(type));
         if (type != NULL && is_type(type, GC_STR(http_response_pathsend))) {
@@ -1254,11 +1338,6 @@ static PyMethodDef ch_methods[] = {
     {"drain", (PyCFunction)ch_drain, METH_NOARGS, NULL},
     {"send_body", (PyCFunction)ch_send_body, METH_VARARGS, NULL},
     {"declare_length", (PyCFunction)ch_declare_length, METH_O, NULL},
-    {"ws_next", (PyCFunction)ch_ws_next, METH_NOARGS, NULL},
-    {"ws_wait", (PyCFunction)ch_ws_wait, METH_NOARGS, NULL},
-    {"ws_accept", (PyCFunction)ch_ws_accept, METH_VARARGS, NULL},
-    {"ws_send", (PyCFunction)ch_ws_send, METH_VARARGS, NULL},
-    {"ws_close", (PyCFunction)ch_ws_close, METH_VARARGS, NULL},
     {"finish", (PyCFunction)ch_finish, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -1463,7 +1542,7 @@ static void spawn(gc__conn_t *c, const gc__ws_handshake_t *hs)
     ch->a = a;
     ch->prev = ch->next = NULL;
     ch->more_body = 1;
-    ch->disconnected = ch->complete = 0;
+    ch->disconnected = ch->complete = ch->ws_connected = ch->denial = 0;
     ch->body_off = 0;
     ch->status = 0;
     ch->started = ch->head_sent = ch->chunked = ch->trailers = 0;

@@ -8,9 +8,9 @@ here is what must be a coroutine: the application's task for each request, with 
 the worker runs inside the asyncio loop: its descriptor is watched with add_reader and
 its timers with call_at (Server.serve), so both share the one thread.
 
-An HTTP request's `receive` and `send` are the request's Channel's own (a C type, with
-awaitables in C, src/workers/asgi.c); a WebSocket's are WSCycle's, over the Channel's
-ws_* methods. finish() tells C when the task ends."""
+A request's `receive` and `send` (HTTP or WebSocket) are the request's Channel's own (a
+C type, whose awaitables are C too: src/workers/asgi.c). finish() tells C when the task
+ends."""
 
 import asyncio
 import os
@@ -50,50 +50,6 @@ async def pathsend(ch, message):
                 await ch.drain()
             if not more:
                 break
-
-
-class WSCycle:
-    """One WebSocket: the scope's receive and send, over the C channel."""
-
-    __slots__ = ("ch", "connected", "denial")
-
-    def __init__(self, ch):
-        self.ch = ch
-        self.connected = False
-        self.denial = False
-
-    async def receive(self):
-        ch = self.ch
-        if not self.connected:
-            self.connected = True
-            return {"type": "websocket.connect"}
-        while True:
-            message = ch.ws_next()
-            if message is not None:
-                return message
-            await ch.ws_wait()
-
-    async def send(self, message):
-        kind = message["type"]
-        ch = self.ch
-        if kind == "websocket.send":
-            if ch.ws_send(message.get("bytes"), message.get("text")):
-                await ch.drain()
-        elif kind == "websocket.accept":
-            ch.ws_accept(message.get("subprotocol"), message.get("headers", ()))
-        elif kind == "websocket.close":
-            ch.ws_close(message.get("code", 1000), message.get("reason") or "")
-        elif kind == "websocket.http.response.start":
-            if self.denial:
-                raise RuntimeError("websocket.http.response.start sent twice")
-            self.denial = True
-            await ch.send(dict(message, type="http.response.start"))
-        elif kind == "websocket.http.response.body":
-            if not self.denial:
-                raise RuntimeError("websocket.http.response.body before its start")
-            await ch.send(dict(message, type="http.response.body"))
-        else:
-            raise RuntimeError("Unexpected ASGI WebSocket message type %r" % (kind,))
 
 
 class Server:
@@ -212,13 +168,8 @@ class Server:
 
     async def run(self, scope, ch):
         """A request's task (C creates it, with the scope and the Channel)."""
-        if scope["type"] == "http":
-            receive, send = ch.receive, ch.send
-        else:
-            cycle = WSCycle(ch)
-            receive, send = cycle.receive, cycle.send
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, ch.receive, ch.send)
         except asyncio.CancelledError:
             ch.finish(0)
             raise
