@@ -35,7 +35,7 @@ import pytest
 from conftest import BOOTING_RE, LISTENING_RE, Server, CRASH_RE
 from helpers import (Control, children, control_path, kill_quietly,
                      wait_gone, wait_in_file, wait_until)
-from rawhttp import Reader, request
+from rawhttp import Reader, closed_by_peer, request
 
 websockets = pytest.importorskip("websockets")
 
@@ -68,12 +68,13 @@ def connect(srv, source=None):
     return s
 
 
-def fetch(srv, data, source=None):
-    """Sends raw bytes on a new connection; returns (response, closed after it)."""
+def fetch(srv, data, source=None, method="GET"):
+    """Sends raw bytes on a new connection; returns (response, closed after it).
+    `method` is the request's, for HEAD's bodiless framing."""
     with connect(srv, source) as s:
         s.sendall(data)
         reader = Reader(s)
-        resp = reader.read_response()
+        resp = reader.read_response(method)
         # Only an answer that says "close" is waited on: it must be followed by the
         # close, and nothing else.
         closed = (resp.header("Connection", "").lower() == "close"
@@ -225,6 +226,27 @@ def test_scope_follows_proxy_headers_as_the_environ_does(start_server, allow):
                 dict(headers).get("X-Forwarded-For")
 
 
+def test_underscore_headers_are_dropped_as_from_the_environ(start_server):
+    """X_Forwarded_For would pass for X-Forwarded-For in a framework that maps headers
+    to environ-style names (Django's ASGI handler does): the scope drops it, as the
+    environ does (--header-map drop), and --header-map refuse answers the same 400."""
+    sync = start_server("echo:environ")
+    asgi = start_asgi(start_server)
+    spoof = [("X_Forwarded_For", "6.6.6.6"), ("X-Forwarded-For", "1.2.3.4"),
+             ("Content_Length", "5")]
+    for source in (None, UNTRUSTED):
+        env = json_of(sync, request(path="/scope", headers=spoof), source)
+        scope = json_of(asgi, request(path="/scope", headers=spoof), source)
+        assert env["HTTP_X_FORWARDED_FOR"] == "1.2.3.4" and "CONTENT_LENGTH" not in env
+        assert scope["headers"] == [["host", "test"], ["x-forwarded-for", "1.2.3.4"]]
+    sync = start_server("echo:environ", "--header-map", "refuse")
+    asgi = start_asgi(start_server, "--header-map", "refuse")
+    a, a_closed = fetch(asgi, request(headers=[("X_Foo", "1")]))
+    w, _ = fetch(sync, request(headers=[("X_Foo", "1")]))
+    assert a.status == 400 and a_closed
+    same_answer(a, w)
+
+
 def test_contradictory_scheme_headers_and_websocket_scheme(start_server):
     sync = start_server("echo:environ")
     asgi = start_asgi(start_server)
@@ -268,7 +290,7 @@ def lines_before_end(path, end=b"/end-of-test"):
 
 def plain(srv, path, headers=(), method="GET", body=b""):
     resp, _ = fetch(srv, request(method, path, list(headers) + [("Connection", "close")],
-                                 body=body))
+                                 body=body), method=method)
     return resp
 
 
@@ -318,6 +340,10 @@ def test_access_log_custom_format(start_server, tmp_path):
     assert plain(srv, "/status/201").status == 201
     resp, _ = fetch(srv, request("GET", "/a%20b", version="HTTP/1.0"))
     assert resp.status == 200
+    # No body goes out for HEAD, 204 and 304: none is counted.
+    assert plain(srv, "/", method="HEAD").status == 200
+    assert plain(srv, "/status/204").status == 204
+    assert plain(srv, "/status/304").status == 304
     plain(srv, "/end-of-test")
     rows = [line.decode().split("|") for line in lines_before_end(log)]
     assert [r[:9] for r in rows] == [
@@ -326,6 +352,9 @@ def test_access_log_custom_format(start_server, tmp_path):
         ["127.0.0.1", "201", "10", "10", "GET /status/201 HTTP/1.1", "GET", "", "HTTP/1.1",
          "-"],
         ["127.0.0.1", "200", "13", "13", "GET /a%20b HTTP/1.0", "GET", "", "HTTP/1.0", "-"],
+        ["127.0.0.1", "200", "0", "0", "HEAD / HTTP/1.1", "HEAD", "", "HTTP/1.1", "-"],
+        ["127.0.0.1", "204", "0", "0", "GET /status/204 HTTP/1.1", "GET", "", "HTTP/1.1", "-"],
+        ["127.0.0.1", "304", "0", "0", "GET /status/304 HTTP/1.1", "GET", "", "HTTP/1.1", "-"],
     ]
     for r in rows:
         d, t, secs = int(r[9]), int(r[10]), float(r[11])
@@ -406,7 +435,17 @@ def test_control_socket_follows_asgi_requests(start_server, events):
         assert resp.body == b"held ctl abcdef"
         for _ in range(5):
             assert plain(srv, "/").status == 200
-        ws_session(srv)
+
+        async def session():
+            # An open WebSocket is a request in flight.
+            async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws",
+                                          close_timeout=5) as ws:
+                await ws.send("x")
+                assert await ws.recv() == "x"
+                return ctl.request("show workers")["workers"][0]
+        w = ws_run(session)
+        assert w["state"] == "busy" and w["in_flight"] == 1, w
+        assert w["current_request"]["path"] == "/ws"
 
         def counted():
             (w,) = ctl.request("show workers")["workers"]
@@ -568,6 +607,69 @@ def test_slowloris_does_not_delay_other_clients(start_server, events):
     holder.sendall(b"cd")
     assert Reader(holder).read_response().body == b"held slow abcd"
     holder.close()
+
+
+def test_slow_reader_does_not_delay_other_clients(start_server):
+    """A client that asks for a large streamed response and reads none of it holds
+    memory, not the worker: other clients are answered, then it reads it all."""
+    srv = start_asgi(start_server)
+    n, pad = 1000, 8192  # 8 MB: more than the kernel's buffers on both sides take
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: no scaling
+    s.settimeout(10)
+    s.connect((srv.host, srv.port))
+    s.sendall(request(path=f"/stream?n={n}&pad={pad}", headers=[("Connection", "close")]))
+    assert s.recv(12) == b"HTTP/1.1 200"
+    for i in range(10):
+        resp, _ = fetch(srv, request(path=f"/?i={i}", headers=[("Connection", "close")]))
+        assert resp.body == b"Hello, World!"
+    data = bytearray()
+    while chunk := s.recv(1 << 16):
+        data += chunk
+    s.close()
+    head, _, rest = bytes(data).partition(b"\r\n\r\n")
+    assert b"\r\nTransfer-Encoding: chunked" in head
+    chunks = []
+    while True:  # the chunks as sent
+        size, _, rest = rest.partition(b"\r\n")
+        size = int(size, 16)
+        if size == 0:
+            break
+        chunks.append(rest[:size])
+        assert rest[size:size + 2] == b"\r\n"
+        rest = rest[size + 2:]
+    assert rest == b"\r\n"
+    assert chunks == [b"chunk %d\n" % i + b"." * pad for i in range(n)]
+
+
+def test_idle_and_unfinished_connections_are_closed_on_time(start_server):
+    """--keep-alive closes an idle connection after a response; --timeout bounds a
+    request head trickled in a byte at a time; the worker serves throughout."""
+    srv = start_asgi(start_server, "--keep-alive", "1", "--timeout", "2")
+    with srv.connect() as s:
+        reader = Reader(s)
+        s.sendall(request())
+        assert reader.read_response().status == 200
+        start = time.monotonic()
+        assert reader.at_eof() or closed_by_peer(s, timeout=5)
+        assert 0.5 < time.monotonic() - start < 3
+    with srv.connect() as s:
+        data = request(headers=[("X-Padding", "p" * 100)])
+        start = time.monotonic()
+        closed = False
+        for i in range(len(data)):
+            try:
+                s.send(data[i:i + 1])
+            except OSError:
+                closed = True
+                break
+            if closed_by_peer(s, timeout=0.25):
+                closed = True
+                break
+        elapsed = time.monotonic() - start
+    assert closed
+    assert 1.5 < elapsed < 4, elapsed
+    assert plain(srv, "/").body == b"Hello, World!"
 
 
 # --- 8. behind nginx ----------------------------------------------------------------------

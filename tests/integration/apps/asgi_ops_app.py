@@ -2,11 +2,13 @@
 of `-k asgi` (PROXY protocol, proxy headers, access log, StatsD, control socket, limits,
 slow clients, nginx, reloads). Routed by path:
 
-  /scope        the scope as JSON (bytes as latin-1 text, tuples as lists)
+  /scope        the scope as JSON (bytes as latin-1 text, tuples as lists); any path
+                ending in /scope, whatever the root_path
   /info         {"pid": the worker's pid} (what test_signals.ClientLoop reads)
   /status/N     "status N" with that status code
   /raise        raises before http.response.start (a 500 from the server)
-  /stream?n=N   N chunks "chunk I\\n" with more_body, no Content-Length
+  /stream?n=N   N chunks "chunk I\\n" with more_body, no Content-Length; &pad=K adds K
+                dots to each
   /seen         {"seen": the raw path of every request this worker handed the
                 application, "whole": of those whose body arrived whole}: a request
                 refused at its head is never seen, one refused in its body is never
@@ -79,7 +81,7 @@ async def http(scope, receive, send):
         await respond(send, 200, b"held " + query.get("id", "").encode() + b" " + body)
         return
     body = await body_of(receive, scope)
-    if path == "/scope":
+    if path.endswith("/scope"):
         await respond(send, 200, json.dumps(jsonable(scope)).encode(), b"application/json")
     elif path == "/info":
         await respond(send, 200, json.dumps({"pid": os.getpid()}).encode(), b"application/json")
@@ -91,8 +93,9 @@ async def http(scope, receive, send):
     elif path == "/stream":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
+        pad = int(query.get("pad", "0"))
         for i in range(int(query.get("n", "5"))):
-            await send({"type": "http.response.body", "body": b"chunk %d\n" % i,
+            await send({"type": "http.response.body", "body": b"chunk %d\n" % i + b"." * pad,
                         "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     elif path == "/seen":
