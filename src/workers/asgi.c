@@ -33,6 +33,7 @@
 #include "python/pycompat.h"
 #include "python/pystr.h"
 #include "wsgi/access.h"
+#include "workers/frontend.h"
 #include "ws/ws.h"
 
 typedef struct {
@@ -102,7 +103,8 @@ typedef struct channel {
     PyObject *arrived; /* owned: the future receive awaits for a message, or NULL */
     int ws_closed;     /* the client's close came (its code is in ws_code) */
     int ws_code;
-    uint64_t t0; /* when the request was handed over (µs) */
+    uint64_t t0;           /* when the request was handed over (µs) */
+    PyObject *log_headers; /* owned: the response's headers as (str, str) for the access log */
 } channel_t;
 
 static PyTypeObject channel_type;
@@ -329,6 +331,29 @@ static int body_allowed(const channel_t *ch)
     return !ch->head_request && gc__http_status_has_body(ch->status);
 }
 
+/* The response's header fields as the access log's {name}o atoms read them: a list of
+ * (str, str), latin-1. NULL (no exception) when it cannot be made. */
+static PyObject *log_headers(const gc__http_header_t *fields, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *k =
+            PyUnicode_DecodeLatin1(fields[i].name.base, (Py_ssize_t)fields[i].name.len, NULL);
+        PyObject *v =
+            k ? PyUnicode_DecodeLatin1(fields[i].value.base, (Py_ssize_t)fields[i].value.len, NULL)
+              : NULL;
+        PyObject *pair = v ? PyTuple_Pack(2, k, v) : NULL;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (pair == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, pair);
+    }
+    PyErr_Clear();
+    return list;
+}
+
 /* Writes the head (and `data`, the first piece of body, `last` when it is the whole
  * body). Returns what ch_write returns. */
 static int send_head(channel_t *ch, const char *data, size_t len, int last)
@@ -363,6 +388,8 @@ static int send_head(channel_t *ch, const char *data, size_t len, int last)
             ch->keep = 0;
     }
     head.connection = ch->keep ? GC_CONN_KEEP_ALIVE : GC_CONN_CLOSE;
+    if (gc__access_log_enabled() && ch->log_headers == NULL)
+        ch->log_headers = log_headers(fields, (size_t)n); /* (none on failure) */
     gc__buf_t *buf = &ch->c->head;
     gc__buf_reset(buf);
     int rc = gc__http_write_head(buf, &head);
@@ -549,14 +576,12 @@ static PyObject *ch_informational(channel_t *ch, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static void access_log(channel_t *ch, int status)
+/* The request's peer as the WSGI path has it (respond.c): the PROXY header's source
+ * address when there was one. */
+static void request_peer(const gc__conn_t *c, gc__wsgi_peer_t *peer)
 {
-    int logging = gc__access_log_enabled() || gc__statsd_enabled();
-    if (!logging)
-        return;
-    gc__conn_t *c = ch->c;
     const gc__listener_t *l = c->listener;
-    gc__wsgi_peer_t peer = {
+    *peer = (gc__wsgi_peer_t){
         .remote_addr = l->is_unix ? "" : c->remote_addr,
         .remote_port = l->is_unix ? NULL : c->remote_port,
         .server_name = l->host,
@@ -565,12 +590,85 @@ static void access_log(channel_t *ch, int status)
         .socket_fd = -1,
         .http2 = c->stream != NULL,
     };
+    gc__frontend_peer(c, peer);
+}
+
+static int env_latin1(PyObject *env, const char *key, const char *s, size_t n)
+{
+    PyObject *v = PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
+    int rc = v ? PyDict_SetItemString(env, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* What the access log's atoms read from a WSGI environ, for an ASGI request: the
+ * request line's parts, PATH_INFO (the decoded path), REMOTE_ADDR and a key for each
+ * request header (HTTP_*, CONTENT_TYPE, CONTENT_LENGTH; repeated ones joined with
+ * ","). Made only when the access log is written. NULL (no exception) on failure. */
+static PyObject *log_environ(gc__conn_t *c, const gc__wsgi_peer_t *peer)
+{
+    const gc__http_request_t *req = &c->parser.req;
+    gc__view_t method = gc__http_method(req), target = gc__http_target(req), path, query;
+    gc__http_split_target(target, &path, &query);
+    gc__buf_t *scratch = &gc__conn_worker(c)->wsgi.scratch;
+    PyObject *env = PyDict_New();
+    const char *proto = req->version[0] ? req->version : req->minor >= 1 ? "HTTP/1.1" : "HTTP/1.0";
+    int rc = env && gc__http_percent_decode(scratch, path) == 0 ? 0 : -1;
+    if (rc == 0)
+        rc = env_latin1(env, "PATH_INFO", scratch->data, scratch->len);
+    if (rc == 0 && (env_latin1(env, "REQUEST_METHOD", method.base, method.len) < 0 ||
+                    env_latin1(env, "RAW_URI", target.base, target.len) < 0 ||
+                    env_latin1(env, "QUERY_STRING", query.base, query.len) < 0 ||
+                    env_latin1(env, "SERVER_PROTOCOL", proto, strlen(proto)) < 0 ||
+                    (peer->remote_addr[0] && env_latin1(env, "REMOTE_ADDR", peer->remote_addr,
+                                                        strlen(peer->remote_addr)) < 0)))
+        rc = -1;
+    char key[300];
+    for (size_t i = 0; rc == 0 && i < req->nfields; i++) {
+        gc__view_t name = gc__http_field_name(req, i), value = gc__http_field_value(req, i);
+        int plain = gc__view_ieq(name, "content-type") || gc__view_ieq(name, "content-length");
+        size_t at = plain ? 0 : 5;
+        if (name.len + at >= sizeof(key))
+            continue;
+        memcpy(key, "HTTP_", at);
+        for (size_t j = 0; j < name.len; j++) {
+            char ch = name.base[j];
+            key[at + j] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+        }
+        key[at + name.len] = '\0';
+        PyObject *v = PyUnicode_DecodeLatin1(value.base, (Py_ssize_t)value.len, NULL);
+        PyObject *old = v ? PyDict_GetItemString(env, key) : NULL;
+        if (v != NULL && old != NULL) {
+            PyObject *joined = PyUnicode_FromFormat("%U,%U", old, v);
+            Py_SETREF(v, joined);
+        }
+        rc = v ? PyDict_SetItemString(env, key, v) : -1;
+        Py_XDECREF(v);
+    }
+    if (rc < 0) {
+        Py_CLEAR(env);
+        PyErr_Clear();
+    }
+    return env;
+}
+
+static void access_log(channel_t *ch, int status)
+{
+    int logging = gc__access_log_enabled() || gc__statsd_enabled();
+    if (!logging)
+        return;
+    gc__conn_t *c = ch->c;
+    gc__wsgi_peer_t peer;
+    request_peer(c, &peer);
+    PyObject *env = gc__access_log_enabled() ? log_environ(c, &peer) : NULL;
     char line[48];
     snprintf(line, sizeof(line), "%d %s", status, gc__http_reason(status));
     PyObject *st = PyUnicode_FromString(line);
     gc__reqlog_t rec = {
         .req = &c->parser.req,
         .peer = &peer,
+        .environ = env,
+        .headers = ch->log_headers,
         .status = st,
         .status_code = status,
         .body_bytes = ch->sent,
@@ -581,6 +679,7 @@ static void access_log(channel_t *ch, int status)
     if (gc__statsd_enabled())
         gc__statsd_request(status, (double)rec.duration_us / 1000.0);
     Py_XDECREF(st);
+    Py_XDECREF(env);
     PyErr_Clear();
 }
 
@@ -1328,6 +1427,7 @@ static void ch_dealloc(channel_t *ch)
     Py_CLEAR(ch->headers);
     Py_CLEAR(ch->drain);
     Py_CLEAR(ch->gone);
+    Py_CLEAR(ch->log_headers);
     PyObject_Free(ch);
 }
 
@@ -1406,6 +1506,16 @@ static PyObject *http_version(const gc__conn_t *c)
     return c->parser.req.minor >= 1 ? GC_STR(v1_1) : GC_STR(v1_0);
 }
 
+/* root_path: WSGI's SCRIPT_NAME (a trusted front end's header, else the environment
+ * variable), else --root-path. */
+static int set_root_path(PyObject *scope, asgi_t *a, const gc__http_request_t *req)
+{
+    if (req->script_name < 0)
+        return PyDict_SetItem(scope, GC_STR(root_path), a->root_path);
+    gc__view_t v = gc__http_field_value(req, (size_t)req->script_name);
+    return set_str(scope, GC_STR(root_path), v.base, v.len);
+}
+
 static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
 {
     const gc__http_request_t *req = &c->parser.req;
@@ -1464,7 +1574,10 @@ static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
     Py_XDECREF(p);
     if (rc < 0)
         goto fail;
-    PyObject *client = l->is_unix ? Py_NewRef(Py_None) : address(c->remote_addr, c->remote_port);
+    gc__wsgi_peer_t peer;
+    request_peer(c, &peer);
+    PyObject *client = peer.remote_addr[0] == '\0' ? Py_NewRef(Py_None)
+                                                   : address(peer.remote_addr, peer.remote_port);
     PyObject *server = l->is_unix ? Py_BuildValue("(sO)", l->unix_path ? l->unix_path : "", Py_None)
                                   : address(l->host, l->port);
     if (client == NULL || server == NULL || PyDict_SetItem(scope, GC_STR(client), client) < 0 ||
@@ -1482,7 +1595,7 @@ static PyObject *build_scope(asgi_t *a, gc__conn_t *c)
         PyDict_SetItem(scope, GC_STR(scheme), scheme_https ? GC_STR(https) : GC_STR(http)) < 0 ||
         set_bytes(scope, GC_STR(raw_path), path.base, path.len) < 0 ||
         set_bytes(scope, GC_STR(query_string), query.base, query.len) < 0 ||
-        PyDict_SetItem(scope, GC_STR(root_path), a->root_path) < 0 ||
+        set_root_path(scope, a, req) < 0 ||
         PyDict_SetItem(scope, GC_STR(extensions), a->extensions) < 0)
         goto fail;
     return scope;
@@ -1558,6 +1671,7 @@ static void spawn(gc__conn_t *c, const gc__ws_handshake_t *hs)
     ch->session = NULL;
     ch->inbox = ch->arrived = NULL;
     ch->ws_closed = ch->ws_code = 0;
+    ch->log_headers = NULL;
     if (hs != NULL)
         ch->hs = *hs;
     c->app = ch;
@@ -1828,7 +1942,9 @@ static int asgi_start(gc__worker_t *w)
     a->asgi_version = Py_BuildValue("{ssss}", "version", "3.0", "spec_version", "2.4");
     a->extensions = Py_BuildValue("{s{}s{}s{}}", "http.response.informational",
                                   "http.response.trailers", "http.response.pathsend");
-    const char *root = gc__cfg_str(cfg, GC_S_root_path);
+    const char *root = getenv("SCRIPT_NAME"); /* as WSGI's SCRIPT_NAME, when set */
+    if (root == NULL || root[0] == '\0')
+        root = gc__cfg_str(cfg, GC_S_root_path);
     a->root_path = PyUnicode_FromString(root ? root : "");
     a->str_set_result = PyUnicode_InternFromString("set_result");
     a->str_cancel = PyUnicode_InternFromString("cancel");

@@ -19,10 +19,11 @@ import traceback
 import _gunicorn_c as _c
 
 ERROR, INFO, DEBUG = 40, 20, 10
+EXCEPTION = 41  # ERROR in the log; StatsD counts it as gunicorn.log.exception
 
 
 def _log_exception(message):
-    _c.log(ERROR, message + "\n" + traceback.format_exc().rstrip("\n"))
+    _c.log(EXCEPTION, message + "\n" + traceback.format_exc().rstrip("\n"))
 
 
 def new_loop(kind):

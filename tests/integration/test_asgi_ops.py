@@ -4,8 +4,9 @@ and strict parsing, slow clients, nginx in front, and HUP / USR2 with requests f
 
 Where the guarantee is "as the WSGI path does", the test runs a sync server beside the
 asgi one and compares what each answers (or what the environ and the scope say). The
-application is apps/asgi_ops_app.py. Cases that fail because of a bug in the asgi
-worker are in pending_asgi_ops.py (not collected), with the bug described there.
+application is apps/asgi_ops_app.py. The tests at the end each failed on a bug these
+tests found (the PROXY address, the access log's environ and header atoms, StatsD's
+exception count, SCRIPT_NAME as the root_path), fixed since.
 
 Measured against Gunicorn 26.1's own `-k asgi` (GUNICORN_C_BIN set to a wrapper that
 runs it, the sync servers being Gunicorn's too; 10 of these 46 tests pass there: HUP,
@@ -30,6 +31,7 @@ at-limit parsing cases, trust="other"). Where it differs:
 """
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -345,7 +347,7 @@ def test_access_log_default_format(start_server, tmp_path, events):
         b'"GET /stream?n=3 HTTP/1.1" 200 24 "-" "-"',
         b'"GET /raise HTTP/1.1" 500 0 "-" "-"',
         b'"GET /status/404 HTTP/1.1" 404 10 "-" "-"',
-        b'"GET /ws HTTP/1.1" 101 0 "-" "-"',
+        b'"GET /ws HTTP/1.1" 101 0 "-" "ws-client/1"',
     ], lines
     for line in lines:
         assert line.startswith(b"127.0.0.1 - - ["), line
@@ -875,3 +877,108 @@ def test_graceful_stop_drains_a_websocket_and_a_request(start_server, events):
         finish(held, "term")
     ws_run(run)
     assert srv.wait(timeout=20) == 0
+
+
+# --- fixed after they were found by the tests above (were pending_asgi_ops.py) ---------
+
+def test_proxy_protocol_address_is_the_scope_client(start_server):
+    srv = start_asgi(start_server, "--proxy-protocol", "auto")
+    for header, client in ((V1_TCP4, ["192.0.2.10", 56324]),
+                           (v2_inet("203.0.113.7", "10.0.0.1", 40000, 8080),
+                            ["203.0.113.7", 40000]),
+                           (v2_inet6("2001:db8::7", "::1", 1, 443), ["2001:db8::7", 1])):
+        with srv.connect() as s:
+            reader = Reader(s)
+            s.sendall(header + request(path="/scope"))
+            first = json.loads(reader.read_response().body)
+            s.sendall(request(path="/scope"))
+            second = json.loads(reader.read_response().body)
+        assert first["client"] == second["client"] == client, (header, first["client"])
+
+
+def test_proxy_protocol_address_on_a_unix_socket_and_a_websocket(start_server, tmp_path):
+    import socket
+    sock = str(tmp_path / "p.sock")
+    start_asgi(start_server, "--proxy-protocol", "auto", bind=f"unix:{sock}")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(V1_TCP4 + request(path="/scope"))
+        scope = json.loads(Reader(s).read_response().body)
+    assert scope["client"] == ["192.0.2.10", 56324]
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(V1_TCP4 + request(path="/ws-scope", headers=[
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]))
+        reader = Reader(s)
+        assert reader.read_head()[1] == 101
+        frame = reader.read_exact(4)  # a text frame with a 16-bit length
+        text = reader.read_exact(int.from_bytes(frame[2:4], "big"))
+    assert json.loads(text)["client"] == ["192.0.2.10", 56324]
+
+
+def test_access_log_proxy_address(start_server, tmp_path):
+    log = tmp_path / "access.log"
+    srv = start_asgi(start_server, "--proxy-protocol", "auto", "--access-logfile", str(log),
+                     "--access-logformat", "%(h)s %(r)s")
+    assert json_of(srv, V1_TCP4 + request(path="/scope"))
+    plain(srv, "/end-of-test")
+    assert lines_before_end(log) == [b"192.0.2.10 GET /scope HTTP/1.1"]
+
+
+def test_access_log_environ_and_response_header_atoms(start_server, tmp_path):
+    log = tmp_path / "access.log"
+    srv = start_asgi(start_server, "--access-logfile", str(log), "--access-logformat",
+                     "%(U)s|%(a)s|%(f)s|%(u)s|%({content-type}o)s|%(r)s")
+    auth = "Basic " + base64.b64encode(b"alice:s").decode()
+    assert plain(srv, "/p?x=1", [("User-Agent", "ua/1"), ("Referer", "http://r.test/"),
+                                 ("Authorization", auth)]).status == 200
+    plain(srv, "/end-of-test")
+    assert lines_before_end(log) == [b"/p|ua/1|http://r.test/|alice|text/plain|GET /p?x=1 HTTP/1.1"]
+
+
+def test_access_log_default_format_has_referer_and_user_agent(start_server, tmp_path):
+    log = tmp_path / "access.log"
+    srv = start_asgi(start_server, "--access-logfile", str(log))
+    assert plain(srv, "/", [("User-Agent", 'Mozilla "q"/5.0'),
+                            ("Referer", "http://r.test/")]).status == 200
+    plain(srv, "/end-of-test")
+    (line,) = lines_before_end(log)
+    assert line.endswith(b'"GET / HTTP/1.1" 200 13 "http://r.test/" "Mozilla \\"q\\"/5.0"'), line
+
+
+def test_statsd_counts_application_errors_as_exceptions(start_server):
+    from test_statsd import Receiver
+    receiver = Receiver()
+    try:
+        srv = start_asgi(start_server, "--statsd-host", receiver.address)
+        for _ in range(3):
+            assert plain(srv, "/raise").status == 500
+        receiver.wait_for(lambda r: r.counts()["gunicorn.request.status.500"] == 3)
+        assert srv.stop() == 0
+        receiver.barrier()
+        c = receiver.counts()
+        assert (c["gunicorn.log.exception"], c["gunicorn.log.error"]) == (3, 0), c
+    finally:
+        receiver.close()
+
+
+def test_access_log_json_has_path_referer_and_user_agent(start_server, tmp_path):
+    log = tmp_path / "access.json"
+    srv = start_asgi(start_server, "--access-logfile", str(log), "--access-log-json")
+    assert plain(srv, "/p?x=1", [("User-Agent", "ua/1"), ("Referer", "http://r.test/")]).status == 200
+    plain(srv, "/end-of-test")
+    wait_until(lambda: "/end-of-test" in log.read_text(), what="the last line")
+    rec = json.loads(log.read_text().splitlines()[0])
+    assert (rec["path"], rec["referer"], rec["user_agent"]) == ("/p", "http://r.test/", "ua/1"), rec
+
+
+def test_script_name_becomes_the_root_path(start_server):
+    srv = start_asgi(start_server, env={"SCRIPT_NAME": "/app"})
+    scope = json_of(srv, request(path="/app/scope"))
+    assert (scope["root_path"], scope["path"]) == ("/app", "/app/scope"), scope
+    trusted = start_asgi(start_server)
+    scope = json_of(trusted, request(path="/app/scope", headers=[("SCRIPT_NAME", "/app")]))
+    assert (scope["root_path"], scope["path"]) == ("/app", "/app/scope"), scope
