@@ -521,12 +521,20 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++)
             step(events[i].data.ptr, events[i].events, &opened);
     } while (now() < limit);
-    for (int i = 0; i < nconns; i++)
+    for (int i = 0; i < nconns; i++) {
         drop(&conns[i], 0);
+        free(conns[i].out);
+    }
+    free(conns);
+    free(events);
+    free(payload);
+    free(sendbuf);
+    close(ep);
 
     printf("WSLOAD {\"messages\": %lu, \"errors\": %lu, \"mismatched\": %lu, \"failed\": %lu, "
            "\"duration_us\": %.0f, \"connections\": %lu, \"cpu_us\": %.0f, \"unclosed\": %d}\n",
            n_messages, n_mismatched + n_failed, n_mismatched, n_failed, took * 1e6, opened,
            cpu * 1e6, left);
+    fflush(stdout);
     return 0;
 }
