@@ -12,11 +12,18 @@ Scenarios, each on a fresh server:
              not the server, is the ceiling)
   fastapi    FastAPI GET /json (wrk): req/s and CPU per request
   ws-echo    WebSocket echo of 1 KiB binary messages over 100 connections, each sending
-             its next message when the echo of the last one arrives: messages/s and the
-             worker's CPU per message. The load is Python clients (the `websockets`
-             library, uvloop) spread over several processes, all pinned to CPU 0; their
-             CPU use is reported too: at 100% they are the ceiling, and the worker's CPU
-             per message is then the number to compare.
+             its next message when the echo of the last one arrives and checking the
+             echo byte for byte: messages/s and the worker's CPU per message. The load is
+             wsload (bench/wsload.c, compiled at run time with cc: one epoll loop on
+             wslay, pinned to CPU 0), which needs well under a core where the Python
+             clients saturated theirs. Its CPU use is printed, and the worker's busy
+             share over the window (the handshakes and the close count in it, so that it
+             can read a little over 100%): the worker, not the load, should be the one
+             near 100%. If wsload cannot be built
+             (or with --ws-python) the load is the older Python clients (the
+             `websockets` library, uvloop, four processes on CPU 0), and the run says
+             so: at 100% CPU they are the ceiling, and the worker's CPU per message is
+             then the number to compare.
   ws-idle    10,000 WebSocket connections opened and left idle on one worker: the
              worker's RSS per connection (RSS after - RSS before, over the count)
 
@@ -26,6 +33,7 @@ Scenarios, each on a fresh server:
                                          server fails)
     bench/asgi.py --only hello,ws-echo --servers uvicorn,gunicorn -d 5
     bench/asgi.py --results FILE         also write the tables to FILE (markdown)
+    bench/asgi.py --only ws-echo --ws-python   the Python WebSocket clients instead of wsload
 
 Speed is never asserted; the script only measures.
 """
@@ -62,6 +70,8 @@ PACKAGES = ["wrk", "python3-uvicorn", "python3-uvloop", "python3-httptools",
 WS_MESSAGE = 1024
 WS_CONNECTIONS = 100
 WS_PROCS = 4
+WSLOAD_C = os.path.join(ROOT, "bench", "wsload.c")
+WS_CLIENT = ["wsload"]  # what loads ws-echo in this run: set by main()
 
 
 class Refused(Exception):
@@ -236,7 +246,53 @@ def client_cmd(*args):
             *map(str, args)]
 
 
-def run_ws_echo(server, duration):
+def build_wsload(tmp_root):
+    """Compiles bench/wsload.c; returns its path, or None (with a line saying why)."""
+    path = os.path.join(tmp_root, "wsload")
+    try:
+        out = subprocess.run(["cc", "-O2", "-o", path, WSLOAD_C, "-lwslay", "-lcrypto"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except OSError as e:
+        out = None
+        why = str(e)
+    if out is not None and out.returncode == 0:
+        return path
+    if out is not None:
+        lines = out.stdout.strip().splitlines()
+        why = ([x for x in lines if "error" in x] or lines or ["cc failed"])[0]
+    log("wsload could not be built (%s; it needs cc, libwslay-dev and libssl-dev): ws-echo "
+        "falls back to the Python clients, which saturate CPU 0 and bound the rate" % why)
+    return None
+
+
+def run_wsload(server, duration, wsload):
+    pids = server.workers()
+    before = cpu_ticks(pids)  # the handshakes and the close count too: a small part
+    out = subprocess.run(["taskset", "-c", CLIENT_CPU, wsload, "127.0.0.1", str(server.port),
+                          "/ws", str(WS_CONNECTIONS), str(duration), str(WS_MESSAGE)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=duration + 120)
+    after = cpu_ticks(pids)
+    line = [x for x in out.stdout.splitlines() if x.startswith("WSLOAD ")]
+    if out.returncode != 0 or not line:
+        raise RuntimeError("wsload failed against %s:\n%s" % (server.name, out.stdout))
+    r = json.loads(line[0][7:])
+    if r["errors"] or r["connections"] != WS_CONNECTIONS:
+        raise RuntimeError("%s: %d of %d WebSockets opened, %d echoes wrong, %d connections "
+                           "failed" % (server.name, r["connections"], WS_CONNECTIONS,
+                                       r["mismatched"], r["failed"]))
+    if r["messages"] == 0:
+        raise RuntimeError("%s echoed no message" % server.name)
+    return {"rate": r["messages"] * 1e6 / r["duration_us"],
+            "cpu_us": (after - before) * 1e6 / CLK_TCK / r["messages"],
+            "client_cpu_pct": 100.0 * r["cpu_us"] / r["duration_us"],
+            "worker_cpu_pct": 100.0 * (after - before) / CLK_TCK * 1e6 / r["duration_us"],
+            "messages": r["messages"]}
+
+
+def run_ws_echo(server, duration, wsload=None):
+    if wsload:
+        return run_wsload(server, duration, wsload)
     url = "ws://127.0.0.1:%d/ws" % server.port
     pids = server.workers()
     before = cpu_ticks(pids)  # the handshakes count too: a small part of the run
@@ -257,7 +313,8 @@ def run_ws_echo(server, duration):
     client_cpu = sum(r["cpu_s"] for r in results)
     return {"rate": sum(r["messages"] / r["window_s"] for r in results),
             "cpu_us": (after - before) * 1e6 / CLK_TCK / msgs,
-            "client_cpu_pct": 100.0 * client_cpu / window, "messages": msgs}
+            "client_cpu_pct": 100.0 * client_cpu / window,
+            "worker_cpu_pct": 100.0 * (after - before) / CLK_TCK / window, "messages": msgs}
 
 
 def run_ws_idle(server, count):
@@ -293,7 +350,7 @@ def run_ws_idle(server, count):
 
 # --- the run ----------------------------------------------------------------------------------
 
-def measure(name, scenario, args, gc_bin, tmp_root):
+def measure(name, scenario, args, gc_bin, tmp_root, wsload=None):
     srv = Server(name, APP_OF[scenario], gc_bin, tmp_root)
     try:
         srv.wait_ready(PATH_OF[scenario])
@@ -302,7 +359,7 @@ def measure(name, scenario, args, gc_bin, tmp_root):
             if scenario in ("hello", "fastapi"):
                 runs.append(run_wrk(srv, PATH_OF[scenario], args.duration, args.connections))
             elif scenario == "ws-echo":
-                runs.append(run_ws_echo(srv, args.duration))
+                runs.append(run_ws_echo(srv, args.duration, wsload))
             else:
                 runs.append(run_ws_idle(srv, args.idle))
                 break  # one measurement: the connections are the load
@@ -329,7 +386,8 @@ def fmt_row(scenario, name, r, base):
     rr = r["rate"] / base["rate"] if base else float("nan")
     cr = r["cpu_us"] / base["cpu_us"] if base else float("nan")
     extra = ("p99 %.1f ms" % r["p99_ms"]) if "p99_ms" in r else (
-        "clients %.0f%% CPU" % r["client_cpu_pct"])
+        "%s %.0f%% CPU, worker %.0f%%" % (WS_CLIENT[0], r["client_cpu_pct"],
+                                          r["worker_cpu_pct"]))
     unit = "msg/s" if scenario == "ws-echo" else "req/s"
     return ("| %-10s | %-10s | %8.0f %s | %7.1f us CPU | %s "
             "| rate x%.2f, CPU x%.2f of uvicorn's |" % (scenario, name, r["rate"], unit,
@@ -349,6 +407,8 @@ def parse_args(argv):
     p.add_argument("--binary", metavar="PATH", default=os.path.join(ROOT, "build", "gunicorn-c"),
                    help="the gunicorn-c binary [build/gunicorn-c]")
     p.add_argument("--results", metavar="FILE", help="also write the tables to FILE")
+    p.add_argument("--ws-python", action="store_true",
+                   help="ws-echo load from the Python clients instead of wsload")
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.runs = 1, 1
@@ -368,6 +428,13 @@ def main(argv):
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     tmp_root = tempfile.mkdtemp(prefix="bench-asgi-")
+    wsload = None
+    if "ws-echo" in scenarios:
+        wsload = None if args.ws_python else build_wsload(tmp_root)
+        WS_CLIENT[0] = "wsload" if wsload else "Python clients"
+        log("ws-echo load: %s" % (
+            "wsload (bench/wsload.c), one process on CPU %s" % CLIENT_CPU if wsload else
+            "%d Python websockets clients on CPU %s" % (WS_PROCS, CLIENT_CPU)))
     failed, lines = False, []
     for scenario in scenarios:
         results = {}
@@ -377,7 +444,7 @@ def main(argv):
                 continue
             log("%s on %s" % (scenario, name))
             try:
-                results[name] = measure(name, scenario, args, args.binary, tmp_root)
+                results[name] = measure(name, scenario, args, args.binary, tmp_root, wsload)
             except Refused as e:
                 log("gunicorn-c: skipped, the binary refuses -k asgi (%s)" % e)
             except Exception as e:  # noqa: BLE001 - reported, and the exit status says so
@@ -392,9 +459,10 @@ def main(argv):
             now = datetime.datetime.now(datetime.timezone.utc)
             f.write("# ASGI benchmark (bench/asgi.py)\n\n- Date: %s\n"
                     "- Command: `bench/asgi.py %s`\n"
-                    "- One worker pinned to CPU %s, load on CPU %s\n\n%s\n"
+                    "- One worker pinned to CPU %s, load on CPU %s%s\n\n%s\n"
                     % (now.strftime("%Y-%m-%d %H:%M UTC"), " ".join(argv), SERVER_CPU,
-                       CLIENT_CPU, "\n".join([TABLE_HEAD] + lines)))
+                       CLIENT_CPU, ("; ws-echo load: %s" % WS_CLIENT[0])
+                       if "ws-echo" in scenarios else "", "\n".join([TABLE_HEAD] + lines)))
     return 1 if failed else 0
 
 
