@@ -179,8 +179,8 @@ void gc__arbiter_start_metrics(gc__arbiter_t *a);
 void gc__arbiter_stop_metrics(gc__arbiter_t *a);
 /* In a new worker: closes the descriptors it inherited (its loop's handles are gone). */
 void gc__arbiter_metrics_forget(gc__arbiter_t *a);
-/* What /readyz answers: 1 when the target number of workers have booted (and none of
- * them is being replaced or timed out) and the master is not stopping. */
+/* What /readyz answers: 1 when the target number of workers have booted and serve
+ * (not timed out, not sent TERM) and the master is not stopping. */
 int gc__arbiter_ready(const gc__arbiter_t *a);
 
 /* --- the control socket ----------------------------------------------------------- */

@@ -74,7 +74,9 @@ int gc__arbiter_ready(const gc__arbiter_t *a)
     for (size_t i = 0; i < a->nworkers; i++) {
         const gc__child_t *c = &a->workers[i];
         uint32_t st = atomic_load(&a->sb.slots[c->slot].state);
-        if (!c->retiring && !c->aborted && st != GC_SLOT_BOOTING && st != GC_SLOT_FREE)
+        /* A worker being replaced still serves until it gets TERM, which comes only
+         * once its replacement has booted: counting it keeps a rotation ready. */
+        if (!c->term_sent && !c->aborted && st != GC_SLOT_BOOTING && st != GC_SLOT_FREE)
             booted++;
     }
     return booted >= a->num_workers;

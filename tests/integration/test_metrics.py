@@ -94,6 +94,12 @@ def total_requests(m):
     return sum(v for (name, _), v in m.items() if name == "gunicorn_c_requests_total")
 
 
+def served(m):
+    """The requests the live workers say they served (their slots' own count, bumped a
+    moment after the status counters)."""
+    return sum(v for (name, _), v in m.items() if name == "gunicorn_c_worker_requests_total")
+
+
 def wait_metrics(addr, predicate, what, timeout=10.0):
     """Scrapes until predicate(metrics) holds (a worker counts a request just after its
     response has gone out, so the client may be a moment ahead); returns the scrape."""
@@ -181,7 +187,9 @@ def test_counters_follow_requests(start_metrics):
     for method, path in sent:
         requests.request(method, srv.url + path, data=b"x" if method == "POST" else None)
     n = len(sent)
-    m = wait_metrics(addr, lambda m: total_requests(m) == n, f"{n} requests counted")
+    m = wait_metrics(addr, lambda m: total_requests(m) == n and served(m) == n
+                     and value(m, "gunicorn_c_requests_in_flight") == 0,
+                     f"{n} requests counted")
     assert value(m, "gunicorn_c_requests_total", status_class="2xx") == 9
     assert value(m, "gunicorn_c_requests_total", status_class="4xx") == 2
     assert value(m, "gunicorn_c_requests_total", status_class="5xx") == 1
@@ -262,7 +270,8 @@ def test_in_flight_while_requests_are_held(start_metrics):
     for t, box in threads:
         t.join(10)
         assert box["result"].text == "released"
-    m = wait_metrics(addr, lambda m: total_requests(m) == 3, "3 requests counted")
+    m = wait_metrics(addr, lambda m: total_requests(m) == 3 and served(m) == 3,
+                     "3 requests counted")
     assert value(m, "gunicorn_c_requests_in_flight") == 0
     assert value(m, "gunicorn_c_request_duration_seconds_count") == 3
 
@@ -301,7 +310,8 @@ def test_counts_survive_a_rotation(start_metrics):
     assert value(m, "gunicorn_c_worker_requests_total", pid=str(second)) == 0
     assert ("gunicorn_c_worker_requests_total", frozenset({("pid", str(first))})) not in m
     requests.get(srv.url + "/")
-    m = wait_metrics(addr, lambda m: total_requests(m) == 4, "4 requests counted")
+    m = wait_metrics(addr, lambda m: total_requests(m) == 4 and served(m) == 1,
+                     "4 requests counted")
     assert value(m, "gunicorn_c_request_duration_seconds_count") == 4
     assert value(m, "gunicorn_c_worker_requests_total", pid=str(second)) == 1
 
