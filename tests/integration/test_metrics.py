@@ -353,6 +353,28 @@ def test_readyz_503_at_once_on_term_while_a_request_drains(start_metrics):
     assert srv.wait() == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT], ids=["INT", "QUIT"])
+def test_readyz_503_at_once_on_a_quick_stop(start_metrics, sig):
+    # The worker blocks the quick stop's signal, so the stop lasts until the master's
+    # kill timer (--graceful-timeout 2): /readyz must say 503 all along.
+    srv, addr = start_metrics("metrics_app:app", "--graceful-timeout", "2")
+    fifo = _fifo("deaf")
+    t, box = in_thread(requests.get, srv.url + "/deaf?" + fifo)
+    srv.wait_for_log(r"metrics_app deaf")
+    assert get(addr, "/readyz")[0] == 200
+    srv.send_signal(sig)
+    srv.wait_for_log(r"Handling signal: %s" % ("int" if sig == signal.SIGINT else "quit"))
+    status, _, body = get(addr, "/readyz")
+    assert (status, body) == (503, b"not ready: stopping\n")
+    m = scrape(addr)
+    assert value(m, "gunicorn_c_ready") == 0
+    assert value(m, "gunicorn_c_requests_in_flight") == 1
+    srv.wait_for_log(r"was sent SIGKILL by the master after the graceful timeout")
+    srv.wait()
+    t.join(10)
+    assert "error" in box  # the connection died with the worker
+
+
 def test_answers_fast_while_every_worker_sleeps(start_metrics):
     srv, addr = start_metrics("gate:app", "--graceful-timeout", "1", workers=2)
     held = [in_thread(requests.get, srv.url + "/sleep/60") for _ in range(2)]

@@ -5,6 +5,8 @@
   /hold?FIFO     writes "metrics_app held" on stderr, then opens the FIFO for reading,
                  which blocks until the test opens it for writing: the request stays
                  in the application exactly as long as the test needs, with no sleep
+  /deaf?FIFO     as /hold, with SIGINT and SIGQUIT blocked first: a quick stop cannot
+                 end the request, and the master's kill timer ends the worker
   /stuck         blocks SIGABRT and waits forever: the master's timeout SIGABRT cannot
                  reach Python, so the worker stays stuck until the master's SIGKILL
   anything else  "ok <pid>"
@@ -40,6 +42,12 @@ def app(environ, start_response):
         raise RuntimeError("boom for the metrics tests")
     elif path == "/hold":
         _say("metrics_app held")
+        with open(environ["QUERY_STRING"], "rb") as gate:
+            gate.read()
+        body = b"released"
+    elif path == "/deaf":
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT, signal.SIGQUIT])
+        _say("metrics_app deaf")
         with open(environ["QUERY_STRING"], "rb") as gate:
             gate.read()
         body = b"released"
