@@ -56,8 +56,10 @@ struct gc__metrics_server {
     gc__arbiter_t *a;
     gc__listener_t listener;
     uv_poll_t poll;
+    uv_timer_t retry; /* accept failed for want of descriptors or memory: try again */
     int watching;
     int closing;
+    int live; /* handles and connections not yet freed: the server goes with the last */
     gc__http_limits_t limits;
     metrics_conn_t *conns[GC_METRICS_MAX_CONNS];
     size_t nconns;
@@ -204,8 +206,13 @@ static void on_conn_closed(uv_handle_t *h)
     gc__http_parser_free(&c->parser);
     gc__buf_free(&c->out);
     free(c);
-    if (!srv->closing)
-        watch_listener(srv); /* below the cap again */
+    srv->live--;
+    if (srv->closing) {
+        if (srv->live == 0)
+            free(srv);
+        return;
+    }
+    watch_listener(srv); /* below the cap again */
 }
 
 static void conn_close(metrics_conn_t *c)
@@ -320,6 +327,7 @@ static void conn_open(struct gc__metrics_server *srv, int fd)
     gc__http_parser_init(&c->parser, &srv->limits);
     gc__buf_init(&c->out);
     srv->conns[srv->nconns++] = c;
+    srv->live++;
     uv_timer_start(&c->timer, on_conn_deadline, GC_METRICS_DEADLINE_MS, 0);
     uv_poll_start(&c->poll, UV_READABLE, on_conn_io);
     conn_read(c); /* the request is often there already */
@@ -327,22 +335,40 @@ static void conn_open(struct gc__metrics_server *srv, int fd)
 
 /* --- the listener ----------------------------------------------------------------- */
 
+static void on_retry(uv_timer_t *t)
+{
+    watch_listener(t->data);
+}
+
 static void on_accept(uv_poll_t *h, int status, int events)
 {
     struct gc__metrics_server *srv = h->data;
     while (status == 0 && srv->nconns < GC_METRICS_MAX_CONNS) {
         int fd = accept4(srv->listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            break; /* EAGAIN, or a connection reset before we took it */
-        conn_open(srv, fd);
+        if (fd >= 0) {
+            conn_open(srv, fd);
+            continue;
+        }
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The connection stays queued and the socket readable: rather than spin on
+             * it, stop watching for a second. */
+            uv_poll_stop(&srv->poll);
+            srv->watching = 0;
+            uv_timer_start(&srv->retry, on_retry, 1000, 0);
+            return;
+        }
+        if (errno != EINTR && errno != ECONNABORTED)
+            break; /* EAGAIN: none left */
     }
     watch_listener(srv);
 }
 
-/* Watches the listener only below the connection cap: the others wait in its queue. */
+/* Watches the listener only below the connection cap (the others wait in its queue)
+ * and not while an accept failure's pause lasts. */
 static void watch_listener(struct gc__metrics_server *srv)
 {
-    int want = !srv->closing && srv->nconns < GC_METRICS_MAX_CONNS;
+    int want = !srv->closing && srv->nconns < GC_METRICS_MAX_CONNS &&
+               !uv_is_active((uv_handle_t *)&srv->retry);
     if (want && !srv->watching)
         uv_poll_start(&srv->poll, UV_READABLE, on_accept);
     else if (!want && srv->watching)
@@ -383,15 +409,22 @@ void gc__arbiter_start_metrics(gc__arbiter_t *a)
     uv_poll_init(a->loop, &srv->poll, fd);
     srv->poll.data = srv;
     uv_unref((uv_handle_t *)&srv->poll);
+    uv_timer_init(a->loop, &srv->retry);
+    srv->retry.data = srv;
+    uv_unref((uv_handle_t *)&srv->retry);
+    srv->live = 2;
     watch_listener(srv);
     a->metrics = srv;
     gc__info("Serving metrics and health at: %s", srv->listener.url);
 }
 
+/* Close callbacks run in no set order: the server is freed by whichever of its
+ * handles' and connections' callbacks comes last. */
 static void on_server_closed(uv_handle_t *h)
 {
     struct gc__metrics_server *srv = h->data;
-    free(srv);
+    if (--srv->live == 0)
+        free(srv);
 }
 
 void gc__arbiter_stop_metrics(gc__arbiter_t *a)
@@ -404,6 +437,7 @@ void gc__arbiter_stop_metrics(gc__arbiter_t *a)
     while (srv->nconns > 0)
         conn_close(srv->conns[0]);
     uv_close((uv_handle_t *)&srv->poll, on_server_closed);
+    uv_close((uv_handle_t *)&srv->retry, on_server_closed);
     gc__listener_close(&srv->listener, 1);
 }
 

@@ -441,3 +441,16 @@ def test_a_slow_client_holds_nothing(start_metrics):
     assert slow.recv(100) == b""
     slow.close()
     assert get(addr, "/livez")[0] == 200
+
+
+def test_stop_with_clients_connected(start_metrics):
+    # The master frees its metrics connections on its way out (ASan builds check it).
+    srv, addr = start_metrics("metrics_app:app")
+    slow = [connect(addr, timeout=15) for _ in range(3)]
+    slow[0].sendall(b"GET /metr")
+    assert get(addr, "/livez")[0] == 200  # all three are accepted by now
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait() == 0
+    for s in slow:
+        assert s.recv(100) == b""
+        s.close()
