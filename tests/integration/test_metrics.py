@@ -181,6 +181,8 @@ def test_on_it_is_one_more_listener(start_metrics):
 
 def test_counters_follow_requests(start_metrics):
     srv, addr = start_metrics("metrics_app:app", workers=2)
+    # "Booting worker" comes before the import: wait until both have booted.
+    wait_metrics(addr, lambda m: value(m, "gunicorn_c_ready") == 1, "both workers booted")
     sent = [("GET", "/"), ("GET", "/"), ("GET", "/missing"), ("GET", "/boom"),
             ("POST", "/"), ("PUT", "/"), ("DELETE", "/"), ("PATCH", "/"),
             ("OPTIONS", "/"), ("HEAD", "/"), ("PURGE", "/"), ("POST", "/missing")]
