@@ -174,8 +174,13 @@ def test_off_by_default(start_server):
 def test_on_it_is_one_more_listener(start_metrics):
     srv, addr = start_metrics("metrics_app:app")
     assert listening_sockets(srv.pid) == 2
-    # The workers closed the copy they inherited: only the master holds it.
-    for pid in srv.live_worker_pids():
+    # Workers forked after it opened (TTIN) close the copy they inherit at once: only
+    # the master holds it.
+    srv.send_signal(signal.SIGTTIN)
+    srv.wait_for_log(r"Booting worker with pid", count=2)
+    pids = srv.live_worker_pids()
+    assert len(pids) == 2
+    for pid in pids:
         assert listening_sockets(pid) == 1
 
 
