@@ -466,3 +466,21 @@ def test_stop_with_clients_connected(start_metrics):
     for s in slow:
         assert s.recv(100) == b""
         s.close()
+
+
+@pytest.mark.parametrize("worker", [["-k", "asgi"], ["-k", "gthread", "--threads", "2"]],
+                         ids=["asgi", "gthread"])
+def test_other_worker_classes_count(start_metrics, worker):
+    app = "asgi_app:app" if worker[1] == "asgi" else "metrics_app:app"
+    fail = "/raise-before" if worker[1] == "asgi" else "/boom"
+    srv, addr = start_metrics(app, *worker)
+    for method, path in (("GET", "/"), ("POST", "/"), ("GET", fail), ("DELETE", "/")):
+        requests.request(method, srv.url + path)
+    m = wait_metrics(addr, lambda m: total_requests(m) == 4 and served(m) == 4
+                     and value(m, "gunicorn_c_requests_in_flight") == 0, "4 requests counted")
+    assert value(m, "gunicorn_c_requests_total", status_class="2xx") == 3
+    assert value(m, "gunicorn_c_requests_total", status_class="5xx") == 1
+    assert value(m, "gunicorn_c_requests_by_method_total", method="GET") == 2
+    assert value(m, "gunicorn_c_requests_by_method_total", method="POST") == 1
+    assert value(m, "gunicorn_c_requests_by_method_total", method="DELETE") == 1
+    assert value(m, "gunicorn_c_request_duration_seconds_count") == 4
