@@ -30,7 +30,7 @@ PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp python3-dev li
           uwsgi uwsgi-plugin-python3 python3-waitress
           python3-trustme python3-httpx python3-h2 nghttp2-client python3-wsproto python3-websockets
           python3-uvicorn python3-uvloop python3-httptools python3-hypercorn daphne python3-starlette
-          python3-fastapi python3-asgiref
+          python3-fastapi python3-asgiref python3-prometheus-client
           wrk nginx haproxy curl clang-format systemd)
 
 install_deps() {

@@ -402,6 +402,7 @@ static int serve(gc__arbiter_t *a)
             gc__arbiter_mark_retiring(a);
             gc__arbiter_manage_workers(a);
             gc__arbiter_start_control(a);
+            gc__arbiter_start_metrics(a);
         }
         GC_PY_ASSERT_CLEAN("as the master's loop waits");
         uv_run(a->loop, UV_RUN_ONCE);
@@ -424,6 +425,10 @@ static int finish(gc__arbiter_t *a, int rc)
         gc__control_close(a->control);
         a->control = NULL;
         uv_run(a->loop, UV_RUN_NOWAIT); /* its close callbacks free it */
+    }
+    if (a->metrics) {
+        gc__arbiter_stop_metrics(a);
+        uv_run(a->loop, UV_RUN_NOWAIT);
     }
     if (a->pidfile)
         gc__pidfile_remove(a->pidfile, getpid());

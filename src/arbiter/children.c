@@ -47,6 +47,7 @@ static void become_worker(gc__arbiter_t *a, int slot, PyObject *obj)
     uv_loop_fork(a->loop);
     uv_walk(a->loop, close_handle, NULL);
     uv_run(a->loop, UV_RUN_NOWAIT);
+    gc__arbiter_metrics_forget(a);
     /* Other workers' hook objects are of no use here. */
     gc__worker_boot_t boot = {
         .cfg = a->cfg,
@@ -141,6 +142,7 @@ static int spawn_worker(gc__arbiter_t *a)
     a->workers[a->nworkers++] = (gc__child_t){
         .pid = pid, .age = age, .slot = slot, .obj = obj, .spawned_ms = gc__monotonic_ms()};
     a->counts.spawned++;
+    a->mcounts.boots++;
     return 0;
 }
 
@@ -236,8 +238,26 @@ static void log_exit(const gc__child_t *c, int status)
 
 /* A worker is gone: its slot is free, child_exit runs, and a worker that could not
  * boot or load the application stops the master. */
+/* The metrics endpoint's counters: how the worker ended. */
+static void count_exit(gc__arbiter_t *a, const gc__child_t *c, int status)
+{
+    gc__metrics_master_t *m = &a->mcounts;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && c->killed != GC_KILLED_NOT) {
+        m->exits[GC_EXIT_KILLED]++;
+        m->kills[c->killed == GC_KILLED_WORKER_TIMEOUT ? GC_KILL_TIMEOUT : GC_KILL_GRACEFUL]++;
+    } else if (WIFSIGNALED(status)) {
+        m->exits[GC_EXIT_SIGNAL]++;
+    } else {
+        m->exits[WEXITSTATUS(status) == 0 ? GC_EXIT_CLEAN : GC_EXIT_ERROR]++;
+    }
+}
+
 static void worker_exited(gc__arbiter_t *a, gc__child_t c, int status)
 {
+    /* Its requests stay counted: the slot's counters join the totals before it is
+     * free for another worker. */
+    gc__counts_fold(&a->folded, &a->sb.slots[c.slot]);
+    count_exit(a, &c, status);
     gc__scoreboard_release(&a->sb, c.slot);
     log_exit(&c, status);
     gc__rt_set_bool(c.obj, "alive", 0);
@@ -309,6 +329,7 @@ void gc__arbiter_check_timeouts(gc__arbiter_t *a, uint64_t now)
             continue;
         }
         c->aborted = 1;
+        a->mcounts.timeouts++;
         log_timeout(c, s, now, timeout);
         gc__rt_set_bool(c->obj, "aborted", 1);
         a->counts.killed++;

@@ -9,6 +9,7 @@
  *   hup.c          HUP: the configuration loaded again, the workers replaced
  *   listeners.c    the listening sockets: opened at start, rebound on HUP, closed
  *   control_ops.c  the arbiter's side of the control socket (gc__control_ops_t)
+ *   metrics.c      --metrics-bind: /metrics, /livez and /readyz on the master's loop
  *
  * and the control socket (control.h):
  *
@@ -30,6 +31,7 @@
 #include "common/buf.h"
 #include "config/config.h"
 #include "proc/listen.h"
+#include "proc/metrics.h"
 #include "proc/scoreboard.h"
 #include "python/runtime.h"
 
@@ -92,10 +94,14 @@ typedef struct {
     uv_poll_t bell;          /* the scoreboard's bell: a worker booted or wants replacing */
     uv_timer_t tick;
     uv_timer_t kill_timer;
-    long kill_secs;              /* --graceful-timeout when the stop began */
-    gc__control_t *control;      /* owned; NULL until started, or when disabled */
-    int control_tried;           /* started once, not retried after a failure */
-    gc__control_counts_t counts; /* for the control socket's `show stats` */
+    long kill_secs;                     /* --graceful-timeout when the stop began */
+    gc__control_t *control;             /* owned; NULL until started, or when disabled */
+    int control_tried;                  /* started once, not retried after a failure */
+    gc__control_counts_t counts;        /* for the control socket's `show stats` */
+    struct gc__metrics_server *metrics; /* owned; NULL until started, or when off */
+    int metrics_tried;                  /* started once, not retried after a failure */
+    gc__counts_t folded;                /* the request counters of exited workers */
+    gc__metrics_master_t mcounts;       /* boots, exits, timeouts, kills */
 } gc__arbiter_t;
 
 /* arbiter.c */
@@ -164,6 +170,18 @@ int gc__arbiter_rebind(gc__arbiter_t *a, const gc__config_t *cfg);
 /* Opens the control socket once, when the first workers are forked (a new master of a
  * USR2 waits until it is promoted). */
 void gc__arbiter_start_control(gc__arbiter_t *a);
+
+/* metrics.c */
+/* Opens --metrics-bind once, when the first workers are forked (a new master of a USR2
+ * waits until it is promoted); a failure is logged and the master runs without it. */
+void gc__arbiter_start_metrics(gc__arbiter_t *a);
+/* Closes it and its connections (the close callbacks free them: run the loop once). */
+void gc__arbiter_stop_metrics(gc__arbiter_t *a);
+/* In a new worker: closes the descriptors it inherited (its loop's handles are gone). */
+void gc__arbiter_metrics_forget(gc__arbiter_t *a);
+/* What /readyz answers: 1 when the target number of workers have booted and serve
+ * (not timed out, not sent TERM) and the master is not stopping. */
+int gc__arbiter_ready(const gc__arbiter_t *a);
 
 /* --- the control socket ----------------------------------------------------------- */
 

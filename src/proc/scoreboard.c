@@ -7,6 +7,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+const uint64_t gc__count_bounds_us[GC_COUNT_BUCKETS - 1] = {
+    1000,   2500,   5000,    10000,   25000,   50000,   100000,
+    250000, 500000, 1000000, 2500000, 5000000, 10000000};
+const char *const gc__count_methods[GC_COUNT_METHODS] = {"GET",    "HEAD",  "POST",    "PUT",
+                                                         "DELETE", "PATCH", "OPTIONS", "other"};
+
 int gc__scoreboard_init(gc__scoreboard_t *sb, size_t n)
 {
     sb->bell = -1;
@@ -61,6 +67,8 @@ int gc__scoreboard_claim(gc__scoreboard_t *sb, pid_t pid, uint64_t now_ms)
         atomic_store(&s->inflight, 0);
         atomic_store(&s->conns, 0);
         atomic_store(&s->accepting, 0);
+        /* Only the arbiter writes a free slot; the worker that used it is gone. */
+        memset(&s->counts, 0, sizeof(s->counts));
         atomic_store(&s->pid, (int32_t)pid);
         atomic_store(&s->state, GC_SLOT_BOOTING);
         return (int)i;
@@ -122,6 +130,44 @@ void gc__slot_request_end(gc__slot_t *s, uint64_t now_ms)
     uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     if (st != GC_SLOT_RETIRING)
         atomic_store_explicit(&s->state, GC_SLOT_IDLE, memory_order_relaxed);
+}
+
+int gc__count_method_index(const char *m, size_t n)
+{
+    /* By length first: at most two comparisons on the request path. */
+    static const signed char by_len[8][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {0, 3},
+                                             {1, 2},   {5, -1},  {4, -1},  {6, -1}};
+    for (int k = 0; n < 8 && k < 2 && by_len[n][k] >= 0; k++)
+        if (memcmp(gc__count_methods[by_len[n][k]], m, n) == 0)
+            return by_len[n][k];
+    return GC_COUNT_METHODS - 1;
+}
+
+void gc__slot_count(gc__slot_t *s, gc__view_t method, int status, uint64_t duration_us)
+{
+    gc__slot_counts_t *c = &s->counts;
+    int cls = status >= 100 && status < 600 ? status / 100 : 0;
+    int b = 0;
+    while (b < GC_COUNT_BUCKETS - 1 && duration_us > gc__count_bounds_us[b])
+        b++;
+    /* Relaxed: each is a counter on its own; the arbiter needs no order between them. */
+    atomic_fetch_add_explicit(&c->status[cls], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->method[gc__count_method_index(method.base, method.len)], 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->duration_us, duration_us, memory_order_relaxed);
+}
+
+void gc__counts_fold(gc__counts_t *into, const gc__slot_t *s)
+{
+    const gc__slot_counts_t *c = &s->counts;
+    for (int i = 0; i < GC_COUNT_STATUS; i++)
+        into->status[i] += atomic_load_explicit(&c->status[i], memory_order_relaxed);
+    for (int i = 0; i < GC_COUNT_METHODS; i++)
+        into->method[i] += atomic_load_explicit(&c->method[i], memory_order_relaxed);
+    for (int i = 0; i < GC_COUNT_BUCKETS; i++)
+        into->bucket[i] += atomic_load_explicit(&c->bucket[i], memory_order_relaxed);
+    into->duration_us += atomic_load_explicit(&c->duration_us, memory_order_relaxed);
 }
 
 int gc__slot_read_request(const gc__slot_t *s, char *method, size_t mcap, char *path, size_t pcap,

@@ -13,6 +13,46 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/buf.h"
+
+/* --- request counters (the metrics endpoint, src/arbiter/metrics.c) ------------------
+ *
+ * Each worker counts its requests by status class, by method and by duration in its
+ * own slot: a few relaxed atomic additions at a request's end, no lock and no system
+ * call. The arbiter adds the counters of every live slot to the totals it folded in
+ * from workers that have exited (gc__counts_fold), so nothing is lost to a rotation. */
+
+/* Status classes: [0] no response began (the client left, the worker was stopped), then
+ * 1xx to 5xx; anything outside 100..599 counts as [0]. */
+#define GC_COUNT_STATUS 6
+/* Methods: GET HEAD POST PUT DELETE PATCH OPTIONS, and [7] any other. */
+#define GC_COUNT_METHODS 8
+/* Duration buckets (not cumulative): one per bound of gc__count_bounds_us, and the
+ * last for longer requests (+Inf). */
+#define GC_COUNT_BUCKETS 14
+
+/* The upper bounds (microseconds, inclusive) of the first GC_COUNT_BUCKETS - 1
+ * buckets: 1 ms to 10 s. */
+extern const uint64_t gc__count_bounds_us[GC_COUNT_BUCKETS - 1];
+/* The method names, in counter order ("other" last). */
+extern const char *const gc__count_methods[GC_COUNT_METHODS];
+
+/* A worker's counters, in its slot. */
+typedef struct {
+    _Atomic uint64_t status[GC_COUNT_STATUS];
+    _Atomic uint64_t method[GC_COUNT_METHODS];
+    _Atomic uint64_t bucket[GC_COUNT_BUCKETS];
+    _Atomic uint64_t duration_us; /* the sum */
+} gc__slot_counts_t;
+
+/* The same as plain numbers: a snapshot, or the arbiter's totals. */
+typedef struct {
+    uint64_t status[GC_COUNT_STATUS];
+    uint64_t method[GC_COUNT_METHODS];
+    uint64_t bucket[GC_COUNT_BUCKETS];
+    uint64_t duration_us;
+} gc__counts_t;
+
 enum gc__slot_state {
     GC_SLOT_FREE = 0,
     GC_SLOT_BOOTING, /* forked, importing the application */
@@ -33,6 +73,7 @@ typedef struct {
     _Atomic uint32_t accepting;  /* 1 while the worker watches the listening sockets */
     char method[16];
     char path[240];
+    gc__slot_counts_t counts; /* requests by status class, method and duration */
 } gc__slot_t;
 
 typedef struct {
@@ -65,6 +106,16 @@ void gc__slot_beat(gc__slot_t *s, uint64_t now_ms);
 void gc__slot_request_begin(gc__slot_t *s, const char *method, size_t mlen, const char *path,
                             size_t plen, uint64_t now_ms);
 void gc__slot_request_end(gc__slot_t *s, uint64_t now_ms);
+
+/* Worker side, at a request's end (any thread): counts it by status code (0: no
+ * response began), method (the view is borrowed) and duration. */
+void gc__slot_count(gc__slot_t *s, gc__view_t method, int status, uint64_t duration_us);
+/* The counter index of a method (GC_COUNT_METHODS - 1 for any other). */
+int gc__count_method_index(const char *method, size_t mlen);
+
+/* Arbiter side: adds slot s's counters to *into (a live slot's snapshot, or the
+ * totals when its worker has exited). */
+void gc__counts_fold(gc__counts_t *into, const gc__slot_t *s);
 
 /* Arbiter side: copies the current request's method and path consistently. Returns 1
  * when the worker is running a request (and fills the buffers), else 0. */

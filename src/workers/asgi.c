@@ -748,6 +748,8 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     }
     if (c->parser.state != GC_HTTP_READY)
         keep = 0;
+    gc__slot_count(c->w->slot, gc__http_method(&c->parser.req), ch->ws && !status ? 403 : status,
+                   now_us() - ch->t0);
     if (ch->ws)
         access_log(ch, status ? status : 403);
     else if (outcome != 0 && (outcome == 1 || status == 500))

@@ -769,6 +769,8 @@ out:
             r->code = 101;
         r->headers_sent = 1;
     }
+    if (peer->status_out != NULL)
+        *peer->status_out = error_page ? error_page : r && r->headers_sent ? r->code : 0;
     /* What was sent, not what the application's list holds by now. */
     sent = r != NULL && (logging || hook_req != NULL) ? sent_headers(r) : NULL;
     if (logging) {

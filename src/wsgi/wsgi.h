@@ -70,6 +70,9 @@ typedef struct {
      * AF_UNIX), or -1 when no socket is offered (TLS, HTTP/2 streams). */
     int socket_fd;
     int socket_family;
+    /* Where gc__wsgi_handle stores the response's status code (0: no response began),
+     * for the scoreboard's counters; NULL: nowhere. */
+    int *status_out;
 } gc__wsgi_peer_t;
 
 typedef struct {

@@ -17,7 +17,7 @@ from conftest import APPS_DIR, CRASH_RE, REPO_ROOT, embedded_python, run_cli, se
 from helpers import url
 
 GUNICORN = shutil.which("gunicorn", path="/usr/bin")
-SETTINGS_COUNT = 121  # Gunicorn 26.1's 118, --access-log-json, --virtualenv, --http2-cleartext (its HEAD)
+SETTINGS_COUNT = 122  # Gunicorn 26.1's 118, --access-log-json, --virtualenv, --http2-cleartext (its HEAD), --metrics-bind
 
 
 def cli(*args, cwd=APPS_DIR, env=None, timeout=20):

@@ -127,8 +127,8 @@ static void assert_formatted(const gc__config_t *cfg, int id, const char *want)
 static void test_table(void)
 {
     /* Every Gunicorn 26.1 setting, each once. */
-    ASSERT_EQ_INT(GC_S__COUNT,
-                  121); /* Gunicorn 26.1's 118, access_log_json, virtualenv, http2_cleartext */
+    /* Gunicorn 26.1's 118, access_log_json, virtualenv, http2_cleartext, metrics_bind */
+    ASSERT_EQ_INT(GC_S__COUNT, 122);
     for (int id = 0; id < GC_S__COUNT; id++) {
         const gc__setting_info_t *info = gc__setting_info(id);
         ASSERT_EQ_INT(gc__setting_find(info->name), id);
