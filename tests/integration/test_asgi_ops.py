@@ -44,6 +44,7 @@ from conftest import BOOTING_RE, LISTENING_RE, Server, CRASH_RE
 from helpers import (Control, children, control_path, kill_quietly,
                      wait_gone, wait_in_file, wait_until)
 from rawhttp import Reader, closed_by_peer, request
+from test_proxy import connect
 
 websockets = pytest.importorskip("websockets")
 
@@ -65,15 +66,6 @@ def start_asgi(start_server, *args, app=APP, events=None, **kw):
     return start_server(app, "-k", "asgi", "--asgi-loop", "asyncio", *args, env=env, **kw)
 
 
-def connect(srv, source=None):
-    """A raw socket to the server, bound to `source` (an address on lo) when given."""
-    if source is None:
-        return srv.connect()
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.bind((source, 0))
-    s.connect((srv.host, srv.port))
-    return s
 
 
 def fetch(srv, data, source=None, method="GET"):

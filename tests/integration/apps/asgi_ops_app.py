@@ -25,27 +25,11 @@ and closes with 1000.
 import json
 import os
 
-EVENTS = os.environ.get("ASGI_EVENTS")
+from asgi_app import jsonable, record  # (the same $ASGI_EVENTS file)
 seen = []  # every request's raw path, as its task starts
 whole = []  # the raw path of every request whose body arrived whole
 
 
-def record(line):
-    if EVENTS:
-        with open(EVENTS, "a") as f:
-            f.write(line + "\n")
-
-
-def jsonable(value):
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
 
 
 async def body_of(receive, scope=None):
