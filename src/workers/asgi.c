@@ -49,6 +49,7 @@ typedef struct {
     PyObject *loop_time;     /* loop.time */
     PyObject *create_future; /* loop.create_future */
     PyObject *turn;          /* turn() as a Python callable */
+    PyObject *turn_flush;    /* turn_flush(), which sends what the tasks sent first */
     PyObject *timer;         /* the asyncio TimerHandle for the next turn, or NULL */
     double timer_at;         /* when it fires (the loop's clock) */
     PyObject *asgi_version;  /* {"version": "3.0", "spec_version": "2.4"} */
@@ -226,7 +227,7 @@ static void want_turn(asgi_t *a, const gc__conn_t *c)
     (void)c;
     if (a->in_turn || a->turn_asked)
         return;
-    PyObject *r = PyObject_CallOneArg(a->call_soon, a->turn);
+    PyObject *r = PyObject_CallOneArg(a->call_soon, a->turn_flush);
     if (r == NULL) {
         PyErr_Clear();
         return;
@@ -1867,15 +1868,15 @@ static int schedule(asgi_t *a, gc__worker_t *w)
 
 /* turn(): one turn of libuv, from the asyncio loop (its descriptor was readable, or a
  * libuv timer is due). */
-static PyObject *turn(PyObject *self, PyObject *unused)
+static PyObject *run_turn(gc__worker_t *w, int flush)
 {
-    (void)unused;
-    gc__worker_t *w = PyCapsule_GetPointer(self, NULL);
     asgi_t *a = state_of(w);
-    a->turn_asked = 0;
     a->in_turn = 1;
     w->app_batch = 0;
-    gc__conns_app_flush(w);
+    if (flush) {
+        a->turn_asked = 0;
+        gc__conns_app_flush(w);
+    }
     uv_run(w->loop, UV_RUN_NOWAIT);
     w->app_batch = 1;
     a->in_turn = 0;
@@ -1895,7 +1896,26 @@ static PyObject *turn(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* The turn asyncio runs when libuv's descriptor is readable or its timer is due. What
+ * the tasks sent waits for turn_flush: flushing here, right before reading, would send
+ * the responses with no time for the client to answer them before the read (measured:
+ * 16 responses a flush, against about 33 when the tasks' work comes in between, and
+ * the client woken once a flush). */
+static PyObject *turn(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return run_turn(PyCapsule_GetPointer(self, NULL), 0);
+}
+
+/* The turn want_turn asks for, among the tasks' callbacks: what they sent goes out. */
+static PyObject *turn_flush(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return run_turn(PyCapsule_GetPointer(self, NULL), 1);
+}
+
 static PyMethodDef turn_def = {"turn", turn, METH_NOARGS, NULL};
+static PyMethodDef turn_flush_def = {"turn_flush", turn_flush, METH_NOARGS, NULL};
 
 static PyObject *import_glue(void)
 {
@@ -1940,6 +1960,7 @@ static int asgi_start(gc__worker_t *w)
     a->create_future = a->loop ? PyObject_GetAttrString(a->loop, "create_future") : NULL;
     PyObject *self = PyCapsule_New(w, NULL, NULL);
     a->turn = self ? PyCFunction_New(&turn_def, self) : NULL;
+    a->turn_flush = self ? PyCFunction_New(&turn_flush_def, self) : NULL;
     Py_XDECREF(self);
     a->asgi_version = Py_BuildValue("{ssss}", "version", "3.0", "spec_version", "2.4");
     a->extensions = Py_BuildValue("{s{}s{}s{}}", "http.response.informational",
@@ -1953,8 +1974,8 @@ static int asgi_start(gc__worker_t *w)
     a->str_done = PyUnicode_InternFromString("done");
     Py_DECREF(mod);
     if (!a->run || !a->pathsend || !a->create_task || !a->loop || !a->call_at || !a->call_soon ||
-        !a->loop_time || !a->create_future || !a->turn || !a->asgi_version || !a->extensions ||
-        !a->root_path || !a->str_set_result || !a->str_cancel || !a->str_done)
+        !a->loop_time || !a->create_future || !a->turn || !a->turn_flush || !a->asgi_version ||
+        !a->extensions || !a->root_path || !a->str_set_result || !a->str_cancel || !a->str_done)
         goto fail;
     PyObject *ok = PyObject_CallMethod(a->server, "startup", NULL);
     if (ok == NULL)
