@@ -222,9 +222,8 @@ static PyObject *ch_drain(channel_t *ch, PyObject *unused)
  * an HTTP/2 stream's frames wait in its session, for the next turn, so that the
  * responses of the tasks that run now go out together. That turn is asked for, right
  * after them. */
-static void want_turn(asgi_t *a, const gc__conn_t *c)
+static void want_turn(asgi_t *a)
 {
-    (void)c;
     if (a->in_turn || a->turn_asked)
         return;
     PyObject *r = PyObject_CallOneArg(a->call_soon, a->turn_flush);
@@ -238,7 +237,7 @@ static void want_turn(asgi_t *a, const gc__conn_t *c)
 
 static int ch_write(channel_t *ch, const struct iovec *iov, int n)
 {
-    want_turn(ch->a, ch->c);
+    want_turn(ch->a);
     int rc = gc__conn_app_write(ch->c, iov, n);
     if (rc < 0) {
         PyErr_SetString(PyExc_OSError, "the client has gone away");
@@ -653,7 +652,7 @@ static PyObject *log_environ(gc__conn_t *c, const gc__wsgi_peer_t *peer)
     return env;
 }
 
-static void access_log(channel_t *ch, int status)
+static void access_log(channel_t *ch, int status, uint64_t duration_us)
 {
     int logging = gc__access_log_enabled() || gc__statsd_enabled();
     if (!logging)
@@ -673,7 +672,7 @@ static void access_log(channel_t *ch, int status)
         .status = st,
         .status_code = status,
         .body_bytes = ch->sent,
-        .duration_us = now_us() - ch->t0,
+        .duration_us = duration_us,
     };
     if (gc__access_log_enabled())
         gc__access_log_request(&rec);
@@ -749,12 +748,13 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     }
     if (c->parser.state != GC_HTTP_READY)
         keep = 0;
+    uint64_t duration_us = now_us() - ch->t0; /* one clock read for the counts and the log */
     gc__slot_count(c->w->slot, gc__http_method(&c->parser.req), ch->ws && !status ? 403 : status,
-                   now_us() - ch->t0);
+                   duration_us);
     if (ch->ws)
-        access_log(ch, status ? status : 403);
+        access_log(ch, status ? status : 403, duration_us);
     else if (outcome != 0 && (outcome == 1 || status == 500))
-        access_log(ch, status);
+        access_log(ch, status, duration_us);
     ch->c = NULL;
     c->app = NULL;
     resolve(ch->a, &ch->drain);
@@ -762,7 +762,7 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     resolve(ch->a, &ch->more);
     resolve(ch->a, &ch->arrived);
     Py_CLEAR(ch->task); /* (the task holds the channel: no cycle outlives the request) */
-    want_turn(ch->a, c);
+    want_turn(ch->a);
     gc__conn_app_done(c, keep);
     unlink_live(ch); /* (last: it may drop the last reference) */
     Py_RETURN_NONE;

@@ -204,9 +204,10 @@ struct gc__worker {
     struct gc__h2conn *h2soon;
     /* A class whose application writes from outside libuv's turn (asgi.c) sets
      * app_batch meanwhile: the connections it writes to keep the bytes (and the end of
-     * their request) in `batch` until the class calls gc__conns_app_flush, once per turn
-     * of its own loop, so that the responses of a turn go out together, as uvloop does
-     * (each write to an idle client costs a wake-up; measured: 4 us a request). */
+     * their request) in `batch` until the class calls gc__conns_app_flush (asgi.c: in the
+     * turn it asks asyncio for among the tasks' callbacks, not in the one that reads),
+     * so that the responses of the tasks that ran go out together, as uvloop does (each
+     * write to an idle client costs a wake-up of it). */
     int app_batch;
     struct gc__conn *batch;
 };

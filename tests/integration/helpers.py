@@ -367,3 +367,19 @@ def recv_until_closed(sock):
         if not piece:
             return data
         data += piece
+
+
+def trickle_until_closed(s, data, pause=0.25):
+    """Sends data one byte at a time, waiting up to `pause` s after each byte for the
+    server to close (a slow client; the wait is the behaviour under test). Returns
+    (closed, seconds from the first byte)."""
+    from rawhttp import closed_by_peer
+    start = time.monotonic()
+    for i in range(len(data)):
+        try:
+            s.send(data[i:i + 1])
+        except OSError:
+            return True, time.monotonic() - start
+        if closed_by_peer(s, timeout=pause):
+            return True, time.monotonic() - start
+    return False, time.monotonic() - start

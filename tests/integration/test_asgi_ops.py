@@ -41,7 +41,7 @@ import time
 import pytest
 
 from conftest import BOOTING_RE, LISTENING_RE, Server, CRASH_RE
-from helpers import (Control, children, control_path, kill_quietly,
+from helpers import (Control, children, control_path, kill_quietly, trickle_until_closed,
                      wait_gone, wait_in_file, wait_until)
 from rawhttp import Reader, closed_by_peer, request
 from test_proxy import connect
@@ -665,18 +665,7 @@ def test_idle_and_unfinished_connections_are_closed_on_time(start_server):
         assert 0.5 < time.monotonic() - start < 3
     with srv.connect() as s:
         data = request(headers=[("X-Padding", "p" * 100)])
-        start = time.monotonic()
-        closed = False
-        for i in range(len(data)):
-            try:
-                s.send(data[i:i + 1])
-            except OSError:
-                closed = True
-                break
-            if closed_by_peer(s, timeout=0.25):
-                closed = True
-                break
-        elapsed = time.monotonic() - start
+        closed, elapsed = trickle_until_closed(s, data)
     assert closed
     assert 1.5 < elapsed < 4, elapsed
     assert plain(srv, "/").body == b"Hello, World!"

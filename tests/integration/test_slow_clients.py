@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Control, control_path, wait_until
+from helpers import Control, control_path, trickle_until_closed, wait_until
 from rawhttp import Reader, closed_by_peer, request
 
 HERE = Path(__file__).resolve().parent
@@ -121,19 +121,8 @@ def test_request_timeout_cuts_a_slowloris_connection(start_server):
     # bytes arrive.
     srv = start_server("hello", "--timeout", "2")
     with srv.connect() as s:
-        start = time.monotonic()
         data = request(headers=[("X-Padding", "p" * 100)])
-        closed = False
-        for i in range(len(data)):
-            try:
-                s.send(data[i:i + 1])
-            except OSError:
-                closed = True
-                break
-            if closed_by_peer(s, timeout=0.25):
-                closed = True
-                break
-        elapsed = time.monotonic() - start
+        closed, elapsed = trickle_until_closed(s, data)
     assert closed
     assert 1.5 < elapsed < 4, elapsed
     # The worker is free the whole time, and after.

@@ -4,7 +4,7 @@
   /boom          raises: the server answers 500
   /hold?FIFO     writes "metrics_app held" on stderr, then opens the FIFO for reading,
                  which blocks until the test opens it for writing: the request stays
-                 in the application exactly as long as the test needs, with no sleep
+                 in the application exactly as long as the test needs, with no timed wait
   /deaf?FIFO     as /hold, with SIGINT and SIGQUIT blocked first: a quick stop cannot
                  end the request, and the master's kill timer ends the worker
   /stuck         blocks SIGABRT and waits forever: the master's timeout SIGABRT cannot
