@@ -6,5 +6,7 @@
 
 /* CLOCK_MONOTONIC in milliseconds: heartbeats, uptimes, request ages. */
 uint64_t gc__monotonic_ms(void);
+/* The same in microseconds: request durations (the access log, StatsD, metrics). */
+uint64_t gc__monotonic_us(void);
 
 #endif

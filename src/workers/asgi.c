@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 
 #include "asgi_py.h"
+#include "common/clock.h"
 #include "http/response.h"
 #include "log/log.h"
 #include "log/statsd.h"
@@ -109,13 +109,6 @@ typedef struct channel {
 } channel_t;
 
 static PyTypeObject channel_type;
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static PyObject *closed_error(void)
 {
@@ -748,7 +741,8 @@ static PyObject *ch_finish(channel_t *ch, PyObject *arg)
     }
     if (c->parser.state != GC_HTTP_READY)
         keep = 0;
-    uint64_t duration_us = now_us() - ch->t0; /* one clock read for the counts and the log */
+    uint64_t duration_us =
+        gc__monotonic_us() - ch->t0; /* one clock read for the counts and the log */
     gc__slot_count(c->w->slot, gc__http_method(&c->parser.req), ch->ws && !status ? 403 : status,
                    duration_us);
     if (ch->ws)
@@ -1669,7 +1663,7 @@ static void spawn(gc__conn_t *c, const gc__ws_handshake_t *hs)
     ch->sent = 0;
     ch->headers = ch->drain = ch->gone = ch->task = ch->more = NULL;
     ch->paused = 0;
-    ch->t0 = now_us();
+    ch->t0 = gc__monotonic_us();
     ch->ws = hs != NULL;
     ch->session = NULL;
     ch->inbox = ch->arrived = NULL;

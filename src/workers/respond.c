@@ -14,9 +14,9 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "http/response.h"
 #include "http/sink.h"
 #include "log/log.h"
@@ -39,15 +39,6 @@ void gc__conn_sink_unlocked(gc__conn_t *c, gc__sink_t *sink)
     sink->wait = gc__sink_poll_wait;
     sink->io_enter = sink_unlock;
     sink->io_leave = sink_relock;
-}
-
-/* The clock of the request duration histogram (CLOCK_MONOTONIC, read through the vDSO:
- * no system call). */
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
@@ -96,9 +87,9 @@ int gc__conn_respond(gc__conn_t *c, gc__buf_t *head)
     int keep = c->parser.req.keep_alive && !w->stopping && gc__cfg_int(w->cfg, GC_S_keepalive) > 0;
     int status = 0;
     peer.status_out = &status;
-    uint64_t t0 = now_us();
+    uint64_t t0 = gc__monotonic_us();
     enum gc__wsgi_outcome out = gc__wsgi_handle(&w->wsgi, &c->parser.req, &peer, sink, head, keep);
-    gc__slot_count(w->slot, gc__http_method(&c->parser.req), status, now_us() - t0);
+    gc__slot_count(w->slot, gc__http_method(&c->parser.req), status, gc__monotonic_us() - t0);
     if (out == GC_WSGI_TAKEN)
         return GC_CONN_TAKEN;
     /* A body the application never read is still on its way (or held back by the

@@ -19,9 +19,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "http/response.h"
 #include "log/log.h"
 #include "log/statsd.h"
@@ -524,13 +524,6 @@ static uint64_t write_error_response(gc__sink_t *sink, int status)
     return body;
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void pass_trailers(response_t *r, const gc__wsgi_peer_t *peer);
 
 /* gunicorn.socket for one request: an object of runtime.py's Unopened class, which
@@ -628,7 +621,7 @@ enum gc__wsgi_outcome gc__wsgi_handle(gc__wsgi_state_t *st, gc__http_request_t *
     uint64_t error_body = 0;
     gc__view_t method = gc__http_method(req);
     int logging = gc__access_log_enabled() || gc__statsd_enabled();
-    uint64_t started = logging ? now_us() : 0;
+    uint64_t started = logging ? gc__monotonic_us() : 0;
 
     input =
         gc__wsgi_input_new(&req->body, req->body_pending ? peer->pull_body : NULL, peer->pull_ctx);
@@ -786,7 +779,7 @@ out:
             .body_bytes = error_page ? error_body
                           : r        ? r->body_sent
                                      : 0,
-            .duration_us = now_us() - started,
+            .duration_us = gc__monotonic_us() - started,
         };
         /* As Gunicorn: a line for a complete response or our error page, none for a
          * response cut short (the app failed after its headers, the client left). */
